@@ -1,0 +1,313 @@
+"""Data-efficient DCGAN training on one class: the step, the EMA, and the loop.
+
+The whole class sits on the device as a uint8 tensor; every batch, flip, augmentation and
+latent is drawn there from one torch.Generator, so a run is a pure function of (data, config,
+seed) and a checkpoint that stores that generator's state resumes bit-exactly. The loop knows
+nothing about files: the caller passes `snapshot` and `log` callbacks (see pipelines.gan_run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from gan.diffaugment import POLICIES, diff_augment
+from gan.networks import Architecture, build
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one GAN run. Defaults: DCGAN's optimiser, DiffAugment's policy."""
+
+    kimg: float = 100.0  # training length: thousands of real images shown to D
+    batch_size: int = 64
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    diffaugment: tuple[str, ...] = POLICIES  # () switches DiffAugment off
+    dihedral: bool = True  # random flips/90-degree turns of reals: lesions have no "up"
+    ema_kimg: float = 10.0  # half-life of the generator EMA in kimg; 0 switches it off
+    ema_rampup: float = 0.05  # EMA half-life <= this fraction of images seen so far
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
+    seed: int = 0
+    snapshot_kimg: float = 10.0  # checkpoint + sample grid interval
+    log_steps: int = 20  # metrics/NaN check interval, in optimiser steps
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)
+        self.diffaugment = tuple(self.diffaugment)
+        unknown = set(self.diffaugment) - set(POLICIES)
+        if unknown:
+            raise ValueError(f"unknown DiffAugment policy {sorted(unknown)}; use {POLICIES}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; use {list(PRECISIONS)}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class GanState:
+    """Everything that changes during training; checkpoints are exactly this plus configs."""
+
+    arch: Architecture
+    G: nn.Module
+    D: nn.Module
+    G_ema: nn.Module | None
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    rng: torch.Generator
+    nimg: int = 0
+    step: int = 0
+    scalers: dict = field(default_factory=dict)  # GradScalers, fp16 only
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The network to draw samples from: the EMA generator when there is one."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN/inf; the last checkpoint on disk is the last good state."""
+
+
+def new_state(arch: Architecture, cfg: TrainConfig, device: torch.device) -> GanState:
+    torch.manual_seed(cfg.seed)  # weight init
+    # channels_last: oneDNN's fast convolution layout on CPUs, tensor-core friendly on GPUs
+    G, D = (m.to(device, memory_format=torch.channels_last) for m in build(arch))
+    G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema_kimg > 0 else None
+    rng = torch.Generator(device=device)
+    rng.manual_seed(cfg.seed)
+    scalers = {}
+    if cfg.precision == "fp16":
+        scalers = {k: torch.amp.GradScaler(device.type) for k in ("G", "D")}
+    return GanState(
+        arch=arch,
+        G=G,
+        D=D,
+        G_ema=G_ema,
+        opt_G=torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas),
+        opt_D=torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas),
+        rng=rng,
+        scalers=scalers,
+    )
+
+
+def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 N×3×H×W in [0, 255] -> float in [-1, 1] (the generator's tanh range)."""
+    return images_uint8.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Generator output in [-1, 1] -> uint8 [0, 255], rounding to nearest."""
+    return images.float().add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def random_dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Apply one of the 8 flips/90-degree rotations to each square image, chosen at random."""
+    flips = torch.rand(3, x.shape[0], 1, 1, 1, device=x.device, generator=g) < 0.5
+    x = torch.where(flips[0], x.flip(3), x)
+    x = torch.where(flips[1], x.flip(2), x)
+    return torch.where(flips[2], x.transpose(2, 3), x)
+
+
+def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler) -> None:
+    opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        opt.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+
+def train_step(state: GanState, images: torch.Tensor, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """One D update and one G update with the non-saturating loss; returns detached metrics."""
+    g, dev = state.rng, images.device
+    n = cfg.batch_size
+    idx = torch.randint(0, images.shape[0], (n,), device=dev, generator=g)
+    real = to_model_range(images[idx])
+    if cfg.dihedral:
+        real = random_dihedral(real, g)
+    z = torch.randn(n, state.arch.nz, device=dev, generator=g)
+    autocast = torch.autocast(
+        dev.type, dtype=PRECISIONS[cfg.precision], enabled=cfg.precision != "fp32"
+    )
+
+    with autocast:
+        fake = state.G(z)
+        d_real = state.D(diff_augment(real, cfg.diffaugment, g)).float()
+        d_fake = state.D(diff_augment(fake.detach(), cfg.diffaugment, g)).float()
+        loss_D = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+    _backward_step(loss_D, state.opt_D, state.scalers.get("D"))
+
+    with autocast:
+        d_gen = state.D(diff_augment(fake, cfg.diffaugment, g)).float()
+        loss_G = F.softplus(-d_gen).mean()
+    state.D.requires_grad_(False)  # G's update needs no D gradients
+    _backward_step(loss_G, state.opt_G, state.scalers.get("G"))
+    state.D.requires_grad_(True)
+
+    state.nimg += n
+    state.step += 1
+    if state.G_ema is not None:
+        update_ema(state.G_ema, state.G, cfg, state.nimg, n)
+    return {
+        "loss_D": loss_D.detach(),
+        "loss_G": loss_G.detach(),
+        "D_real": torch.sigmoid(d_real).mean().detach(),
+        "D_fake": torch.sigmoid(d_fake).mean().detach(),
+    }
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, cfg: TrainConfig, nimg: int, batch: int) -> None:
+    """EMA with a half-life in images (StyleGAN2-ADA); ramped up so early weights fade fast."""
+    half_life = cfg.ema_kimg * 1000
+    if cfg.ema_rampup > 0:
+        half_life = min(half_life, nimg * cfg.ema_rampup)
+    beta = 0.5 ** (batch / max(half_life, 1e-8))
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - beta)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+@contextlib.contextmanager
+def _untouched_buffers(model: nn.Module) -> Iterator[None]:
+    """Run a model in train mode (batch statistics) without leaving a trace in its buffers."""
+    saved = [b.clone() for b in model.buffers()]
+    was_training = model.training
+    model.train()
+    try:
+        yield
+    finally:
+        for b, s in zip(model.buffers(), saved):
+            b.copy_(s)
+        model.train(was_training)
+
+
+@torch.no_grad()
+def sample(
+    G: nn.Module, z: torch.Tensor, batch_size: int = 256, precision: str = "fp32"
+) -> torch.Tensor:
+    """uint8 N×3×H×W images for latents z.
+
+    DCGAN generators are sampled with batch statistics, as in the original: the EMA copy's
+    running statistics belong to other weights. Batches of >= 64 keep that noise negligible.
+    """
+    out = []
+    autocast = torch.autocast(
+        z.device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"
+    )
+    with _untouched_buffers(G), autocast:
+        for chunk in z.split(batch_size):
+            out.append(to_uint8(G(chunk)))
+    return torch.cat(out)
+
+
+def _next_boundary(nimg: int, every_kimg: float) -> int:
+    every = max(int(every_kimg * 1000), 1)
+    return (nimg // every + 1) * every
+
+
+def train(
+    state: GanState,
+    images: torch.Tensor,
+    cfg: TrainConfig,
+    snapshot: Callable[[GanState], None],
+    log: Callable[[dict], None],
+    progress: bool = True,
+) -> GanState:
+    """Train until cfg.kimg, calling snapshot() every cfg.snapshot_kimg and at the end.
+
+    Ctrl-C finishes the current step, takes a snapshot and raises KeyboardInterrupt (a second
+    Ctrl-C interrupts at once). Losses are checked before every snapshot: a NaN/inf raises
+    TrainingDiverged without one, so the checkpoint on disk stays the last good state.
+    """
+    target = int(math.ceil(cfg.kimg * 1000))
+    next_snap = _next_boundary(state.nimg, cfg.snapshot_kimg)
+    window = _Window()
+    bar = tqdm(
+        total=round(target / 1000, 1),
+        initial=round(state.nimg / 1000, 1),
+        unit="kimg",
+        disable=not progress,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}{postfix}]",
+    )
+    with bar, _deferred_interrupt() as interrupted:
+        while state.nimg < target:
+            window.add(train_step(state, images, cfg))
+            snap = state.nimg >= next_snap or state.nimg >= target or interrupted()
+            if snap or state.step % cfg.log_steps == 0:
+                row = window.flush(state, cfg.batch_size)
+                log(row)
+                bar.set_postfix(
+                    {k: f"{row[k]:.3g}" for k in ("loss_D", "loss_G", "D_real", "D_fake")}
+                    | {"img/s": f"{row['img_s']:.0f}"}
+                )
+                bar.update(round(state.nimg / 1000, 1) - bar.n)
+            if snap:
+                snapshot(state)
+                next_snap = _next_boundary(state.nimg, cfg.snapshot_kimg)
+            if interrupted():
+                raise KeyboardInterrupt
+    return state
+
+
+class _Window:
+    """Metric sums since the last log row; kept as tensors so a GPU step never syncs."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps, self.t0 = 0, time.perf_counter()
+
+    def add(self, stats: dict[str, torch.Tensor]) -> None:
+        for k, v in stats.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+        self.steps += 1
+
+    def flush(self, state: GanState, batch_size: int) -> dict:
+        means = {k: v.item() / self.steps for k, v in self.sums.items()}
+        bad = [k for k, v in means.items() if not math.isfinite(v)]
+        if bad:
+            raise TrainingDiverged(
+                f"{', '.join(bad)} became NaN/inf at {state.nimg / 1000:.1f} kimg"
+            )
+        elapsed = time.perf_counter() - self.t0
+        row = {"kimg": state.nimg / 1000, "step": state.step, **means}
+        row["img_s"] = self.steps * batch_size / max(elapsed, 1e-9)
+        self.__init__()
+        return row
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[Callable[[], bool]]:
+    """Turn the first SIGINT into a flag the loop checks between steps (main thread only)."""
+    hit = []
+
+    def handler(signum, frame):  # noqa: ARG001
+        if hit:
+            raise KeyboardInterrupt
+        hit.append(True)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(hit)
+    finally:
+        signal.signal(signal.SIGINT, previous)

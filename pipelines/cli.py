@@ -1,0 +1,276 @@
+"""Command-line entry points. Each command is a thin shell over pipelines/ and gan/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+from gan.diffaugment import POLICIES
+from gan.networks import SUPPORTED_SIZES, Architecture
+from gan.training import TrainConfig
+from pipelines.datasets import FORMATS, load_dataset
+from pipelines.errors import UserError
+from pipelines.gan_run import RESUMABLE_CHANGES, class_run, read_checkpoint, train_class
+from pipelines.splits import load_or_make_split
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is visible; use --device cpu")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """auto: bf16 where the hardware runs it natively (CUDA bf16, AVX512-BF16/AMX CPUs)."""
+    if name == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise UserError("--precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    return name
+
+
+def data_options(f):
+    for option in reversed(
+        [
+            click.option("--data", default=None, help="Dataset path, or 'demo' (default)."),
+            click.option(
+                "--format",
+                "fmt",
+                type=click.Choice(FORMATS),
+                default=None,
+                help="Force a layout instead of detecting it.",
+            ),
+            click.option(
+                "--cache-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Decode cache (default: ~/.cache/raregan or $RAREGAN_CACHE).",
+            ),
+            click.option(
+                "--skip-bad-images",
+                is_flag=True,
+                help="Go on without missing or unreadable images.",
+            ),
+            click.option(
+                "--split-seed",
+                type=int,
+                default=0,
+                show_default=True,
+                help="Seed of the lesion-level split (used when it is first made).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def default_run_dir(data: str | None) -> Path:
+    name = Path(data).stem if data not in (None, "demo") else "demo"
+    return Path("runs") / name
+
+
+@click.command("gan-train")
+@click.option(
+    "--class",
+    "classes",
+    multiple=True,
+    required=True,
+    help="Class to train a GAN for; repeat for several (--class df --class mel).",
+)
+@data_options
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run directory (default: runs/<data name>).",
+)
+@click.option(
+    "--size",
+    type=click.Choice([str(s) for s in SUPPORTED_SIZES]),
+    default=None,
+    help="Image size in px (default 64; a resumed run keeps its size).",
+)
+@click.option(
+    "--kimg",
+    type=float,
+    default=None,
+    help="Training length in thousands of real images shown to D [default: 100].",
+)
+@click.option(
+    "--epochs",
+    type=float,
+    default=None,
+    help="Training length in passes over the class's training images.",
+)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
+    show_default=True,
+    help="Autocast dtype; auto picks bf16 where the hardware supports it.",
+)
+@click.option(
+    "--diffaugment/--no-diffaugment",
+    default=True,
+    show_default=True,
+    help="DiffAugment (colour, translation, cutout) on everything D sees.",
+)
+@click.option(
+    "--ema/--no-ema",
+    default=True,
+    show_default=True,
+    help="Sample from an exponential moving average of G's weights.",
+)
+@click.option(
+    "--dihedral/--no-dihedral",
+    default=True,
+    show_default=True,
+    help="Random flips and 90-degree turns of the real images.",
+)
+@click.option(
+    "--snapshot-kimg",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Checkpoint and sample-grid interval.",
+)
+@click.option("--resume", is_flag=True, help="Continue from the run directory's checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing GAN run of the class.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+def gan_train(
+    ctx: click.Context,
+    classes,
+    data,
+    fmt,
+    cache_dir,
+    skip_bad_images,
+    split_seed,
+    run_dir,
+    size,
+    kimg,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    device,
+    precision,
+    diffaugment,
+    ema,
+    dihedral,
+    snapshot_kimg,
+    resume,
+    overwrite,
+    quiet,
+) -> None:
+    """Train one DCGAN per rare class on its training-split images."""
+    if kimg is not None and epochs is not None:
+        raise UserError("pass --kimg or --epochs, not both")
+    if resume and overwrite:
+        raise UserError("--resume continues a run and --overwrite replaces it; pass one")
+    run_dir = run_dir or default_run_dir(data)
+    dev = resolve_device(device)
+    cfg = TrainConfig(
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        precision=resolve_precision(precision, dev),
+        diffaugment=POLICIES if diffaugment else (),
+        ema_kimg=TrainConfig.ema_kimg if ema else 0.0,
+        dihedral=dihedral,
+        snapshot_kimg=snapshot_kimg,
+    )
+    if resume:  # the size of a resumed run comes from its checkpoint
+        saved_size = _saved_size(run_dir, classes)
+        if size is not None and int(size) != saved_size:
+            raise UserError(
+                f"--resume: the checkpoints in {run_dir} are {saved_size} px, not "
+                f"{size} px; drop --size or start over with --overwrite"
+            )
+        size = saved_size
+    arch = Architecture(size=int(size or 64))
+    ds = load_dataset(data, arch.size, fmt, cache_dir, skip_bad_images, progress=not quiet)
+    split = load_or_make_split(ds, run_dir, seed=split_seed)
+    runs = [class_run(ds, split, c, run_dir) for c in dict.fromkeys(classes)]
+    if ds.synthetic:
+        click.echo("note: training on the built-in SYNTHETIC demo data (pass --data for real data)")
+    for run in runs:
+        run_cfg = cfg
+        if resume:
+            run_cfg = _resumed_config(ctx, read_checkpoint(run)["config"])
+        if epochs is not None:
+            run_cfg.kimg = epochs * len(run.images) / 1000
+        elif kimg is not None:
+            run_cfg.kimg = kimg
+        elif not resume:
+            run_cfg.kimg = TrainConfig.kimg
+        click.echo(
+            f"{run.class_name}: {len(run.images)} training images, {arch.size} px, "
+            f"{run_cfg.kimg:g} kimg, {run_cfg.precision}, {dev} -> {run.out}"
+        )
+        try:
+            state = train_class(run, ds, arch, run_cfg, dev, resume, overwrite, progress=not quiet)
+        except KeyboardInterrupt:
+            click.echo(
+                f"\ninterrupted; checkpoint saved in {run.out}; continue with "
+                "the same command plus --resume",
+                err=True,
+            )
+            raise SystemExit(130) from None
+        click.echo(f"{run.class_name}: done at {state.nimg / 1000:.1f} kimg; samples in {run.out}")
+
+
+def _saved_size(run_dir: Path, classes) -> int:
+    path = Path(run_dir) / "gan" / classes[0] / "last.pt"
+    if not path.is_file():
+        raise UserError(f"--resume: no checkpoint at {path}; run without --resume to start")
+    from gan.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        return int(load_checkpoint(path)["arch"]["size"])
+    except CheckpointError as e:
+        raise UserError(f"{e}; start over with --overwrite") from e
+
+
+def _resumed_config(ctx: click.Context, saved: dict) -> TrainConfig:
+    """The saved config; an option given on the command line must agree with it."""
+    cfg = TrainConfig(**saved)
+    asked = {
+        "batch_size": "batch_size",
+        "lr": "lr",
+        "seed": "seed",
+        "precision": "precision",
+        "diffaugment": "diffaugment",
+        "ema": "ema_kimg",
+        "dihedral": "dihedral",
+        "snapshot_kimg": "snapshot_kimg",
+    }
+    for option, field_name in asked.items():
+        if ctx.get_parameter_source(option) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[option]
+        if option == "diffaugment":
+            value = POLICIES if value else ()
+        elif option == "ema":
+            value = TrainConfig.ema_kimg if value else 0.0
+        elif option == "precision" and value == "auto":
+            continue
+        if field_name in RESUMABLE_CHANGES:
+            setattr(cfg, field_name, value)
+        elif value != getattr(cfg, field_name):
+            raise UserError(
+                f"--resume continues the saved run, which has {field_name}="
+                f"{getattr(cfg, field_name)!r}, not {value!r}; drop --{option.replace('_', '-')} "
+                "or start over with --overwrite"
+            )
+    return cfg

@@ -1,0 +1,137 @@
+"""Lesion-level train/validation/test splits, made once per run directory and reused.
+
+HAM10000 has 10,015 images of 7,470 lesions: an image-level split puts photos of one lesion on
+both sides and inflates every number downstream. Lesions are assigned whole, stratified by
+class, and the assignment is written to split.json so that every later command on the run
+directory (GAN training, sampling, classifier) sees the same images and a GAN never trains on a
+validation or test image.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.datasets import Dataset
+from pipelines.errors import UserError
+from pipelines.rundir import atomic_write_text
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    """Image indices of each part, into the Dataset they were made for."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return getattr(self, name)
+
+
+def split_lesions(
+    lesion_ids: list[str],
+    labels: np.ndarray,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
+) -> dict[str, list[str]]:
+    """Assign every lesion to one part, per class, in the given fractions of lesions.
+
+    A lesion's class is its most frequent image label. Within each class the lesions are
+    shuffled with `seed` and cut by rounded cumulative fractions, so each part gets its share of
+    every class (a class with >= 3 lesions has at least one in each part).
+    """
+    if not np.isclose(sum(fractions), 1.0) or min(fractions) < 0:
+        raise UserError(f"split fractions {fractions} must be >= 0 and add up to 1")
+    votes: dict[str, Counter] = {}
+    for lesion, label in zip(lesion_ids, labels.tolist()):
+        votes.setdefault(lesion, Counter())[label] += 1
+    by_class: dict[int, list[str]] = {}
+    for lesion in sorted(votes):
+        by_class.setdefault(votes[lesion].most_common(1)[0][0], []).append(lesion)
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for label in sorted(by_class):
+        lesions = by_class[label]
+        order = rng.permutation(len(lesions))
+        n = len(lesions)
+        n_val = round(n * fractions[1])
+        n_test = round(n * fractions[2])
+        if n >= 3:  # every part sees every class that has enough lesions
+            n_val = max(n_val, int(fractions[1] > 0))
+            n_test = max(n_test, int(fractions[2] > 0))
+        n_train = n - n_val - n_test
+        cut = {"train": order[:n_train], "val": order[n_train : n_train + n_val]}
+        cut["test"] = order[n_train + n_val :]
+        for s in SPLITS:
+            parts[s] += [lesions[i] for i in cut[s]]
+    return {s: sorted(v) for s, v in parts.items()}
+
+
+def load_or_make_split(
+    ds: Dataset,
+    run_dir: Path,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
+) -> Split:
+    """The run directory's split for `ds`: read split.json, or make and write it.
+
+    A split.json made for other data is an error, never silently replaced: the GANs and
+    classifiers in that run directory were trained on its images.
+    """
+    path = Path(run_dir) / "split.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("fingerprint") != ds.fingerprint:
+            raise UserError(
+                f"{run_dir} belongs to other data ({saved.get('source')}, fingerprint "
+                f"{saved.get('fingerprint')}; this is {ds.fingerprint}); use another --run-dir"
+            )
+        return _indices(ds, saved["lesions"])
+    if ds.official_split is not None:
+        lesions = {
+            s: sorted({les for les, p in zip(ds.lesion_ids, ds.official_split) if p == s})
+            for s in SPLITS
+        }
+        kind = "official"
+    else:
+        lesions = split_lesions(ds.lesion_ids, ds.labels, seed, fractions)
+        kind = "lesion-stratified"
+    split = _indices(ds, lesions)
+    record = {
+        "fingerprint": ds.fingerprint,
+        "source": ds.source,
+        "format": ds.format,
+        "kind": kind,
+        "seed": seed,
+        "fractions": list(fractions),
+        "counts": {
+            s: {
+                "lesions": len(lesions[s]),
+                "images": int(len(split[s])),
+                "per_class": _per_class(ds, split[s]),
+            }
+            for s in SPLITS
+        },
+        "lesions": lesions,
+    }
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=1))
+    return split
+
+
+def _per_class(ds: Dataset, idx: np.ndarray) -> dict[str, int]:
+    counts = np.bincount(ds.labels[idx], minlength=len(ds.class_names))
+    return dict(zip(ds.class_names, counts.tolist()))
+
+
+def _indices(ds: Dataset, lesions: dict[str, list[str]]) -> Split:
+    part_of = {lesion: s for s in SPLITS for lesion in lesions[s]}
+    parts = np.array([part_of.get(lesion, "") for lesion in ds.lesion_ids])
+    return Split(**{s: np.flatnonzero(parts == s) for s in SPLITS})

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CLASS_COLOURS, write_csv, write_image
+
+import pipelines.datasets as datasets
+from pipelines.datasets import load_dataset
+from pipelines.errors import UserError
+
+
+def load(path, size=16, tmp=None, **kw):
+    return load_dataset(path, size, cache_dir=kw.pop("cache_dir", tmp), progress=False, **kw)
+
+
+def test_ham10000_layout(ham_dir: Path, tmp_path: Path):
+    ds = load(ham_dir, 16, tmp_path / "cache")
+    assert ds.format == "ham10000"
+    assert ds.images.shape == (114, 16, 16, 3) and ds.images.dtype == np.uint8
+    assert ds.class_names == ["df", "mel", "nv"]
+    assert ds.class_counts() == {"df": 24, "mel": 30, "nv": 60}
+    assert len(set(ds.lesion_ids)) == 57  # two images per lesion
+    # every image was decoded at its own index: its colour matches its class
+    for label, name in enumerate(ds.class_names):
+        mean = ds.images[ds.labels == label].reshape(-1, 3).mean(0)
+        assert np.abs(mean - CLASS_COLOURS[name]).max() < 12
+
+
+def test_isic_layout_maps_to_ham_names_and_uses_lesion_groupings(isic_dir: Path, tmp_path: Path):
+    ds = load(isic_dir, 8, tmp_path / "cache")
+    assert ds.format == "isic"
+    assert ds.class_names == ["df", "mel", "nv", "vasc"]
+    assert [ds.class_names[i] for i in ds.labels] == ["df", "df", "mel", "nv", "nv", "vasc"]
+    assert ds.lesion_ids == ["L0", "L0", "L1", "L1", "L2", "L2"]
+
+
+def test_isic_row_with_two_diagnoses_is_refused(isic_dir: Path, tmp_path: Path):
+    csv_path = isic_dir / "Task3_GroundTruth" / "GroundTruth.csv"
+    text = csv_path.read_text().splitlines()
+    text[1] = text[1].replace("0.0", "1.0", 1)
+    csv_path.write_text("\n".join(text) + "\n")
+    with pytest.raises(UserError, match="has 2 diagnoses"):
+        load(isic_dir, 8, tmp_path / "cache")
+
+
+def test_medmnist_npz_keeps_official_split_and_names(npz_file: Path):
+    ds = load(npz_file, 32)
+    assert ds.format == "medmnist"
+    assert ds.images.shape == (34, 32, 32, 3)
+    assert ds.class_names == ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+    assert ds.official_split.count("train") == 20 and ds.official_split.count("test") == 8
+    assert ds.lesion_ids == ds.image_ids
+
+
+def test_medmnist_grayscale_and_generic_names(tmp_path: Path):
+    arrays = {}
+    for s in ("train", "val", "test"):
+        arrays[f"{s}_images"] = np.full((3, 28, 28), 77, np.uint8)
+        arrays[f"{s}_labels"] = np.array([[0], [1], [1]])
+    np.savez(tmp_path / "pneumoniamnist.npz", **arrays)
+    ds = load(tmp_path / "pneumoniamnist.npz", 28)
+    assert ds.images.shape == (9, 28, 28, 3) and (ds.images == 77).all()
+    assert ds.class_names == ["class_0", "class_1"]
+
+
+def test_imagefolder_layout(imagefolder_dir: Path, tmp_path: Path):
+    ds = load(imagefolder_dir, 16, tmp_path / "cache")
+    assert ds.format == "imagefolder"
+    assert ds.class_counts() == {"cats": 4, "dogs": 3}
+    assert ds.image_ids[0] == "cats/cats0" and ds.lesion_ids == ds.image_ids
+    # 32x48 portrait image is centre-cropped to a square, not squashed
+    assert ds.images.shape == (7, 16, 16, 3)
+
+
+def test_demo_is_default_and_flagged_synthetic():
+    ds = load(None, 32)
+    assert ds.format == "demo" and ds.synthetic and ds.source == "demo"
+    assert "df" in ds.class_names and ds.class_counts()["nv"] > ds.class_counts()["df"]
+    assert load("demo", 32).fingerprint == ds.fingerprint == load(None, 16).fingerprint
+
+
+def test_format_can_be_forced(imagefolder_dir: Path, tmp_path: Path):
+    with pytest.raises(UserError, match="no HAM10000_metadata.csv"):
+        load(imagefolder_dir, 16, tmp_path / "cache", fmt="ham10000")
+
+
+def test_cache_hit_decodes_nothing(ham_dir: Path, tmp_path: Path, monkeypatch):
+    first = load(ham_dir, 16, tmp_path / "cache")
+    monkeypatch.setattr(datasets, "get_context", lambda *a: pytest.fail("decoded again"))
+    again = load(ham_dir, 16, tmp_path / "cache")
+    assert np.array_equal(first.images, again.images)
+    assert first.fingerprint == again.fingerprint
+
+
+def test_cache_is_per_size_and_rebuilt_when_an_image_changes(ham_dir: Path, tmp_path: Path):
+    cache = tmp_path / "cache"
+    first = load(ham_dir, 16, cache)
+    assert load(ham_dir, 8, cache).images.shape[1] == 8
+    target = next(ham_dir.rglob(f"{first.image_ids[0]}.jpg"))
+    write_image(target, (0, 250, 0), (200, 150))
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    changed = load(ham_dir, 16, cache)
+    assert np.abs(changed.images[0].reshape(-1, 3).mean(0) - (0, 250, 0)).max() < 12
+    assert np.array_equal(changed.images[1:], first.images[1:])
+    assert len(list(cache.glob("*.npz"))) == 3
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_missing_path():
+    with pytest.raises(UserError, match="does not exist"):
+        load("/no/such/folder", 16)
+
+
+def test_unknown_layout_lists_layouts(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no known layout.*HAM10000.*ISIC.*MedMNIST.*ImageFolder"):
+        load(tmp_path / "empty", 16)
+
+
+def test_csv_without_needed_columns(tmp_path: Path):
+    write_csv(tmp_path / "HAM10000_metadata.csv", [{"image_id": "a", "dx": "nv"}])
+    with pytest.raises(UserError, match="lacks the column.*lesion_id"):
+        load(tmp_path, 16, tmp_path / "cache")
+
+
+def test_missing_and_unreadable_images_are_reported_then_skippable(ham_dir: Path, tmp_path: Path):
+    images = sorted(ham_dir.rglob("*.jpg"))
+    images[0].unlink()
+    images[1].write_bytes(b"not a jpeg")
+    with pytest.raises(UserError) as err:
+        load(ham_dir, 16, tmp_path / "cache")
+    msg = str(err.value.message)
+    assert "2 of 114 images" in msg and "--skip-bad-images" in msg
+    assert f"{images[0].stem} (missing)" in msg and f"{images[1].stem} (unreadable)" in msg
+    ds = load(ham_dir, 16, tmp_path / "cache", skip_bad_images=True)
+    assert len(ds.labels) == 112 and sorted(ds.skipped) == sorted([images[0].stem, images[1].stem])
+    assert images[0].stem not in ds.image_ids
+
+
+def test_npz_without_medmnist_arrays(tmp_path: Path):
+    np.savez(tmp_path / "x.npz", images=np.zeros((2, 4, 4, 3)))
+    with pytest.raises(UserError, match="not a MedMNIST file"):
+        load(tmp_path / "x.npz", 16)
+
+
+def test_unknown_class_lists_classes(ham_dir: Path, tmp_path: Path):
+    ds = load(ham_dir, 16, tmp_path / "cache")
+    with pytest.raises(UserError, match="class 'bcc' is not in .*classes are df, mel, nv"):
+        ds.class_index("bcc")
