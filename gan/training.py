@@ -250,7 +250,8 @@ def train(
     with bar, _deferred_interrupt() as interrupted:
         while state.nimg < target:
             window.add(train_step(state, images, cfg))
-            snap = state.nimg >= next_snap or state.nimg >= target or interrupted()
+            stop = interrupted()
+            snap = stop or state.nimg >= next_snap or state.nimg >= target
             if snap or state.step % cfg.log_steps == 0:
                 row = window.flush(state, cfg.batch_size)
                 log(row)
@@ -262,7 +263,7 @@ def train(
             if snap:
                 snapshot(state)
                 next_snap = _next_boundary(state.nimg, cfg.snapshot_kimg)
-            if interrupted():
+            if stop:
                 raise KeyboardInterrupt
     return state
 

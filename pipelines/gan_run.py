@@ -2,7 +2,7 @@
 
 Holds run.json (config, seed, versions, data fingerprint of every start and resume),
 metrics.jsonl (one row per log interval), last.pt (atomic checkpoint), reals.png and
-grid_kimgNNNNN.N.png (fixed-noise samples at every checkpoint).
+grid_kimgNNNNN.NNN.png (fixed-noise samples at every checkpoint).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def train_class(
 
     def snapshot(s: GanState) -> None:
         grid = sample(s.sampler, z_grid, precision=cfg.precision)
-        _write_grid(run.out / f"grid_kimg{s.nimg / 1000:07.1f}.png", grid)
+        _write_grid(run.out / f"grid_kimg{s.nimg / 1000:09.3f}.png", grid)
         extra = {
             "class": run.class_name,
             "data_fingerprint": ds.fingerprint,

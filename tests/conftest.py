@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 HAM10000 = Path(
-    os.environ.get("RAREGAN_HAM10000", Path(__file__).resolve().parents[1] / "../shared/data/HAM10000")
+    os.environ.get(
+        "RAREGAN_HAM10000", Path(__file__).resolve().parents[1] / "../shared/data/HAM10000"
+    )
 )
 # Distinct colours make it easy to check that each image landed at its index.
 CLASS_COLOURS = {"df": (200, 40, 40), "mel": (40, 40, 40), "nv": (150, 100, 60)}
@@ -29,8 +31,16 @@ def ham_rows(counts: dict[str, int], per_lesion: int = 2) -> list[dict[str, str]
     rows, n = [], 0
     for dx, k in counts.items():
         for i in range(k):
-            rows.append({"lesion_id": f"HAM_{dx}{i // per_lesion:04d}", "image_id": f"ISIC_{n:07d}",
-                         "dx": dx, "age": "50", "sex": "male", "localization": "back"})
+            rows.append(
+                {
+                    "lesion_id": f"HAM_{dx}{i // per_lesion:04d}",
+                    "image_id": f"ISIC_{n:07d}",
+                    "dx": dx,
+                    "age": "50",
+                    "sex": "male",
+                    "localization": "back",
+                }
+            )
             n += 1
     return rows
 

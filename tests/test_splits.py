@@ -37,12 +37,17 @@ def test_stratified_by_class_at_lesion_level():
     lesion_class = dict(zip(lesion_ids, labels.tolist()))
     for c, n in [(0, 180), (1, 90), (2, 30)]:
         got = {s: sum(lesion_class[les] == c for les in parts[s]) for s in SPLITS}
-        assert got == {"train": n - 2 * round(0.15 * n), "val": round(0.15 * n),
-                       "test": round(0.15 * n)}
+        assert got == {
+            "train": n - 2 * round(0.15 * n),
+            "val": round(0.15 * n),
+            "test": round(0.15 * n),
+        }
 
 
 def test_tiny_class_still_reaches_every_part():
-    parts = split_lesions(["a", "b", "c"] + [f"n{i}" for i in range(40)], np.array([1] * 3 + [0] * 40))
+    parts = split_lesions(
+        ["a", "b", "c"] + [f"n{i}" for i in range(40)], np.array([1] * 3 + [0] * 40)
+    )
     for s in SPLITS:
         assert len({"a", "b", "c"} & set(parts[s])) == 1
 
@@ -50,7 +55,9 @@ def test_tiny_class_still_reaches_every_part():
 def test_deterministic_for_a_seed_and_different_across_seeds():
     lesion_ids, labels = synthetic_lesions()
     assert split_lesions(lesion_ids, labels, 3) == split_lesions(lesion_ids, labels, 3)
-    assert split_lesions(lesion_ids, labels, 3)["test"] != split_lesions(lesion_ids, labels, 4)["test"]
+    assert (
+        split_lesions(lesion_ids, labels, 3)["test"] != split_lesions(lesion_ids, labels, 4)["test"]
+    )
 
 
 def test_split_json_is_written_then_reused(ham_dir: Path, tmp_path: Path):

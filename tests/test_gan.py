@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+from gan.checkpoint import (
+    CheckpointError,
+    check_architecture,
+    load_checkpoint,
+    restore_state,
+    save_checkpoint,
+)
+from gan.diffaugment import color, cutout, diff_augment, translation
+from gan.networks import Architecture, build
+from gan.training import (
+    TrainConfig,
+    TrainingDiverged,
+    new_state,
+    random_dihedral,
+    sample,
+    to_model_range,
+    to_uint8,
+    train,
+    train_step,
+)
+
+CPU = torch.device("cpu")
+
+
+def tiny_config(**kw) -> TrainConfig:
+    defaults = dict(batch_size=8, precision="fp32", snapshot_kimg=1.0, log_steps=2, ema_kimg=0.1)
+    return TrainConfig(**{**defaults, **kw})
+
+
+def tiny_arch(size=32) -> Architecture:
+    return Architecture(size=size, nz=16, ngf=8, ndf=8)
+
+
+def class_images(n=20, size=32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_networks_map_latents_to_images_and_images_to_logits(size):
+    G, D = build(Architecture(size=size, nz=10, ngf=4, ndf=4))
+    x = G(torch.randn(3, 10))
+    assert x.shape == (3, 3, size, size) and x.abs().max() <= 1
+    assert D(x).shape == (3,)
+
+
+def test_unsupported_size_is_refused():
+    with pytest.raises(ValueError, match="size 48 is not supported"):
+        Architecture(size=48)
+
+
+def test_uint8_round_trip():
+    x = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    assert torch.equal(to_uint8(to_model_range(x)), x)
+
+
+def test_translation_shifts_content_and_fills_zeros():
+    x = torch.arange(16.0).view(1, 1, 4, 4) + 1
+    g = torch.Generator().manual_seed(0)
+    out = translation(x, g, ratio=0.5)
+    # the result is x shifted by some (dy, dx) in [-2, 2]^2 with zeros where it left the frame
+    matches = []
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            ref = torch.zeros_like(x)
+            src = x[0, 0, max(dy, 0) : 4 + min(dy, 0), max(dx, 0) : 4 + min(dx, 0)]
+            ref[0, 0, max(-dy, 0) : 4 + min(-dy, 0), max(-dx, 0) : 4 + min(-dx, 0)] = src
+            matches.append(torch.equal(out, ref))
+    assert sum(matches) == 1
+
+
+def test_cutout_zeroes_about_a_quarter_on_average():
+    x = torch.ones(400, 3, 16, 16)
+    out = cutout(x, torch.Generator().manual_seed(0))
+    zero_fraction = (out == 0).float().mean().item()
+    assert 0.15 < zero_fraction < 0.26  # 8x8 of 16x16 = 0.25 when not clipped by the border
+    assert ((out == 0) | (out == 1)).all()
+
+
+def test_color_changes_images_but_keeps_shape():
+    x = torch.rand(4, 3, 8, 8) * 2 - 1
+    out = color(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and not torch.allclose(out, x)
+
+
+def test_diff_augment_is_differentiable_and_switchable():
+    x = torch.rand(4, 3, 16, 16, requires_grad=True)
+    diff_augment(x, ("color", "translation", "cutout"), torch.Generator()).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert diff_augment(x, ()) is x
+
+
+def test_random_dihedral_only_permutes_pixels():
+    x = torch.rand(64, 3, 8, 8)
+    out = random_dihedral(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out.flatten(1).sort(1).values, x.flatten(1).sort(1).values)
+    assert not torch.equal(out, x)
+
+
+def test_train_step_updates_both_networks_and_ema():
+    cfg = tiny_config()
+    state = new_state(tiny_arch(), cfg, CPU)
+    before = [p.clone() for p in (*state.G.parameters(), *state.D.parameters())]
+    ema_before = next(state.G_ema.parameters()).clone()
+    stats = train_step(state, class_images(), cfg)
+    after = [*state.G.parameters(), *state.D.parameters()]
+    assert all(not torch.equal(b, a) for b, a in zip(before, after))
+    assert not torch.equal(ema_before, next(state.G_ema.parameters()))
+    assert set(stats) == {"loss_D", "loss_G", "D_real", "D_fake"}
+    assert state.nimg == 8 and state.step == 1
+
+
+def test_sampling_leaves_the_generator_untouched():
+    state = new_state(tiny_arch(), tiny_config(), CPU)
+    before = {k: v.clone() for k, v in state.G.state_dict().items()}
+    out = sample(state.G, torch.randn(10, 16), batch_size=4)
+    assert out.shape == (10, 3, 32, 32) and out.dtype == torch.uint8
+    assert all(torch.equal(before[k], v) for k, v in state.G.state_dict().items())
+
+
+def run_steps(cfg, images, until_kimg, state=None, snapshots=None):
+    cfg.kimg = until_kimg
+    state = state or new_state(tiny_arch(), cfg, CPU)
+    snap = snapshots.append if snapshots is not None else (lambda s: None)
+    return train(state, images, cfg, snap, lambda row: None, progress=False)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_is_bit_exact(tmp_path, precision):
+    """2N steps in one go == N steps, checkpoint, fresh process state, N more steps."""
+    images = class_images()
+    straight = run_steps(tiny_config(precision=precision), images, 0.16)  # 20 steps of 8
+
+    cfg = tiny_config(precision=precision)
+    half = run_steps(cfg, images, 0.08)
+    save_checkpoint(tmp_path / "last.pt", half, cfg)
+    torch.manual_seed(12345)  # disturb global RNG: the checkpoint must restore it
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    resumed = run_steps(cfg, images, 0.16, state=restore_state(ckpt, cfg, CPU))
+
+    assert resumed.step == straight.step == 20
+    for name in ("G", "D", "G_ema"):
+        a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert torch.equal(straight.rng.get_state(), resumed.rng.get_state())
+
+
+def test_snapshots_at_interval_and_end():
+    snaps = []
+    run_steps(tiny_config(snapshot_kimg=0.04), class_images(), 0.1, snapshots=snaps)
+    # 8 images per step: boundaries at 40 and 80 images, then the end at 104
+    assert [s for s in snaps] and len(snaps) == 3
+
+
+def test_nan_loss_stops_without_a_snapshot():
+    cfg = tiny_config(snapshot_kimg=100)
+    state = new_state(tiny_arch(), cfg, CPU)
+    with torch.no_grad():
+        next(state.D.parameters()).fill_(float("nan"))
+    snaps = []
+    with pytest.raises(TrainingDiverged, match="NaN/inf"):
+        run_steps(cfg, class_images(), 0.1, state=state, snapshots=snaps)
+    assert snaps == []
+
+
+def test_ctrl_c_snapshots_then_stops():
+    cfg = tiny_config(kimg=1.0, snapshot_kimg=100, log_steps=1)
+    state = new_state(tiny_arch(), cfg, CPU)
+    snaps = []
+
+    def log(row):
+        if row["step"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(state, class_images(), cfg, snaps.append, log, progress=False)
+    assert len(snaps) == 1 and snaps[0].step == 4  # the next step completes, then snapshot
+
+
+def test_checkpoint_checks(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    cfg = tiny_config()
+    save_checkpoint(tmp_path / "a.pt", new_state(tiny_arch(32), cfg, CPU), cfg)
+    ckpt = load_checkpoint(tmp_path / "a.pt")
+    with pytest.raises(CheckpointError, match="size 32 \\(asked 64\\)"):
+        check_architecture(ckpt, tiny_arch(64), tmp_path / "a.pt")
+    assert not list(tmp_path.glob("*.tmp"))
