@@ -57,6 +57,14 @@ def cutout(x: torch.Tensor, g: torch.Generator | None = None, ratio: float = 0.5
     return x * keep.unsqueeze(1).to(x.dtype)
 
 
+def random_dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Apply one of the 8 flips/90-degree rotations to each square image, chosen at random."""
+    flips = torch.rand(3, x.shape[0], 1, 1, 1, device=x.device, generator=g) < 0.5
+    x = torch.where(flips[0], x.flip(3), x)
+    x = torch.where(flips[1], x.flip(2), x)
+    return torch.where(flips[2], x.transpose(2, 3), x)
+
+
 _OPS = {"color": color, "translation": translation, "cutout": cutout}
 
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from gan.diffaugment import POLICIES, diff_augment
+from gan.diffaugment import POLICIES, diff_augment, random_dihedral
 from gan.networks import Architecture, build
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -43,6 +43,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
     seed: int = 0
     snapshot_kimg: float = 10.0  # checkpoint + sample grid interval
+    eval_kimg: float = 10.0  # FID/KID evaluation interval (when an evaluator is given)
     log_steps: int = 20  # metrics/NaN check interval, in optimiser steps
 
     def __post_init__(self) -> None:
@@ -113,14 +114,6 @@ def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generator output in [-1, 1] -> uint8 [0, 255], rounding to nearest."""
     return images.float().add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def random_dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Apply one of the 8 flips/90-degree rotations to each square image, chosen at random."""
-    flips = torch.rand(3, x.shape[0], 1, 1, 1, device=x.device, generator=g) < 0.5
-    x = torch.where(flips[0], x.flip(3), x)
-    x = torch.where(flips[1], x.flip(2), x)
-    return torch.where(flips[2], x.transpose(2, 3), x)
 
 
 def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler) -> None:
@@ -230,8 +223,10 @@ def train(
     snapshot: Callable[[GanState], None],
     log: Callable[[dict], None],
     progress: bool = True,
+    evaluate: Callable[[GanState], dict] | None = None,
 ) -> GanState:
-    """Train until cfg.kimg, calling snapshot() every cfg.snapshot_kimg and at the end.
+    """Train until cfg.kimg, calling snapshot() every cfg.snapshot_kimg and at the end, and
+    evaluate() (if given) every cfg.eval_kimg and at the end, each followed by a snapshot.
 
     Ctrl-C finishes the current step, takes a snapshot and raises KeyboardInterrupt (a second
     Ctrl-C interrupts at once). Losses are checked before every snapshot: a NaN/inf raises
@@ -239,6 +234,8 @@ def train(
     """
     target = int(math.ceil(cfg.kimg * 1000))
     next_snap = _next_boundary(state.nimg, cfg.snapshot_kimg)
+    next_eval = _next_boundary(state.nimg, cfg.eval_kimg) if evaluate else None
+    shown: dict[str, str] = {}
     window = _Window()
     bar = tqdm(
         total=round(target / 1000, 1),
@@ -251,15 +248,20 @@ def train(
         while state.nimg < target:
             window.add(train_step(state, images, cfg))
             stop = interrupted()
-            snap = stop or state.nimg >= next_snap or state.nimg >= target
+            done = state.nimg >= target
+            due_eval = next_eval is not None and (state.nimg >= next_eval or done)
+            snap = stop or due_eval or done or state.nimg >= next_snap
             if snap or state.step % cfg.log_steps == 0:
                 row = window.flush(state, cfg.batch_size)
                 log(row)
-                bar.set_postfix(
-                    {k: f"{row[k]:.3g}" for k in ("loss_D", "loss_G", "D_real", "D_fake")}
-                    | {"img/s": f"{row['img_s']:.0f}"}
-                )
+                shown |= {k: f"{row[k]:.3g}" for k in ("loss_D", "loss_G", "D_real", "D_fake")}
+                shown["img/s"] = f"{row['img_s']:.0f}"
+                bar.set_postfix(shown)
                 bar.update(round(state.nimg / 1000, 1) - bar.n)
+            if due_eval:  # before the snapshot: every evaluated state has a checkpoint
+                shown |= {k: f"{v:.4g}" for k, v in evaluate(state).items()}
+                bar.set_postfix(shown)
+                next_eval = _next_boundary(state.nimg, cfg.eval_kimg)
             if snap:
                 snapshot(state)
                 next_snap = _next_boundary(state.nimg, cfg.snapshot_kimg)

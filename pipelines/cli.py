@@ -12,6 +12,7 @@ from gan.networks import SUPPORTED_SIZES, Architecture
 from gan.training import TrainConfig
 from pipelines.datasets import FORMATS, load_dataset
 from pipelines.errors import UserError
+from pipelines.feature_space import FEATURE_SPACES, load_feature_space
 from pipelines.gan_run import RESUMABLE_CHANGES, class_run, read_checkpoint, train_class
 from pipelines.splits import load_or_make_split
 
@@ -63,6 +64,36 @@ def data_options(f):
                 default=0,
                 show_default=True,
                 help="Seed of the lesion-level split (used when it is first made).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def feature_options(f):
+    for option in reversed(
+        [
+            click.option(
+                "--feature-space",
+                type=click.Choice(FEATURE_SPACES),
+                default="domain",
+                show_default=True,
+                help="Features for FID/KID: a CNN trained on this "
+                "run's real training split, or Inception-v3 (needs local weights).",
+            ),
+            click.option(
+                "--inception-weights",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="torch-fidelity's Inception weights file (no download here).",
+            ),
+            click.option(
+                "--eval-n",
+                type=int,
+                default=1000,
+                show_default=True,
+                help="Generated images per FID/KID evaluation.",
             ),
         ]
     ):
@@ -144,6 +175,14 @@ def default_run_dir(data: str | None) -> Path:
     show_default=True,
     help="Checkpoint and sample-grid interval.",
 )
+@click.option(
+    "--eval-every",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="FID/KID of the sampling generator every N kimg (0: off); keeps best.pt.",
+)
+@feature_options
 @click.option("--resume", is_flag=True, help="Continue from the run directory's checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing GAN run of the class.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -169,6 +208,10 @@ def gan_train(
     ema,
     dihedral,
     snapshot_kimg,
+    eval_every,
+    feature_space,
+    inception_weights,
+    eval_n,
     resume,
     overwrite,
     quiet,
@@ -189,6 +232,7 @@ def gan_train(
         ema_kimg=TrainConfig.ema_kimg if ema else 0.0,
         dihedral=dihedral,
         snapshot_kimg=snapshot_kimg,
+        eval_kimg=eval_every,
     )
     if resume:  # the size of a resumed run comes from its checkpoint
         saved_size = _saved_size(run_dir, classes)
@@ -204,6 +248,18 @@ def gan_train(
     runs = [class_run(ds, split, c, run_dir) for c in dict.fromkeys(classes)]
     if ds.synthetic:
         click.echo("note: training on the built-in SYNTHETIC demo data (pass --data for real data)")
+    space = None
+    if eval_every > 0:
+        space = load_feature_space(
+            feature_space,
+            ds,
+            split,
+            run_dir,
+            dev,
+            cfg.precision,
+            inception_weights,
+            progress=not quiet,
+        )
     for run in runs:
         run_cfg = cfg
         if resume:
@@ -219,7 +275,18 @@ def gan_train(
             f"{run_cfg.kimg:g} kimg, {run_cfg.precision}, {dev} -> {run.out}"
         )
         try:
-            state = train_class(run, ds, arch, run_cfg, dev, resume, overwrite, progress=not quiet)
+            state = train_class(
+                run,
+                ds,
+                arch,
+                run_cfg,
+                dev,
+                resume,
+                overwrite,
+                progress=not quiet,
+                space=space,
+                eval_n=eval_n,
+            )
         except KeyboardInterrupt:
             click.echo(
                 f"\ninterrupted; checkpoint saved in {run.out}; continue with "
@@ -254,6 +321,7 @@ def _resumed_config(ctx: click.Context, saved: dict) -> TrainConfig:
         "ema": "ema_kimg",
         "dihedral": "dihedral",
         "snapshot_kimg": "snapshot_kimg",
+        "eval_every": "eval_kimg",
     }
     for option, field_name in asked.items():
         if ctx.get_parameter_source(option) != click.core.ParameterSource.COMMANDLINE:

@@ -13,13 +13,12 @@ from gan.checkpoint import (
     restore_state,
     save_checkpoint,
 )
-from gan.diffaugment import color, cutout, diff_augment, translation
+from gan.diffaugment import color, cutout, diff_augment, random_dihedral, translation
 from gan.networks import Architecture, build
 from gan.training import (
     TrainConfig,
     TrainingDiverged,
     new_state,
-    random_dihedral,
     sample,
     to_model_range,
     to_uint8,

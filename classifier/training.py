@@ -1,0 +1,144 @@
+"""The classifier recipe: a fixed optimiser-step budget, whole-batch augmentation on the device,
+AdamW + one-cycle schedule, label smoothing, and model selection by validation balanced accuracy.
+
+A fixed step budget (not epochs) is what makes arms with different training-set sizes
+comparable: every arm gets the same compute and the same number of gradient updates.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from gan.diffaugment import random_dihedral
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class ClassifierConfig:
+    steps: int = 1500
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    sampling: str = "uniform"  # uniform over images, or "balanced" over classes
+    precision: str = "fp32"
+    seed: int = 0
+    eval_every: int = 250
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainedClassifier:
+    model: nn.Module  # weights of the best validation step
+    best_step: int
+    best_val_balanced_accuracy: float
+    history: list[dict]
+
+
+def color_jitter(x: torch.Tensor, g: torch.Generator, strength: float = 0.1) -> torch.Tensor:
+    """Mild per-image brightness and contrast jitter for images in [-1, 1]."""
+    n = x.shape[0]
+    u = torch.rand(2, n, 1, 1, 1, device=x.device, generator=g) * 2 - 1
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return ((x - mean) * (1 + strength * u[0]) + mean + strength * u[1]).clamp(-1, 1)
+
+
+def augment(images_uint8: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    x = images_uint8.float().div(127.5).sub(1.0)
+    return color_jitter(random_dihedral(x, g), g)
+
+
+@torch.no_grad()
+def predict_proba(
+    model: nn.Module, images: torch.Tensor, batch_size: int = 512, precision: str = "fp32"
+) -> torch.Tensor:
+    """Softmax probabilities, N×K, in evaluation mode."""
+    was_training = model.training
+    model.eval()
+    out = []
+    autocast = torch.autocast(
+        images.device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"
+    )
+    with autocast:
+        for chunk in images.split(batch_size):
+            out.append(model(chunk).float().softmax(dim=1))
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def balanced_accuracy(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+    """Mean per-class recall over the classes present in `labels` (ISIC 2018 Task 3 metric)."""
+    pred = probs.argmax(dim=1)
+    recalls = [
+        (pred[labels == c] == c).float().mean().item()
+        for c in range(num_classes)
+        if (labels == c).any()
+    ]
+    return sum(recalls) / len(recalls)
+
+
+def _sampling_weights(labels: torch.Tensor, num_classes: int, mode: str) -> torch.Tensor:
+    if mode == "uniform":
+        return torch.ones(len(labels), device=labels.device)
+    if mode == "balanced":
+        counts = torch.bincount(labels, minlength=num_classes).clamp(min=1).float()
+        return 1.0 / counts[labels]
+    raise ValueError(f"unknown sampling {mode!r}; use uniform or balanced")
+
+
+def train_classifier(
+    model: nn.Module,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    val_x: torch.Tensor,
+    val_y: torch.Tensor,
+    num_classes: int,
+    cfg: ClassifierConfig,
+    progress: bool = True,
+    desc: str = "classifier",
+) -> TrainedClassifier:
+    """Train for exactly cfg.steps optimiser steps; return the weights of the best validation
+    balanced accuracy (evaluated every cfg.eval_every steps and at the end)."""
+    device = train_x.device
+    g = torch.Generator(device=device).manual_seed(cfg.seed)
+    model = model.to(device, memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
+    weights = _sampling_weights(train_y, num_classes, cfg.sampling)
+    autocast = torch.autocast(
+        device.type, dtype=PRECISIONS[cfg.precision], enabled=cfg.precision != "fp32"
+    )
+    best = (-1.0, 0, None)
+    history = []
+    bar = tqdm(range(1, cfg.steps + 1), desc=desc, disable=not progress, leave=False)
+    model.train()
+    for step in bar:
+        idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=g)
+        x = augment(train_x[idx], g)
+        with autocast:
+            loss = F.cross_entropy(
+                model(x).float(), train_y[idx], label_smoothing=cfg.label_smoothing
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            probs = predict_proba(model, val_x, precision=cfg.precision)
+            bacc = balanced_accuracy(probs, val_y, num_classes)
+            history.append({"step": step, "loss": loss.item(), "val_balanced_accuracy": bacc})
+            bar.set_postfix(loss=f"{loss.item():.3f}", val_bacc=f"{bacc:.3f}")
+            if bacc > best[0]:
+                best = (bacc, step, copy.deepcopy(model.state_dict()))
+    model.load_state_dict(best[2])
+    model.eval()
+    return TrainedClassifier(model, best[1], best[0], history)

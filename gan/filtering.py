@@ -1,0 +1,106 @@
+"""Choosing which generated samples to keep, from features alone (pure functions).
+
+FID is a statistic of a set, so the filter ranks single samples by how well they sit in the
+real class's feature distribution and keeps the best n of a K×n pool, while refusing
+(a) near-copies of a training image: a generator trained on ~80 images can memorise, and a
+    copy adds nothing to a training set but leakage, and
+(b) near-duplicates of an already kept sample (mode collapse in miniature).
+"Near" is calibrated on the real data: closer than the `copy_quantile` of the distances between
+real images and their nearest other real image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gan.metrics.precision_recall import knn_radii
+
+SCORES = ("realism", "mahalanobis")
+KEPT, COPY, DUPLICATE, LOW_SCORE = "kept", "near-copy", "near-duplicate", "low-score"
+
+
+def realism_scores(fake: torch.Tensor, real: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """Kynkäänniemi et al.'s realism score: max over real j of r_k(j) / ||fake - real_j||.
+
+    > 1 means inside some real point's k-NN ball; it rewards being on the real manifold, not
+    being near its mean, so it does not shrink the kept set's spread the way truncation does.
+    As in the paper, the real balls with the largest radii (top half) are left out as outliers.
+    """
+    radii = knn_radii(real, k)
+    keep = radii <= radii.median()
+    real, radii = real[keep], radii[keep]
+    scores = [
+        (radii.unsqueeze(0) / torch.cdist(chunk, real).clamp_min(1e-12)).max(dim=1).values
+        for chunk in fake.split(1024)
+    ]
+    return torch.cat(scores)
+
+
+def mahalanobis_scores(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Negative Mahalanobis distance under the real Gaussian (higher = more typical).
+
+    With fewer real images than dimensions the sample covariance is singular; it is shrunk
+    towards a scaled identity (Ledoit-Wolf-style, fixed weight n/(n+d)).
+    """
+    n, d = real.shape
+    mu = real.mean(0)
+    cov = torch.cov(real.T)
+    w = d / (n + d)
+    cov = (1 - w) * cov + w * torch.eye(d, dtype=cov.dtype) * cov.diagonal().mean()
+    diff = fake - mu
+    return -(diff @ torch.linalg.solve(cov, diff.T)).diagonal().clamp_min(0).sqrt()
+
+
+def nearest_distance(points: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    return torch.cat([torch.cdist(c, reference).min(dim=1).values for c in points.split(1024)])
+
+
+def copy_threshold(real: torch.Tensor, quantile: float = 0.05) -> float:
+    """The `quantile` of real-to-nearest-other-real distances (exact duplicates ignored)."""
+    d = torch.cdist(real, real)
+    d.fill_diagonal_(float("inf"))
+    d[d == 0] = float("inf")
+    nn = d.min(dim=1).values
+    nn = nn[torch.isfinite(nn)]
+    return float(nn.quantile(quantile)) if len(nn) else 0.0
+
+
+@dataclass
+class Selection:
+    kept: torch.Tensor  # indices into the pool, best score first
+    verdict: list[str]  # per pool sample: kept / near-copy / near-duplicate / low-score
+    score: torch.Tensor  # per pool sample, higher = better
+    nearest_real: torch.Tensor  # per pool sample
+    threshold: float
+
+
+def select(
+    pool: torch.Tensor, real: torch.Tensor, n: int, score: str = "realism",
+    copy_quantile: float = 0.05,
+) -> Selection:
+    """Keep the n best-scoring pool samples that are neither copies nor duplicates."""
+    if score == "realism":
+        s = realism_scores(pool, real)
+    elif score == "mahalanobis":
+        s = mahalanobis_scores(pool, real)
+    else:
+        raise ValueError(f"unknown score {score!r}; use {SCORES}")
+    nearest_real = nearest_distance(pool, real)
+    threshold = copy_threshold(real, copy_quantile)
+    verdict = [LOW_SCORE] * len(pool)
+    kept: list[int] = []
+    kept_feats = torch.empty(n, pool.shape[1], dtype=pool.dtype)
+    for i in s.argsort(descending=True).tolist():
+        if len(kept) == n:
+            break
+        if nearest_real[i] < threshold:
+            verdict[i] = COPY
+        elif kept and (kept_feats[: len(kept)] - pool[i]).norm(dim=1).min() < threshold:
+            verdict[i] = DUPLICATE
+        else:
+            verdict[i] = KEPT
+            kept_feats[len(kept)] = pool[i]
+            kept.append(i)
+    return Selection(torch.tensor(kept, dtype=torch.long), verdict, s, nearest_real, threshold)
