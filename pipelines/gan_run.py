@@ -166,7 +166,7 @@ def train_class(
             shutil.rmtree(run.out)
         run.out.mkdir(parents=True)
         state = new_state(arch, cfg, device)
-        _write_grid(run.out / "reals.png", torch.from_numpy(run.images[:64]).permute(0, 3, 1, 2))
+        write_grid(run.out / "reals.png", torch.from_numpy(run.images[:64]).permute(0, 3, 1, 2))
     _append_record(run, ds, arch, cfg, device, resumed_from=state.nimg if resume else None)
 
     images = torch.from_numpy(run.images).permute(0, 3, 1, 2).to(device)  # NHWC = channels_last
@@ -182,7 +182,7 @@ def train_class(
 
     def snapshot(s: GanState) -> None:
         grid = sample(s.sampler, z_grid, precision=cfg.precision)
-        _write_grid(run.out / f"grid_kimg{s.nimg / 1000:09.3f}.png", grid)
+        write_grid(run.out / f"grid_kimg{s.nimg / 1000:09.3f}.png", grid)
         save_checkpoint(run.checkpoint, s, cfg, extra)
 
     def save_best(s: GanState, row: dict) -> None:
@@ -242,7 +242,7 @@ def _append_record(run, ds, arch, cfg, device, resumed_from) -> None:
     atomic_write_text(path, json.dumps({"runs": [*history, record]}, indent=1))
 
 
-def _write_grid(path: Path, images_uint8: torch.Tensor) -> None:
+def write_grid(path: Path, images_uint8: torch.Tensor) -> None:
     grid = make_grid(images_uint8.cpu(), nrow=8, padding=2, pad_value=255)
     buf = io.BytesIO()
     Image.fromarray(grid.permute(1, 2, 0).numpy()).save(buf, format="PNG")

@@ -1,0 +1,228 @@
+"""gan-sample: draw a pool from a class's generator, filter it, write the kept images.
+
+Output per class, written into a temporary directory and renamed into place only when complete
+(an interrupted run leaves no half manifest): <out>/<class>/ with the kept images (PNG files or
+one samples.npz), manifest.csv (every pool sample: file, score, nearest-real distance,
+kept/rejected and why), summary.json (FID/KID/precision/recall of kept vs a random n of the
+same pool vs the whole pool) and grid.png (real | kept | rejected).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gan.checkpoint import CheckpointError, load_checkpoint
+from gan.filtering import KEPT, Selection, select
+from gan.metrics.features import FeatureSpace, extract_features, metric_label
+from gan.metrics.fid import fid
+from gan.metrics.kid import kid
+from gan.metrics.precision_recall import precision_recall
+from gan.networks import Architecture, Generator
+from gan.training import sample
+from pipelines.errors import UserError
+from pipelines.gan_run import ClassRun, write_grid
+from pipelines.rundir import run_record
+
+
+@dataclass
+class SampleOptions:
+    n: int
+    checkpoint: str = "best"  # best | last | a path
+    filter: str = "fid"  # fid | none
+    pool_factor: float = 2.0
+    score: str = "realism"
+    fmt: str = "png"
+    seed: int = 0
+    precision: str = "fp32"
+
+
+def checkpoint_path(run: ClassRun, which: str) -> Path:
+    if which in ("best", "last"):
+        path = run.out / f"{which}.pt"
+        if which == "best" and not path.is_file():
+            path = run.out / "last.pt"  # trained without FID tracking: last is all there is
+    else:
+        path = Path(which)
+    if not path.is_file():
+        raise UserError(
+            f"no generator for class {run.class_name!r} at {path}; train one with "
+            f"`gan-train --class {run.class_name} --run-dir {run.out.parent.parent}`"
+        )
+    return path
+
+
+def load_generator(path: Path, size: int, device: torch.device) -> tuple[Generator, dict]:
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as e:
+        raise UserError(f"{e}; pass a checkpoint written by gan-train") from e
+    arch = Architecture(**ckpt["arch"])
+    if arch.size != size:
+        raise UserError(f"{path} generates {arch.size} px images but the data is loaded at "
+                        f"{size} px; pass --size {arch.size}")
+    G = Generator(arch)
+    try:
+        G.load_state_dict(ckpt["G_ema"] if ckpt["G_ema"] is not None else ckpt["G"])
+    except RuntimeError as e:
+        raise UserError(f"{path} does not match raregan's DCGAN architecture") from e
+    return G.to(device), ckpt
+
+
+def set_metrics(real: torch.Tensor, fake: torch.Tensor, space: FeatureSpace) -> dict:
+    p, r = precision_recall(real, fake)
+    kid_mean, kid_std = kid(real, fake)
+    n_real, n_fake = len(real), len(fake)
+    return {
+        "n": n_fake,
+        "fid": fid(real, fake),
+        "fid_label": metric_label("FID", space, n_real, n_fake),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "kid_label": metric_label("KID", space, n_real, n_fake),
+        "precision": p,
+        "recall": r,
+    }
+
+
+def sample_class(
+    run: ClassRun,
+    opts: SampleOptions,
+    space: FeatureSpace,
+    out_root: Path,
+    device: torch.device,
+    data: dict,
+    overwrite: bool = False,
+) -> dict:
+    """Sample, filter and write one class; returns its summary."""
+    target = out_root / run.class_name
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise UserError(f"{target} already holds samples; pass --overwrite to replace them or "
+                        "--out for another directory")
+    t0 = time.perf_counter()
+    ckpt_path = checkpoint_path(run, opts.checkpoint)
+    G, ckpt = load_generator(ckpt_path, run.images.shape[1], device)
+    pool_n = opts.n if opts.filter == "none" else max(opts.n, int(round(opts.pool_factor * opts.n)))
+    z = torch.randn(pool_n, G.nz, generator=torch.Generator().manual_seed(opts.seed)).to(device)
+    pool = sample(G, z, precision=opts.precision).cpu()
+    real = extract_features(space, torch.from_numpy(run.images).permute(0, 3, 1, 2))
+    feats = extract_features(space, pool)
+    t_sample = time.perf_counter() - t0
+
+    if opts.filter == "fid":
+        sel = select(feats, real, opts.n, opts.score)
+    else:
+        sel = Selection(torch.arange(pool_n), [KEPT] * pool_n, torch.zeros(pool_n),
+                        torch.zeros(pool_n), 0.0)
+    kept = sel.kept
+    random_n = torch.randperm(pool_n, generator=torch.Generator().manual_seed(opts.seed + 1))
+    random_n = random_n[: len(kept)]
+    summary = {
+        "class": run.class_name,
+        "checkpoint": str(ckpt_path),
+        "checkpoint_kimg": ckpt["nimg"] / 1000,
+        "feature_space": f"{space.name}-{space.dim}d",
+        "n_real": len(real),
+        "requested": opts.n,
+        "kept": len(kept),
+        "pool": pool_n,
+        "options": vars(opts),
+        "copy_threshold": sel.threshold,
+        "rejected": {
+            v: sel.verdict.count(v) for v in sorted(set(sel.verdict)) if v != KEPT
+        },
+        "sets": {},
+    }
+    if len(kept) >= 2:
+        summary["sets"] = {
+            "kept": set_metrics(real, feats[kept], space),
+            "random": set_metrics(real, feats[random_n], space),
+            "pool": set_metrics(real, feats, space),
+        }
+        k, r = summary["sets"]["kept"], summary["sets"]["random"]
+        beats = k["fid"] < r["fid"]
+        summary["filter_beats_random"] = beats
+        summary["verdict"] = (
+            f"kept {k['fid_label']} = {k['fid']:.2f} vs random {r['fid']:.2f}: the filter "
+            + ("beats random selection" if beats else "does NOT beat random selection")
+        )
+    if len(kept) < opts.n:
+        summary["warning"] = (f"only {len(kept)} of {opts.n} samples passed the filter; raise "
+                              "--pool-factor or train the generator longer")
+    summary["seconds"] = {"sample_and_features": t_sample,
+                          "total": time.perf_counter() - t0}
+    summary["record"] = run_record(summary["options"], data)
+    _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path)
+    return summary
+
+
+def _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{run.class_name}."))
+    try:
+        files = {}
+        images = pool[kept].permute(0, 2, 3, 1).numpy()
+        if opts.fmt == "npz":
+            np.savez(tmp / "samples.npz", images=images, pool_index=kept.numpy(),
+                     score=sel.score[kept].numpy())
+            files = {int(i): f"samples.npz[{j}]" for j, i in enumerate(kept.tolist())}
+        else:
+            for j, i in enumerate(kept.tolist()):
+                name = f"{run.class_name}_{j:05d}.png"
+                Image.fromarray(images[j]).save(tmp / name, compress_level=1)
+                files[i] = name
+        with open(tmp / "manifest.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "class", "checkpoint", "seed", "pool_index", "score",
+                        "nearest_real_distance", "status"])
+            for i in range(len(pool)):
+                w.writerow([files.get(i, ""), run.class_name, ckpt_path, opts.seed, i,
+                            f"{float(sel.score[i]):.6g}", f"{float(sel.nearest_real[i]):.6g}",
+                            sel.verdict[i]])
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        _comparison_grid(tmp / "grid.png", run, pool, kept, sel)
+        old = None
+        if target.exists():
+            old = target.parent / f".{run.class_name}.old-{time.time_ns()}"
+            target.rename(old)
+        tmp.rename(target)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _comparison_grid(path: Path, run: ClassRun, pool, kept, sel: Selection) -> None:
+    """Three rows of 8: real training images, best kept samples, best-scored rejected ones."""
+    real = torch.from_numpy(run.images[:8]).permute(0, 3, 1, 2)
+    rejected = [i for i in sel.score.argsort(descending=True).tolist() if sel.verdict[i] != KEPT]
+    rows = [real, pool[kept[:8]], pool[torch.tensor(rejected[:8], dtype=torch.long)]]
+    blank = torch.full((1, 3, *real.shape[2:]), 255, dtype=torch.uint8)
+    rows = [torch.cat([r, blank.expand(8 - len(r), -1, -1, -1)]) if len(r) < 8 else r
+            for r in rows]
+    write_grid(path, torch.cat(rows))
+
+
+def summary_table(summaries: list[dict]) -> str:
+    """Markdown table of kept vs random vs pool, per class."""
+    lines = ["| class | set | n | FID | KID (×1e3) | precision | recall |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for s in summaries:
+        for name, m in s["sets"].items():
+            lines.append(f"| {s['class']} | {name} | {m['n']} | {m['fid']:.2f} | "
+                         f"{1e3 * m['kid']:.2f} ± {1e3 * m['kid_std']:.2f} | "
+                         f"{m['precision']:.3f} | {m['recall']:.3f} |")
+    space = summaries[0]["feature_space"] if summaries else ""
+    n_real = ", ".join(f"{s['class']} {s['n_real']}" for s in summaries)
+    return "\n".join(lines) + f"\n\nfeature space {space}; real training images: {n_real}"
+

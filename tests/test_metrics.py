@@ -1,0 +1,146 @@
+"""Metrics against closed forms and known answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gan.filtering import (
+    COPY,
+    DUPLICATE,
+    KEPT,
+    copy_threshold,
+    mahalanobis_scores,
+    realism_scores,
+    select,
+)
+from gan.metrics.features import FeatureSpace, metric_label
+from gan.metrics.fid import fid
+from gan.metrics.kid import kid
+from gan.metrics.precision_recall import precision_recall
+
+
+def gaussian(n, mean, std, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, len(mean), generator=g, dtype=torch.float64) * torch.tensor(
+        std, dtype=torch.float64
+    ) + torch.tensor(mean, dtype=torch.float64)
+
+
+def sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
+    w, v = torch.linalg.eigh(a)
+    return v @ torch.diag(w.clamp_min(0).sqrt()) @ v.T
+
+
+def test_fid_equals_closed_form_of_the_fitted_gaussians():
+    x = gaussian(400, [0.0, 1.0, 2.0, 0.5], [1.0, 2.0, 0.5, 1.0], 0)
+    y = gaussian(300, [1.0, 0.0, 2.0, -0.5], [0.5, 1.0, 1.5, 2.0], 1) @ torch.tensor(
+        [[1.0, 0.3, 0, 0], [0, 1, 0.2, 0], [0, 0, 1, 0], [0.1, 0, 0, 1]], dtype=torch.float64
+    )
+    mu1, mu2 = x.mean(0), y.mean(0)
+    s1, s2 = torch.cov(x.T), torch.cov(y.T)
+    r = sqrtm_psd(s1)
+    expected = (mu1 - mu2).square().sum() + torch.trace(s1 + s2 - 2 * sqrtm_psd(r @ s2 @ r))
+    assert fid(x, y) == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_fid_of_diagonal_gaussians_matches_population_value():
+    m1, s1, m2, s2 = [0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [1.0, -1.0, 0.5], [2.0, 2.0, 1.0]
+    expected = sum((a - b) ** 2 for a, b in zip(m1, m2)) + sum(
+        a**2 + b**2 - 2 * a * b for a, b in zip(s1, s2)
+    )
+    got = fid(gaussian(50_000, m1, s1, 0), gaussian(50_000, m2, s2, 1))
+    assert got == pytest.approx(expected, rel=0.03)
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+    x = gaussian(200, [0.0] * 8, [1.0] * 8, 0)
+    assert abs(fid(x, x)) < 1e-6
+
+
+def test_kid_of_a_set_with_itself_is_the_closed_form_and_vanishes_with_n():
+    """Unbiased MMD² of X against X = -(2/m)(mean diagonal - mean off-diagonal kernel)."""
+    values = []
+    for m in (50, 400):
+        x = gaussian(m, [0.0] * 8, [1.0] * 8, 0)
+        k = (x @ x.T / 8 + 1) ** 3
+        diag, off = k.diagonal().mean(), (k.sum() - k.diagonal().sum()) / (m * (m - 1))
+        values.append(kid(x, x)[0])
+        assert values[-1] == pytest.approx((-2 / m * (diag - off)).item(), rel=1e-6)
+    assert abs(values[1]) < abs(values[0]) / 5
+
+
+def test_kid_is_unbiased_for_two_draws_and_positive_for_a_shift():
+    draws = [
+        kid(gaussian(150, [0.0] * 8, [1.0] * 8, s), gaussian(150, [0.0] * 8, [1.0] * 8, s + 100))[0]
+        for s in range(6)
+    ]
+    shifted = kid(gaussian(150, [0.0] * 8, [1.0] * 8, 0), gaussian(150, [0.7] * 8, [1.0] * 8, 1))
+    mean = sum(draws) / len(draws)
+    assert abs(mean) < 0.2 * shifted[0] and shifted[0] > 0.1
+
+
+def test_kid_subset_size_is_capped_by_the_smaller_set():
+    mean, std = kid(gaussian(20, [0.0] * 4, [1.0] * 4, 0), gaussian(500, [0.0] * 4, [1.0] * 4, 1))
+    assert math.isfinite(mean) and math.isfinite(std)
+
+
+def test_precision_recall_identical_and_disjoint_sets():
+    x = gaussian(100, [0.0] * 4, [1.0] * 4, 0)
+    assert precision_recall(x, x) == (1.0, 1.0)
+    assert precision_recall(x, x + 100) == (0.0, 0.0)
+
+
+def test_precision_drops_for_outliers_and_recall_for_a_collapsed_set():
+    real = gaussian(300, [0.0] * 4, [1.0] * 4, 0)
+    half_far = torch.cat([gaussian(150, [0.0] * 4, [1.0] * 4, 1), real[:150] + 50])
+    p, r = precision_recall(real, half_far)
+    assert 0.35 < p < 0.65
+    collapsed = gaussian(300, [0.0] * 4, [0.05] * 4, 2)
+    p, r = precision_recall(real, collapsed)
+    assert p > 0.9 and r < 0.2
+
+
+def test_metric_label_names_space_and_sizes():
+    space = FeatureSpace("domain", 256, torch.nn.Identity())
+    assert metric_label("FID", space, 80, 2000) == "FID[domain-256d, n=80 vs 2000]"
+
+
+# ---------------------------------------------------------------- filtering
+
+
+def test_realism_prefers_on_manifold_samples():
+    real = gaussian(200, [0.0] * 4, [1.0] * 4, 0)
+    on, off = gaussian(50, [0.0] * 4, [1.0] * 4, 1), gaussian(50, [6.0] * 4, [1.0] * 4, 2)
+    s = realism_scores(torch.cat([on, off]), real)
+    assert s[:50].median() > s[50:].max()
+    m = mahalanobis_scores(torch.cat([on, off]), real)
+    assert m[:50].median() > m[50:].max()
+
+
+def test_select_rejects_copies_and_duplicates_and_keeps_n():
+    real = gaussian(100, [0.0] * 4, [1.0] * 4, 0)
+    thr = copy_threshold(real)
+    fresh = gaussian(60, [0.0] * 4, [1.0] * 4, 1)
+    copies = real[:5] + 1e-4
+    dupes = fresh[:5] + 1e-4
+    pool = torch.cat([fresh, copies, dupes])
+    sel = select(pool, real, n=40)
+    assert len(sel.kept) == 40 and len(set(sel.kept.tolist())) == 40
+    assert all(sel.verdict[60 + i] == COPY for i in range(5))
+    kept_or_dup = [sel.verdict[i] for i in range(5)] + [sel.verdict[65 + i] for i in range(5)]
+    # of each original/duplicate pair at most one is kept
+    for i in range(5):
+        pair = {sel.verdict[i], sel.verdict[65 + i]}
+        assert KEPT not in pair or pair <= {KEPT, DUPLICATE, "low-score"}
+        assert not (sel.verdict[i] == KEPT and sel.verdict[65 + i] == KEPT)
+    assert kept_or_dup
+    assert (sel.nearest_real[sel.kept] >= thr).all()
+
+
+def test_select_returns_fewer_when_the_pool_is_all_copies():
+    real = gaussian(50, [0.0] * 4, [1.0] * 4, 0)
+    sel = select(real.clone(), real, n=10)
+    assert len(sel.kept) == 0 and set(sel.verdict) == {COPY}
