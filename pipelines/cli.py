@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from gan.networks import SUPPORTED_SIZES, Architecture
 from gan.training import TrainConfig
 from pipelines.datasets import FORMATS, load_dataset
 from pipelines.errors import UserError
+from pipelines.experiment import ARMS, DEFAULT_ARMS, PROFILES
 from pipelines.feature_space import FEATURE_SPACES, load_feature_space
 from pipelines.gan_run import RESUMABLE_CHANGES, class_run, read_checkpoint, train_class
 from pipelines.sampling import SampleOptions, sample_class, summary_table
@@ -304,8 +306,10 @@ def gan_train(
 def _saved_size(run_dir: Path, classes) -> int:
     path = Path(run_dir) / "gan" / classes[0] / "last.pt"
     if not path.is_file():
-        raise UserError(f"no checkpoint at {path}; train it with `gan-train --class "
-                        f"{classes[0]} --run-dir {run_dir}` (without --resume)")
+        raise UserError(
+            f"no checkpoint at {path}; train it with `gan-train --class "
+            f"{classes[0]} --run-dir {run_dir}` (without --resume)"
+        )
     from gan.checkpoint import CheckpointError, load_checkpoint
 
     try:
@@ -350,57 +354,130 @@ def _resumed_config(ctx: click.Context, saved: dict) -> TrainConfig:
 
 
 @click.command("gan-sample")
-@click.option("--n", "n", type=click.IntRange(min=1), required=True,
-              help="Images to keep per class.")
-@click.option("--class", "classes", multiple=True,
-              help="Class to sample (repeatable); default: every class with a generator.")
-@click.option("--run-dir", type=click.Path(path_type=Path), default=Path("runs/demo"),
-              show_default=True)
-@click.option("--checkpoint", default="best", show_default=True,
-              help="best (lowest FID during training), last, or a checkpoint path.")
-@click.option("--filter", "filter_", type=click.Choice(["fid", "none"]), default="fid",
-              show_default=True, help="Keep the pool samples that best match the real class.")
-@click.option("--pool-factor", type=click.FloatRange(min=1.0), default=2.0, show_default=True,
-              help="Draw K×n samples and keep n.")
-@click.option("--score", type=click.Choice(SCORES), default="realism", show_default=True,
-              help="Per-sample score of the filter (k-NN realism or Mahalanobis distance).")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Output directory (default: <run-dir>/samples).")
-@click.option("--format", "fmt", type=click.Choice(["png", "npz"]), default="png",
-              show_default=True)
+@click.option(
+    "--n", "n", type=click.IntRange(min=1), required=True, help="Images to keep per class."
+)
+@click.option(
+    "--class",
+    "classes",
+    multiple=True,
+    help="Class to sample (repeatable); default: every class with a generator.",
+)
+@click.option(
+    "--run-dir", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True
+)
+@click.option(
+    "--checkpoint",
+    default="best",
+    show_default=True,
+    help="best (lowest FID during training), last, or a checkpoint path.",
+)
+@click.option(
+    "--filter",
+    "filter_",
+    type=click.Choice(["fid", "none"]),
+    default="fid",
+    show_default=True,
+    help="Keep the pool samples that best match the real class.",
+)
+@click.option(
+    "--pool-factor",
+    type=click.FloatRange(min=1.0),
+    default=2.0,
+    show_default=True,
+    help="Draw K×n samples and keep n.",
+)
+@click.option(
+    "--score",
+    type=click.Choice(SCORES),
+    default="realism",
+    show_default=True,
+    help="Per-sample score of the filter (k-NN realism or Mahalanobis distance).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output directory (default: <run-dir>/samples).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["png", "npz"]), default="png", show_default=True
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
-              show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
+    show_default=True,
+)
 @feature_options
 @click.option("--data", default=None, help="Dataset path if it moved since gan-train.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--skip-bad-images", is_flag=True)
 @click.option("--overwrite", is_flag=True, help="Replace samples already in --out.")
 @click.option("--quiet", is_flag=True)
-def gan_sample(n, classes, run_dir, checkpoint, filter_, pool_factor, score, out, fmt, seed,
-               device, precision, feature_space, inception_weights, eval_n, data, cache_dir,
-               skip_bad_images, overwrite, quiet) -> None:
+def gan_sample(
+    n,
+    classes,
+    run_dir,
+    checkpoint,
+    filter_,
+    pool_factor,
+    score,
+    out,
+    fmt,
+    seed,
+    device,
+    precision,
+    feature_space,
+    inception_weights,
+    eval_n,
+    data,
+    cache_dir,
+    skip_bad_images,
+    overwrite,
+    quiet,
+) -> None:
     """Sample each class's generator, filter the samples by feature statistics, write them."""
     del eval_n  # shared option group; sampling evaluates the sets it writes
     dev = resolve_device(device)
     ds, split = load_run_data(run_dir, data, cache_dir, skip_bad_images, quiet, classes)
     runs = [class_run(ds, split, c, run_dir) for c in (classes or trained_classes(run_dir))]
-    space = load_feature_space(feature_space, ds, split, run_dir, dev,
-                               resolve_precision(precision, dev), inception_weights,
-                               progress=not quiet)
-    opts = SampleOptions(n=n, checkpoint=checkpoint, filter=filter_, pool_factor=pool_factor,
-                         score=score, fmt=fmt, seed=seed,
-                         precision=resolve_precision(precision, dev))
+    space = load_feature_space(
+        feature_space,
+        ds,
+        split,
+        run_dir,
+        dev,
+        resolve_precision(precision, dev),
+        inception_weights,
+        progress=not quiet,
+    )
+    opts = SampleOptions(
+        n=n,
+        checkpoint=checkpoint,
+        filter=filter_,
+        pool_factor=pool_factor,
+        score=score,
+        fmt=fmt,
+        seed=seed,
+        precision=resolve_precision(precision, dev),
+    )
     out = out or Path(run_dir) / "samples"
-    data_info = {"source": ds.source, "fingerprint": ds.fingerprint,
-                 "synthetic_demo_data": ds.synthetic}
+    data_info = {
+        "source": ds.source,
+        "fingerprint": ds.fingerprint,
+        "synthetic_demo_data": ds.synthetic,
+    }
     summaries = []
     for run in tqdm(runs, desc="classes", disable=quiet or len(runs) == 1):
         s = sample_class(run, opts, space, out, dev, data_info, overwrite)
         summaries.append(s)
-        click.echo(f"{run.class_name}: kept {s['kept']} of {s['pool']} -> {out / run.class_name}"
-                   f" ({s['seconds']['total']:.1f} s)")
+        click.echo(
+            f"{run.class_name}: kept {s['kept']} of {s['pool']} -> {out / run.class_name}"
+            f" ({s['seconds']['total']:.1f} s)"
+        )
         click.echo(f"  {s.get('verdict', 'too few samples kept to compare')}")
         if "warning" in s:
             click.echo(f"  warning: {s['warning']}", err=True)
@@ -413,8 +490,10 @@ def gan_sample(n, classes, run_dir, checkpoint, filter_, pool_factor, score, out
 def trained_classes(run_dir: Path) -> list[str]:
     found = sorted(p.parent.name for p in (Path(run_dir) / "gan").glob("*/last.pt"))
     if not found:
-        raise UserError(f"{run_dir} has no trained generator; run "
-                        f"`gan-train --class CLASS --run-dir {run_dir}` first")
+        raise UserError(
+            f"{run_dir} has no trained generator; run "
+            f"`gan-train --class CLASS --run-dir {run_dir}` first"
+        )
     return found
 
 
@@ -422,8 +501,9 @@ def load_run_data(run_dir: Path, data, cache_dir, skip_bad_images, quiet, classe
     """The dataset and split a run directory was made with, at its generators' size."""
     split_file = Path(run_dir) / "split.json"
     if not split_file.is_file():
-        raise UserError(f"{run_dir} has no split.json; run gan-train with --run-dir {run_dir} "
-                        "first")
+        raise UserError(
+            f"{run_dir} has no split.json; run gan-train with --run-dir {run_dir} first"
+        )
     record = json.loads(split_file.read_text())
     names = list(classes) or trained_classes(run_dir)
     size = _saved_size(run_dir, names)
@@ -431,3 +511,111 @@ def load_run_data(run_dir: Path, data, cache_dir, skip_bad_images, quiet, classe
     fmt = None if data else record["format"]
     ds = load_dataset(source, size, fmt, cache_dir, skip_bad_images, progress=not quiet)
     return ds, load_or_make_split(ds, run_dir)
+
+
+@click.command("augment-and-compare")
+@data_options
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run directory (default: runs/<data name>).",
+)
+@click.option(
+    "--classes",
+    default="df,mel",
+    show_default=True,
+    help="Comma-separated rare classes to augment.",
+)
+@click.option(
+    "--target",
+    default="auto",
+    show_default=True,
+    help="Training images per rare class after augmentation, or auto "
+    "(max(2 x real, median class count)).",
+)
+@click.option(
+    "--arms",
+    default=",".join(DEFAULT_ARMS),
+    show_default=True,
+    help=f"Comma-separated arms out of {', '.join(ARMS)}.",
+)
+@click.option("--seeds", type=int, default=3, show_default=True)
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    default=None,
+    help="Budgets: quick (default on CPU, 32 px) or full (default on GPU, 64 px).",
+)
+@click.option(
+    "--size",
+    type=click.Choice([str(s) for s in SUPPORTED_SIZES]),
+    default=None,
+    help="Override the profile's image size.",
+)
+@click.option("--external-test", default=None, help="Also evaluate on this dataset.")
+@click.option("--device", default="auto", show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
+    show_default=True,
+)
+@feature_options
+@click.option("--quiet", is_flag=True)
+def augment_and_compare(
+    data,
+    fmt,
+    cache_dir,
+    skip_bad_images,
+    split_seed,
+    run_dir,
+    classes,
+    target,
+    arms,
+    seeds,
+    profile,
+    size,
+    external_test,
+    device,
+    precision,
+    feature_space,
+    inception_weights,
+    eval_n,
+    quiet,
+) -> None:
+    """Train per-class GANs, rebalance, and compare classifier recall across arms and seeds."""
+    del eval_n
+    from pipelines.experiment import run_experiment
+
+    classes_l = [c.strip() for c in classes.split(",") if c.strip()]
+    arms_l = [a.strip() for a in arms.split(",") if a.strip()]
+    unknown = [a for a in arms_l if a not in ARMS]
+    if unknown:
+        raise UserError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+    if seeds < 1:
+        raise UserError(f"--seeds {seeds}: need at least 1 seed (3 or more for an sd)")
+    dev = resolve_device(device)
+    prof = PROFILES[profile or ("full" if dev.type == "cuda" else "quick")]
+    if size is not None:
+        prof = dataclasses.replace(prof, size=int(size))
+    summary = run_experiment(
+        data=data,
+        fmt=fmt,
+        cache_dir=cache_dir,
+        skip_bad_images=skip_bad_images,
+        split_seed=split_seed,
+        run_dir=run_dir or default_run_dir(data),
+        classes=classes_l,
+        target=target,
+        arms=arms_l,
+        seeds=seeds,
+        profile=prof,
+        external=external_test,
+        device=dev,
+        precision=resolve_precision(precision, dev),
+        feature_space=feature_space,
+        inception_weights=inception_weights,
+        progress=not quiet,
+    )
+    click.echo(summary)

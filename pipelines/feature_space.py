@@ -66,6 +66,7 @@ def load_feature_space(
     precision: str = "fp32",
     inception_weights: str | None = None,
     progress: bool = True,
+    cfg: ClassifierConfig = DOMAIN_CONFIG,
 ) -> FeatureSpace:
     if name == "inception":
         weights = find_inception_weights(inception_weights)
@@ -74,7 +75,7 @@ def load_feature_space(
         return inception_space(weights, device)
     if name != "domain":
         raise UserError(f"unknown feature space {name!r}; use {', '.join(FEATURE_SPACES)}")
-    return domain_space(ds, split, run_dir, device, precision, progress)
+    return domain_space(ds, split, run_dir, device, precision, progress, cfg)
 
 
 def domain_space(

@@ -68,8 +68,10 @@ def load_generator(path: Path, size: int, device: torch.device) -> tuple[Generat
         raise UserError(f"{e}; pass a checkpoint written by gan-train") from e
     arch = Architecture(**ckpt["arch"])
     if arch.size != size:
-        raise UserError(f"{path} generates {arch.size} px images but the data is loaded at "
-                        f"{size} px; pass --size {arch.size}")
+        raise UserError(
+            f"{path} generates {arch.size} px images but the data is loaded at "
+            f"{size} px; pass --size {arch.size}"
+        )
     G = Generator(arch)
     try:
         G.load_state_dict(ckpt["G_ema"] if ckpt["G_ema"] is not None else ckpt["G"])
@@ -106,8 +108,10 @@ def sample_class(
     """Sample, filter and write one class; returns its summary."""
     target = out_root / run.class_name
     if target.exists() and any(target.iterdir()) and not overwrite:
-        raise UserError(f"{target} already holds samples; pass --overwrite to replace them or "
-                        "--out for another directory")
+        raise UserError(
+            f"{target} already holds samples; pass --overwrite to replace them or "
+            "--out for another directory"
+        )
     t0 = time.perf_counter()
     ckpt_path = checkpoint_path(run, opts.checkpoint)
     G, ckpt = load_generator(ckpt_path, run.images.shape[1], device)
@@ -121,8 +125,9 @@ def sample_class(
     if opts.filter == "fid":
         sel = select(feats, real, opts.n, opts.score)
     else:
-        sel = Selection(torch.arange(pool_n), [KEPT] * pool_n, torch.zeros(pool_n),
-                        torch.zeros(pool_n), 0.0)
+        sel = Selection(
+            torch.arange(pool_n), [KEPT] * pool_n, torch.zeros(pool_n), torch.zeros(pool_n), 0.0
+        )
     kept = sel.kept
     random_n = torch.randperm(pool_n, generator=torch.Generator().manual_seed(opts.seed + 1))
     random_n = random_n[: len(kept)]
@@ -137,9 +142,7 @@ def sample_class(
         "pool": pool_n,
         "options": vars(opts),
         "copy_threshold": sel.threshold,
-        "rejected": {
-            v: sel.verdict.count(v) for v in sorted(set(sel.verdict)) if v != KEPT
-        },
+        "rejected": {v: sel.verdict.count(v) for v in sorted(set(sel.verdict)) if v != KEPT},
         "sets": {},
     }
     if len(kept) >= 2:
@@ -156,10 +159,11 @@ def sample_class(
             + ("beats random selection" if beats else "does NOT beat random selection")
         )
     if len(kept) < opts.n:
-        summary["warning"] = (f"only {len(kept)} of {opts.n} samples passed the filter; raise "
-                              "--pool-factor or train the generator longer")
-    summary["seconds"] = {"sample_and_features": t_sample,
-                          "total": time.perf_counter() - t0}
+        summary["warning"] = (
+            f"only {len(kept)} of {opts.n} samples passed the filter; raise "
+            "--pool-factor or train the generator longer"
+        )
+    summary["seconds"] = {"sample_and_features": t_sample, "total": time.perf_counter() - t0}
     summary["record"] = run_record(summary["options"], data)
     _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path)
     return summary
@@ -172,8 +176,12 @@ def _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path) -> 
         files = {}
         images = pool[kept].permute(0, 2, 3, 1).numpy()
         if opts.fmt == "npz":
-            np.savez(tmp / "samples.npz", images=images, pool_index=kept.numpy(),
-                     score=sel.score[kept].numpy())
+            np.savez(
+                tmp / "samples.npz",
+                images=images,
+                pool_index=kept.numpy(),
+                score=sel.score[kept].numpy(),
+            )
             files = {int(i): f"samples.npz[{j}]" for j, i in enumerate(kept.tolist())}
         else:
             for j, i in enumerate(kept.tolist()):
@@ -182,12 +190,31 @@ def _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path) -> 
                 files[i] = name
         with open(tmp / "manifest.csv", "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["file", "class", "checkpoint", "seed", "pool_index", "score",
-                        "nearest_real_distance", "status"])
+            w.writerow(
+                [
+                    "file",
+                    "class",
+                    "checkpoint",
+                    "seed",
+                    "pool_index",
+                    "score",
+                    "nearest_real_distance",
+                    "status",
+                ]
+            )
             for i in range(len(pool)):
-                w.writerow([files.get(i, ""), run.class_name, ckpt_path, opts.seed, i,
-                            f"{float(sel.score[i]):.6g}", f"{float(sel.nearest_real[i]):.6g}",
-                            sel.verdict[i]])
+                w.writerow(
+                    [
+                        files.get(i, ""),
+                        run.class_name,
+                        ckpt_path,
+                        opts.seed,
+                        i,
+                        f"{float(sel.score[i]):.6g}",
+                        f"{float(sel.nearest_real[i]):.6g}",
+                        sel.verdict[i],
+                    ]
+                )
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
         _comparison_grid(tmp / "grid.png", run, pool, kept, sel)
         old = None
@@ -208,21 +235,23 @@ def _comparison_grid(path: Path, run: ClassRun, pool, kept, sel: Selection) -> N
     rejected = [i for i in sel.score.argsort(descending=True).tolist() if sel.verdict[i] != KEPT]
     rows = [real, pool[kept[:8]], pool[torch.tensor(rejected[:8], dtype=torch.long)]]
     blank = torch.full((1, 3, *real.shape[2:]), 255, dtype=torch.uint8)
-    rows = [torch.cat([r, blank.expand(8 - len(r), -1, -1, -1)]) if len(r) < 8 else r
-            for r in rows]
+    rows = [torch.cat([r, blank.expand(8 - len(r), -1, -1, -1)]) if len(r) < 8 else r for r in rows]
     write_grid(path, torch.cat(rows))
 
 
 def summary_table(summaries: list[dict]) -> str:
     """Markdown table of kept vs random vs pool, per class."""
-    lines = ["| class | set | n | FID | KID (×1e3) | precision | recall |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| class | set | n | FID | KID (×1e3) | precision | recall |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for s in summaries:
         for name, m in s["sets"].items():
-            lines.append(f"| {s['class']} | {name} | {m['n']} | {m['fid']:.2f} | "
-                         f"{1e3 * m['kid']:.2f} ± {1e3 * m['kid_std']:.2f} | "
-                         f"{m['precision']:.3f} | {m['recall']:.3f} |")
+            lines.append(
+                f"| {s['class']} | {name} | {m['n']} | {m['fid']:.2f} | "
+                f"{1e3 * m['kid']:.2f} ± {1e3 * m['kid_std']:.2f} | "
+                f"{m['precision']:.3f} | {m['recall']:.3f} |"
+            )
     space = summaries[0]["feature_space"] if summaries else ""
     n_real = ", ".join(f"{s['class']} {s['n_real']}" for s in summaries)
     return "\n".join(lines) + f"\n\nfeature space {space}; real training images: {n_real}"
-

@@ -1,0 +1,215 @@
+"""report.md, results.json and figures of an augment-and-compare run.
+
+The first lines state, per rare class, whether the gan arm's recall gain over baseline and over
+oversampling is significant (95 % CI excludes 0) — including when it is not.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from classifier.metrics import precision_recall_curves
+from pipelines.plots import confusion_pair, pr_curves, recall_bars
+from pipelines.rundir import atomic_write_text
+
+
+def _pm(values: list[float]) -> str:
+    a = np.asarray(values, dtype=float)
+    sd = a.std(ddof=1) if len(a) > 1 else 0.0
+    return f"{a.mean():.3f} ± {sd:.3f}"
+
+
+def _gain(g: dict) -> str:
+    lo, hi = g["ci95"]
+    return f"{g['gain']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def headline(results: dict) -> list[str]:
+    lines = []
+    for g in results["comparison"]["gains"].values():
+        if g["arm"] != "gan" or g["reference"] not in ("baseline", "oversample"):
+            continue
+        verdict = "significant" if g["excludes_zero"] else "NOT significant (CI includes 0)"
+        lines.append(f"- **{g['class']}** recall, gan vs {g['reference']}: {_gain(g)} — {verdict}")
+    return lines
+
+
+def one_line_summary(results: dict) -> str:
+    parts = []
+    for g in results["comparison"]["gains"].values():
+        if g["arm"] == "gan" and g["reference"] == "baseline":
+            sig = "significant" if g["excludes_zero"] else "n.s."
+            parts.append(f"{g['class']} recall gain gan vs baseline {_gain(g)} ({sig})")
+    return "; ".join(parts) or "no gan arm to compare"
+
+
+def write_report(
+    out: Path,
+    results: dict,
+    ds,
+    split,
+    arm_results: dict,
+    sample_summaries: dict,
+    external: dict | None,
+) -> Path:
+    names = ds.class_names
+    cmp = results["comparison"]
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+
+    # figures -------------------------------------------------------------
+    recall_bars(cmp["per_arm"], names, figures / "recall_per_class.png")
+    pair = {
+        a: np.sum([r["test"]["confusion_matrix"] for r in arm_results[a]], axis=0)
+        for a in ("baseline", "gan")
+        if a in arm_results
+    }
+    if pair:
+        confusion_pair(pair, names, figures / "confusion_baseline_vs_gan.png")
+    labels = torch.from_numpy(ds.labels[split.test])
+    curves = {}
+    for arm, rs in arm_results.items():
+        probs = torch.cat(
+            [torch.from_numpy(np.load(r["_dir"] / "test_probs.npz")["probs"]) for r in rs]
+        )
+        curves[arm] = precision_recall_curves(probs, labels.repeat(len(rs)), len(names))
+    pr_curves(curves, names, figures / "pr_curves.png")
+    for c, kinds in sample_summaries.items():
+        grid = Path(kinds.get("gan", next(iter(kinds.values())))["_dir"]) / "grid.png"
+        if grid.is_file():
+            shutil.copyfile(grid, figures / f"samples_{c}.png")
+
+    # markdown ------------------------------------------------------------
+    seeds = results["config"]["seeds"]
+    md = ["# augment-and-compare report", ""]
+    if ds.synthetic:
+        md += [
+            "> **SYNTHETIC demo data.** These numbers exercise the pipeline; they say "
+            "nothing about dermoscopy.",
+            "",
+        ]
+    md += [
+        f"## Headline (95 % bootstrap CI over test lesions, pooled over {len(seeds)} seeds)",
+        "",
+        *headline(results),
+        "",
+    ]
+    md += [
+        f"Data: `{ds.source}` ({ds.format}, fingerprint {ds.fingerprint}); test set: "
+        f"{len(split.test)} images of {len(set(ds.lesion_ids[i] for i in split.test))} "
+        "lesions, never used to choose anything.",
+        "",
+    ]
+    md += [
+        "## Per-class test recall (mean ± sd over seeds)",
+        "",
+        "| class | " + " | ".join(cmp["per_arm"]) + " |",
+        "| --- |" + " ---: |" * len(cmp["per_arm"]),
+    ]
+    for k, c in enumerate(names):
+        cells = [
+            f"{r['recall_mean'][k]:.3f} ± {r['recall_sd'][k]:.3f}" for r in cmp["per_arm"].values()
+        ]
+        md.append(f"| {c} | " + " | ".join(cells) + " |")
+    md += [
+        "",
+        "## Recall gains (95 % bootstrap CI: test lesions resampled, seeds pooled)",
+        "",
+        "| arm | vs | class | gain [95 % CI] | excludes 0 | test lesions |",
+        "| --- | --- | --- | ---: | --- | ---: |",
+    ]
+    for g in cmp["gains"].values():
+        md.append(
+            f"| {g['arm']} | {g['reference']} | {g['class']} | {_gain(g)} | "
+            f"{'yes' if g['excludes_zero'] else 'no'} | {g['test_lesions']} |"
+        )
+    md += [
+        "",
+        "## Overall test metrics per arm (mean ± sd over seeds)",
+        "",
+        "| arm | balanced accuracy | macro-F1 | macro AUC | accuracy |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for arm, r in cmp["per_arm"].items():
+        md.append(
+            f"| {arm} | {_pm(r['balanced_accuracy'])} | {_pm(r['macro_f1'])} | "
+            f"{_pm(r['macro_auc'])} | {_pm(r['accuracy'])} |"
+        )
+    md += [
+        "",
+        "## Synthetic sets (vs the class's real training images)",
+        "",
+        "| class | samples | set | n | FID | KID (×1e3) | precision | recall |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for c, kinds in sample_summaries.items():
+        for kind, s in kinds.items():
+            for name, m in s.get("sets", {}).items():
+                md.append(
+                    f"| {c} | {kind} | {name} | {m['n']} | {m['fid']:.2f} | "
+                    f"{1e3 * m['kid']:.2f} ± {1e3 * m['kid_std']:.2f} | "
+                    f"{m['precision']:.3f} | {m['recall']:.3f} |"
+                )
+    spaces = {s["feature_space"] for k in sample_summaries.values() for s in k.values()}
+    md += [
+        "",
+        f"Feature space: {', '.join(sorted(spaces))}; FID/KID are only comparable "
+        "within one space and sample size.",
+        "",
+    ]
+    if external:
+        md += [
+            "## External test set",
+            "",
+            f"`{external['source']}`: {external['n']} images.",
+            "",
+            "| arm | balanced accuracy | " + " | ".join(f"recall {c}" for c in names) + " |",
+            "| --- | ---: |" + " ---: |" * len(names),
+        ]
+        for arm, rs in external["per_arm"].items():
+            rec = np.array([r["recall"] for r in rs])
+            md.append(
+                f"| {arm} | {_pm([r['balanced_accuracy'] for r in rs])} | "
+                + " | ".join(f"{m:.3f}" for m in rec.mean(0))
+                + " |"
+            )
+        md.append("")
+    md += [
+        "## Figures",
+        "",
+        "![recall](figures/recall_per_class.png)",
+        "",
+        "![confusion](figures/confusion_baseline_vs_gan.png)",
+        "",
+        "![pr](figures/pr_curves.png)",
+        "",
+    ]
+    md += [
+        f"![{c}](figures/samples_{c}.png) real (top) · kept synthetic (middle) · rejected (bottom)"
+        for c in sample_summaries
+    ]
+    md += [
+        "",
+        "## Setup",
+        "",
+        "Training images per arm: "
+        + ", ".join(f"{a} {rs[0]['train_images']}" for a, rs in arm_results.items()),
+        f"Classifier: {results['classifier']}",
+        "",
+        "Wall time per stage (s): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in results["wall_seconds"].items()),
+        "",
+        "```json",
+        json.dumps({"config": results["config"], "versions": results["versions"]}, indent=1),
+        "```",
+        "",
+    ]
+    text = "\n".join(md)
+    atomic_write_text(out / "report.md", text)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1, default=str))
+    return out / "report.md"

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from classifier.metrics import bootstrap_recall_gain, classification_metrics
+from classifier.networks import CompactCNN, SmallResNet
+from classifier.training import ClassifierConfig, balanced_accuracy, train_classifier
+
+
+def one_hot(pred, k):
+    return torch.nn.functional.one_hot(torch.tensor(pred), k).float()
+
+
+def test_metrics_against_a_hand_computed_confusion_matrix():
+    # true:  0 0 0 0 1 1 2 2 2 2
+    # pred:  0 0 1 2 1 1 2 2 0 2
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
+    probs = one_hot([0, 0, 1, 2, 1, 1, 2, 2, 0, 2], 3)
+    m = classification_metrics(probs, labels, 3)
+    assert m["confusion_matrix"] == [[2, 1, 1], [0, 2, 0], [1, 0, 3]]
+    assert m["recall"] == pytest.approx([2 / 4, 2 / 2, 3 / 4])
+    assert m["precision"] == pytest.approx([2 / 3, 2 / 3, 3 / 4])
+    f1 = [2 * p * r / (p + r) for p, r in zip(m["precision"], m["recall"])]
+    assert m["f1"] == pytest.approx(f1)
+    assert m["balanced_accuracy"] == pytest.approx((0.5 + 1 + 0.75) / 3)
+    assert m["accuracy"] == pytest.approx(7 / 10)
+    assert m["macro_f1"] == pytest.approx(sum(f1) / 3)
+    assert balanced_accuracy(probs, labels, 3) == pytest.approx(m["balanced_accuracy"])
+
+
+def test_auc_and_average_precision_of_a_perfect_ranking():
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    probs = one_hot(labels.tolist(), 3) * 0.8 + 0.2 / 3
+    m = classification_metrics(probs, labels, 3)
+    assert m["macro_auc"] == pytest.approx(1.0) and m["average_precision"] == pytest.approx([1] * 3)
+
+
+def test_bootstrap_known_answers():
+    lesions = [f"L{i // 2}" for i in range(200)]  # 100 lesions, 2 images each
+    is_class = np.ones(200, bool)
+    never, always = np.zeros((3, 200), bool), np.ones((3, 200), bool)
+    r = bootstrap_recall_gain(never, always, is_class, lesions)
+    assert r["gain"] == 1.0 and r["ci95"] == [1.0, 1.0] and r["excludes_zero"]
+    same = bootstrap_recall_gain(always, always, is_class, lesions)
+    assert same["gain"] == 0.0 and same["ci95"] == [0.0, 0.0] and not same["excludes_zero"]
+    # b is right on exactly half of the lesions (all seeds), a never: gain 0.5, and the CI is the
+    # binomial one over 100 lesions: 0.5 +- 1.96 * sqrt(0.25 / 100) = [0.402, 0.598]
+    half = np.zeros((3, 200), bool)
+    half[:, :100] = True
+    r = bootstrap_recall_gain(never, half, is_class, lesions, n_boot=4000)
+    assert r["gain"] == 0.5 and r["test_lesions"] == 100
+    assert r["ci95"][0] == pytest.approx(0.402, abs=0.02)
+    assert r["ci95"][1] == pytest.approx(0.598, abs=0.02)
+
+
+def test_bootstrap_only_counts_the_class():
+    lesions = ["a", "b", "c", "d"]
+    is_class = np.array([True, True, False, False])
+    a = np.array([[False, False, True, True]])
+    b = np.array([[True, False, False, False]])
+    assert bootstrap_recall_gain(a, b, is_class, lesions)["gain"] == 0.5
+
+
+@pytest.mark.parametrize("net", [CompactCNN, SmallResNet])
+@pytest.mark.parametrize("size", [32, 64])
+def test_networks_take_uint8_and_return_logits_and_features(net, size):
+    kwargs = {"input_size": size} if net is CompactCNN else {}
+    m = net(5, **kwargs)
+    x = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8)
+    assert m(x).shape == (2, 5) and m.features(x).shape == (2, m.num_features)
+
+
+def test_training_learns_a_separable_problem_and_keeps_the_best_step():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(120) % 3
+    x = torch.randint(0, 60, (120, 3, 16, 16), dtype=torch.uint8, generator=g)
+    x[y == 1, 0] += 150  # class 1: red, class 2: green
+    x[y == 2, 1] += 150
+    cfg = ClassifierConfig(steps=60, batch_size=32, eval_every=20, lr=3e-3)
+    result = train_classifier(
+        CompactCNN(3, width=8, feature_dim=16),
+        x[:90],
+        y[:90],
+        x[90:],
+        y[90:],
+        3,
+        cfg,
+        progress=False,
+    )
+    assert result.best_val_balanced_accuracy > 0.9
+    assert result.best_step in {20, 40, 60} and len(result.history) == 3
+    best = max(h["val_balanced_accuracy"] for h in result.history)
+    assert result.best_val_balanced_accuracy == best
