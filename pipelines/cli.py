@@ -390,9 +390,10 @@ def _resumed_config(ctx: click.Context, saved: dict) -> TrainConfig:
 @click.option(
     "--score",
     type=click.Choice(SCORES),
-    default="realism",
+    default="matching",
     show_default=True,
-    help="Per-sample score of the filter (k-NN realism or Mahalanobis distance).",
+    help="Selection rule: matching (real images claim their nearest samples in turn), or "
+    "the best per-sample k-NN realism / Mahalanobis scores.",
 )
 @click.option(
     "--out",

@@ -40,7 +40,7 @@ class SampleOptions:
     checkpoint: str = "best"  # best | last | a path
     filter: str = "fid"  # fid | none
     pool_factor: float = 2.0
-    score: str = "realism"
+    score: str = "matching"
     fmt: str = "png"
     seed: int = 0
     precision: str = "fp32"

@@ -105,8 +105,11 @@ def test_sample_all_classes_with_filter(run_dir: Path):
         assert summary["record"]["data"]["synthetic_demo_data"] is True
 
 
-def test_kept_samples_are_the_best_scored_non_rejected(run_dir: Path):
-    invoke(gan_sample, ["--n", "20", "--class", "df", "--run-dir", str(run_dir), "--quiet"])
+def test_score_filter_keeps_the_best_scored_non_rejected(run_dir: Path):
+    invoke(
+        gan_sample,
+        ["--n", "20", "--class", "df", "--run-dir", str(run_dir), "--quiet", "--score", "realism"],
+    )
     with open(run_dir / "samples" / "df" / "manifest.csv") as f:
         rows = list(csv.DictReader(f))
     kept = [float(r["score"]) for r in rows if r["status"] == "kept"]

@@ -144,3 +144,27 @@ def test_select_returns_fewer_when_the_pool_is_all_copies():
     real = gaussian(50, [0.0] * 4, [1.0] * 4, 0)
     sel = select(real.clone(), real, n=10)
     assert len(sel.kept) == 0 and set(sel.verdict) == {COPY}
+
+
+@pytest.mark.parametrize("score", ["matching", "realism", "mahalanobis"])
+def test_every_selection_rule_rejects_copies(score):
+    real = gaussian(100, [0.0] * 4, [1.0] * 4, 0)
+    pool = torch.cat([gaussian(60, [0.0] * 4, [1.0] * 4, 1), real[:5] + 1e-4])
+    sel = select(pool, real, n=30, score=score)
+    assert len(sel.kept) == 30 and all(sel.verdict[60 + i] == COPY for i in range(5))
+
+
+def test_matching_selection_beats_a_random_subset_of_the_pool():
+    """A pool that over-represents one mode: matching keeps a set shaped like the real one."""
+    real = torch.cat(
+        [gaussian(150, [0.0] * 4, [1.0] * 4, 0), gaussian(150, [4.0] * 4, [1.0] * 4, 1)]
+    )
+    pool = torch.cat(
+        [gaussian(900, [0.0] * 4, [1.0] * 4, 2), gaussian(300, [4.0] * 4, [1.0] * 4, 3)]
+    )
+    sel = select(pool, real, n=400, score="matching")
+    random = torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))[:400]
+    assert len(sel.kept) == 400
+    assert fid(real, pool[sel.kept]) < 0.5 * fid(real, pool[random])
+    far_mode = (pool[sel.kept].mean(1) > 2).float().mean()
+    assert 0.4 < far_mode < 0.6  # the real set is half/half; the pool was 3:1

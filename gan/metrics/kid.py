@@ -8,6 +8,8 @@ set (torchmetrics' default of 1000 would fail for a rare class).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -23,9 +25,11 @@ def kid(
 ) -> tuple[float, float]:
     """(mean, std) of KID over `subsets` random subsets of min(subset_size, n_real, n_fake)."""
     size = min(subset_size, len(real), len(fake))
-    metric = KernelInceptionDistance(
-        feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size
-    )
+    with warnings.catch_warnings():  # "will save all extracted features": ours are small
+        warnings.simplefilter("ignore", UserWarning)
+        metric = KernelInceptionDistance(
+            feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size
+        )
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     state = torch.get_rng_state()
