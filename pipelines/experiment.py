@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import click
 import numpy as np
 import torch
 
@@ -54,6 +55,7 @@ class Profile:
     gan_epochs: float  # passes over the class's training images ...
     gan_kimg_cap: float  # ... but at most this many kimg
     gan_kimg_min: float  # ... and at least this many (a tiny class still needs steps)
+    gan_batch: int
     classifier_epochs: float  # passes over the baseline training set ...
     classifier_steps_cap: int  # ... but at most this many optimiser steps
     classifier_width: int
@@ -65,19 +67,16 @@ class Profile:
 # fmt: off
 PROFILES = {
     # measured on the 2-core reference CPU: full HAM10000, 3 seeds x 3 arms in < 20 min
-    "quick": Profile(size=32, gan_epochs=150, gan_kimg_cap=20, gan_kimg_min=10,
-                     classifier_epochs=10,
-                     classifier_steps_cap=500, classifier_width=32),
+    "quick": Profile(size=32, gan_epochs=150, gan_kimg_cap=30, gan_kimg_min=25, gan_batch=32,
+                     classifier_epochs=12, classifier_steps_cap=600, classifier_width=16),
     # meant for a GPU
     "full": Profile(size=64, gan_epochs=2000, gan_kimg_cap=300, gan_kimg_min=100,
-                    classifier_epochs=40,
-                    classifier_steps_cap=8000, classifier_width=64, feature_epochs=30,
-                    feature_steps_cap=3000),
+                    gan_batch=64, classifier_epochs=40, classifier_steps_cap=8000,
+                    classifier_width=64, feature_epochs=30, feature_steps_cap=3000),
     # seconds, for tests and a first look at the outputs: the numbers mean nothing
-    "smoke": Profile(size=32, gan_epochs=5, gan_kimg_cap=0.2, gan_kimg_min=0.05,
-                     classifier_epochs=1,
-                     classifier_steps_cap=20, classifier_width=8, feature_epochs=6,
-                     feature_steps_cap=100, batch_size=32),
+    "smoke": Profile(size=32, gan_epochs=5, gan_kimg_cap=0.2, gan_kimg_min=0.05, gan_batch=16,
+                     classifier_epochs=1, classifier_steps_cap=20, classifier_width=8,
+                     feature_epochs=6, feature_steps_cap=100, batch_size=32),
 }
 # fmt: on
 
@@ -246,6 +245,7 @@ def ensure_generators(
         kimg = min(profile.gan_kimg_cap, max(profile.gan_kimg_min, kimg))
         cfg = TrainConfig(
             kimg=kimg,
+            batch_size=profile.gan_batch,
             precision=precision,
             seed=seed,
             snapshot_kimg=max(kimg / 4, 0.1),
@@ -298,20 +298,30 @@ def ensure_samples(
     precision: str,
     seed: int,
     data: dict,
-) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict]]:
-    """Filtered (and, if asked, unfiltered) synthetic images per class, sampled once and kept."""
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict], dict[str, int]]:
+    """Filtered (and, if asked, unfiltered) synthetic images per class, sampled once and kept.
+
+    A weak generator yields many near-duplicates, so the pool grows (2x, 4x, 8x n) until the
+    filter keeps enough; if even 8x falls short, the class reaches fewer images than its
+    target, and every arm (oversample, gan-unfiltered) is matched to the count gan reaches.
+    Returns (images per arm kind and class, sample summaries, reached counts per class).
+    """
     synthetic: dict[str, dict[str, np.ndarray]] = {}
     summaries: dict[str, dict] = {}
-    kinds = [a for a in arms if a in ("gan", "gan-unfiltered")]
+    reached = dict(targets)
+    kinds = [k for k in ("gan", "gan-unfiltered") if k in arms]
     for kind in kinds:
         synthetic[kind] = {}
         out_root = run_dir / "samples" / ("filtered" if kind == "gan" else "unfiltered")
         for c, run in runs.items():
-            need = max(targets[c] - len(run.images), 0)
+            need = max(reached[c] - len(run.images), 0)
             summary_file = out_root / c / "summary.json"
-            ok = summary_file.is_file() and json.loads(summary_file.read_text())["kept"] >= need
-            for pool_factor in (2.0, 4.0, 8.0):  # a weak generator has many duplicates
-                if ok:
+            done = False
+            if summary_file.is_file():
+                saved = json.loads(summary_file.read_text())
+                done = saved["kept"] >= need or saved["options"]["pool_factor"] >= 8
+            for pool_factor in (2.0, 4.0, 8.0):
+                if done:
                     break
                 opts = SampleOptions(
                     n=max(need, 2),
@@ -321,11 +331,12 @@ def ensure_samples(
                     precision=precision,
                     pool_factor=pool_factor,
                 )
-                ok = sample_class(run, opts, space, out_root, device, data, True)["kept"] >= need
+                done = sample_class(run, opts, space, out_root, device, data, True)["kept"] >= need
             with np.load(out_root / c / "samples.npz") as z:
-                synthetic[kind][c] = z["images"]
+                synthetic[kind][c] = z["images"][:need]
             summaries.setdefault(c, {})[kind] = json.loads(summary_file.read_text())
-    return synthetic, summaries
+            reached[c] = len(run.images) + len(synthetic[kind][c])
+    return synthetic, summaries, reached
 
 
 def run_config(profile: Profile, classes, targets, arms, seeds, ds: Dataset, precision) -> dict:
@@ -493,9 +504,17 @@ def run_experiment(
         "fingerprint": ds.fingerprint,
         "synthetic_demo_data": ds.synthetic,
     }
-    synthetic, sample_summaries = ensure_samples(
+    synthetic, sample_summaries, reached = ensure_samples(
         runs, targets, arms, run_dir, space, device, precision, 0, data_info
     )
+    short = {c: (reached[c], targets[c]) for c in classes if reached[c] < targets[c]}
+    for c, (got, want) in short.items():
+        click.echo(
+            f"note: {c}: the filter kept too few samples; every arm reaches {got} training "
+            f"images instead of {want} (train the GAN longer for more)",
+            err=True,
+        )
+    targets = reached
     for c, kinds in sample_summaries.items():
         for kind in kinds:
             kinds[kind]["_dir"] = str(
@@ -544,6 +563,7 @@ def run_experiment(
             for a, rs in arm_results.items()
         },
         "synthetic_sets": sample_summaries,
+        "targets_short": short,
         "external_test": ext,
         "data": {
             "source": ds.source,

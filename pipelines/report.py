@@ -99,6 +99,12 @@ def write_report(
         *headline(results),
         "",
     ]
+    for c, (got, want) in results.get("targets_short", {}).items():
+        md += [
+            f"Note: {c} reached {got} training images in every arm, not the target {want}: "
+            "the filter kept too few distinct samples of its generator.",
+            "",
+        ]
     md += [
         f"Data: `{ds.source}` ({ds.format}, fingerprint {ds.fingerprint}); test set: "
         f"{len(split.test)} images of {len(set(ds.lesion_ids[i] for i in split.test))} "
