@@ -98,9 +98,13 @@ def test_build_arms_adds_exactly_the_rare_class_images(tmp_path: Path):
     assert all(im.tobytes() in real_df for im in added)  # resampled real df images only
 
 
-def test_step_budget_is_fixed_by_the_baseline_not_the_arm():
-    a = classifier_config(experiment.PROFILES["quick"], 7000, 0, "fp32")
-    assert a.steps == 500 and a.sampling == "uniform"
+def test_step_budget_follows_the_profile_epochs_and_cap():
+    quick = experiment.PROFILES["quick"]
+    big = classifier_config(quick, 7000, 0, "fp32")
+    small = classifier_config(quick, 1000, 0, "fp32")
+    assert big.steps == quick.classifier_steps_cap  # 12 epochs of 7000 would be 656 steps
+    assert small.steps == int(quick.classifier_epochs * 1000 / quick.batch_size)
+    assert big.sampling == small.sampling == "uniform"  # rebalancing comes from the data only
 
 
 def test_rerun_skips_finished_work(run_dir: Path, monkeypatch):
