@@ -262,28 +262,17 @@ def ensure_generators(
             if saved["nimg"] >= kimg * 1000:  # finished (possibly longer, by gan-train)
                 runs[c] = run
                 continue
-            train_class(
-                run,
-                ds,
-                Architecture(size=profile.size),
-                cfg,
-                device,
-                resume=True,
-                progress=progress,
-                space=space,
-                eval_n=500,
-            )
-        else:
-            train_class(
-                run,
-                ds,
-                Architecture(size=profile.size),
-                cfg,
-                device,
-                progress=progress,
-                space=space,
-                eval_n=500,
-            )
+        train_class(
+            run,
+            ds,
+            Architecture(size=profile.size),
+            cfg,
+            device,
+            resume=run.checkpoint.is_file(),
+            progress=progress,
+            space=space,
+            eval_n=500,
+        )
         runs[c] = run
     return runs
 

@@ -99,3 +99,22 @@ def imagefolder_dir(tmp_path: Path) -> Path:
         for i in range(n):
             write_image(root / cls / f"{cls}{i}.png", colour, (32, 48), fmt="PNG")
     return root
+
+
+def invoke_cli(command, args: list[str], ok: bool = True):
+    """Run a click command in-process; with ok, fail the test on a non-zero exit."""
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(command, args)
+    if ok:
+        assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def one_line_error(result) -> str:
+    """The user-facing error of a failed command: exactly one 'Error' line, no traceback."""
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(lines) == 1, result.output
+    return lines[0]

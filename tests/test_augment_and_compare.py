@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import invoke_cli, one_line_error
 
 import pipelines.experiment as experiment
 from pipelines.cli import augment_and_compare
@@ -21,15 +21,7 @@ SMOKE = ["--profile", "smoke", "--seeds", "2", "--classes", "df,vasc", "--target
 
 
 def invoke(args, ok=True):
-    result = CliRunner().invoke(augment_and_compare, args)
-    if ok:
-        assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
-
-
-def error_line(result) -> str:
-    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
-    return next(line for line in result.output.splitlines() if line.startswith("Error"))
+    return invoke_cli(augment_and_compare, args, ok)
 
 
 @pytest.fixture(scope="module")
@@ -134,14 +126,16 @@ def test_external_test_set(run_dir: Path, tmp_path: Path):
 
 def test_bad_input(run_dir: Path, imagefolder_dir: Path, tmp_path: Path):
     base = ["--run-dir", str(run_dir), "--profile", "smoke", "--quiet"]
-    assert "class 'melanoma' is not in" in error_line(
+    assert "class 'melanoma' is not in" in one_line_error(
         invoke([*base, "--classes", "melanoma"], False)
     )
-    assert "unknown arm(s) magic" in error_line(invoke([*base, "--arms", "baseline,magic"], False))
-    assert "need at least 1 seed" in error_line(invoke([*base, "--seeds", "0"], False))
-    msg = error_line(invoke([*base, "--classes", "df", "--target", "3"], False))
+    assert "unknown arm(s) magic" in one_line_error(
+        invoke([*base, "--arms", "baseline,magic"], False)
+    )
+    assert "need at least 1 seed" in one_line_error(invoke([*base, "--seeds", "0"], False))
+    msg = one_line_error(invoke([*base, "--classes", "df", "--target", "3"], False))
     assert "smaller than the" in msg and "real training images of 'df'" in msg
-    msg = error_line(
+    msg = one_line_error(
         invoke(
             [
                 "--run-dir",
@@ -160,7 +154,7 @@ def test_bad_input(run_dir: Path, imagefolder_dir: Path, tmp_path: Path):
         )
     )
     assert "belongs to other data" in msg
-    msg = error_line(
+    msg = one_line_error(
         invoke([*SMOKE, "--run-dir", str(run_dir), "--external-test", str(imagefolder_dir)], False)
     )
     assert "missing: akiec, bcc" in msg and "extra: cats, dogs" in msg

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import invoke_cli, one_line_error
 
 from classifier.training import ClassifierConfig
 from pipelines.cli import gan_sample, gan_train
@@ -19,18 +19,6 @@ from pipelines.splits import load_or_make_split
 TRAIN = ["--size", "32", "--batch-size", "8", "--snapshot-kimg", "0.05", "--quiet",
          "--precision", "fp32"]  # fmt: skip
 QUICK_FEATURES = ClassifierConfig(steps=80, batch_size=32, eval_every=40, sampling="balanced")
-
-
-def invoke(command, args, ok=True):
-    result = CliRunner().invoke(command, args)
-    if ok:
-        assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
-
-
-def error_line(result) -> str:
-    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
-    return next(line for line in result.output.splitlines() if line.startswith("Error"))
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +35,7 @@ def run_once(tmp_path_factory) -> Path:
         cfg=QUICK_FEATURES,
     )
     for cls in ("df", "vasc"):
-        invoke(
+        invoke_cli(
             gan_train,
             [
                 "--class",
@@ -83,7 +71,7 @@ def test_fid_tracking_during_training(run_once: Path):
 
 
 def test_sample_all_classes_with_filter(run_dir: Path):
-    result = invoke(gan_sample, ["--n", "30", "--run-dir", str(run_dir), "--quiet"])
+    result = invoke_cli(gan_sample, ["--n", "30", "--run-dir", str(run_dir), "--quiet"])
     assert "SYNTHETIC" in result.output and "| df | kept |" in result.output
     for cls in ("df", "vasc"):
         out = run_dir / "samples" / cls
@@ -106,7 +94,7 @@ def test_sample_all_classes_with_filter(run_dir: Path):
 
 
 def test_score_filter_keeps_the_best_scored_non_rejected(run_dir: Path):
-    invoke(
+    invoke_cli(
         gan_sample,
         ["--n", "20", "--class", "df", "--run-dir", str(run_dir), "--quiet", "--score", "realism"],
     )
@@ -118,7 +106,7 @@ def test_score_filter_keeps_the_best_scored_non_rejected(run_dir: Path):
 
 
 def test_npz_output_and_no_filter(run_dir: Path):
-    invoke(
+    invoke_cli(
         gan_sample,
         [
             "--n",
@@ -144,35 +132,37 @@ def test_npz_output_and_no_filter(run_dir: Path):
 
 def test_refuses_to_overwrite_samples(run_dir: Path):
     args = ["--n", "8", "--class", "df", "--run-dir", str(run_dir), "--quiet"]
-    invoke(gan_sample, args)
-    assert "already holds samples" in error_line(invoke(gan_sample, args, ok=False))
-    invoke(gan_sample, [*args, "--overwrite", "--seed", "3"])
+    invoke_cli(gan_sample, args)
+    assert "already holds samples" in one_line_error(invoke_cli(gan_sample, args, ok=False))
+    invoke_cli(gan_sample, [*args, "--overwrite", "--seed", "3"])
     assert json.loads((run_dir / "samples/df/summary.json").read_text())["options"]["seed"] == 3
     assert not list((run_dir / "samples").glob(".df.*"))  # no temporary leftovers
 
 
 def test_bad_input(run_dir: Path, tmp_path: Path):
     base = ["--run-dir", str(run_dir), "--quiet"]
-    msg = error_line(invoke(gan_sample, ["--n", "5", "--class", "mel", *base], ok=False))
+    msg = one_line_error(invoke_cli(gan_sample, ["--n", "5", "--class", "mel", *base], ok=False))
     assert "gan-train --class mel" in msg
-    result = invoke(gan_sample, ["--n", "0", *base], ok=False)
+    result = invoke_cli(gan_sample, ["--n", "0", *base], ok=False)
     assert result.exit_code == 2 and "0 is not in the range x>=1" in result.output
     (tmp_path / "foreign.pt").write_bytes(b"junk")
-    msg = error_line(
-        invoke(
+    msg = one_line_error(
+        invoke_cli(
             gan_sample,
             ["--n", "5", "--class", "df", "--checkpoint", str(tmp_path / "foreign.pt"), *base],
             ok=False,
         )
     )
     assert "not a readable checkpoint" in msg
-    msg = error_line(invoke(gan_sample, ["--n", "5", "--run-dir", str(tmp_path / "none")], False))
+    msg = one_line_error(
+        invoke_cli(gan_sample, ["--n", "5", "--run-dir", str(tmp_path / "none")], False)
+    )
     assert "no split.json" in msg
 
 
 def test_checkpoint_of_another_size(run_dir: Path, tmp_path: Path):
     other = tmp_path / "other"
-    invoke(
+    invoke_cli(
         gan_train,
         [
             "--class",
@@ -197,6 +187,6 @@ def test_checkpoint_of_another_size(run_dir: Path, tmp_path: Path):
         "--checkpoint",
         str(other / "gan" / "df" / "last.pt"),
     ]
-    assert "generates 64 px images but the data is loaded at 32 px" in error_line(
-        invoke(gan_sample, args, ok=False)
+    assert "generates 64 px images but the data is loaded at 32 px" in one_line_error(
+        invoke_cli(gan_sample, args, ok=False)
     )

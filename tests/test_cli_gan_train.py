@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
-from conftest import write_image
+from conftest import invoke_cli, one_line_error, write_image
 
 from pipelines.cli import gan_train
 
@@ -16,18 +15,7 @@ TINY = ["--size", "32", "--batch-size", "8", "--snapshot-kimg", "0.05", "--quiet
 
 
 def run(args, expect_ok=True):
-    result = CliRunner().invoke(gan_train, args)
-    if expect_ok:
-        assert result.exit_code == 0, result.output + repr(result.exception)
-    return result
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code != 0
-    assert isinstance(result.exception, SystemExit), repr(result.exception)  # no traceback
-    lines = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert len(lines) == 1, result.output
-    return lines[0]
+    return invoke_cli(gan_train, args, expect_ok)
 
 
 @pytest.fixture(scope="module")
