@@ -555,6 +555,11 @@ def load_run_data(run_dir: Path, data, cache_dir, skip_bad_images, quiet, classe
     help="Override the profile's image size.",
 )
 @click.option("--external-test", default=None, help="Also evaluate on this dataset.")
+@click.option(
+    "--pretrained",
+    is_flag=True,
+    help="Classifier: torchvision's ImageNet ResNet-18 instead of training from scratch.",
+)
 @click.option("--device", default="auto", show_default=True)
 @click.option(
     "--precision",
@@ -578,6 +583,7 @@ def augment_and_compare(
     profile,
     size,
     external_test,
+    pretrained,
     device,
     precision,
     feature_space,
@@ -618,5 +624,6 @@ def augment_and_compare(
         feature_space=feature_space,
         inception_weights=inception_weights,
         progress=not quiet,
+        pretrained=pretrained,
     )
     click.echo(summary)

@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from classifier.metrics import bootstrap_recall_gain, classification_metrics
-from classifier.networks import SmallResNet
+from classifier.networks import PretrainedWeightsUnavailable, make_classifier
 from classifier.training import ClassifierConfig, predict_proba, train_classifier
 from gan.networks import Architecture
 from gan.training import TrainConfig
@@ -179,7 +180,7 @@ def train_arm_seed(
     ds: Dataset,
     split: Split,
     cfg: ClassifierConfig,
-    width: int,
+    new_model: Callable[[], torch.nn.Module],
     out: Path,
     device: torch.device,
     progress: bool,
@@ -191,7 +192,7 @@ def train_arm_seed(
     t0 = time.perf_counter()
     k = len(ds.class_names)
     trained = train_classifier(
-        SmallResNet(k, width=width),
+        new_model(),
         _tensor(arm.images, device),
         torch.from_numpy(arm.labels).to(device),
         _tensor(ds.images[split.val], device),
@@ -386,7 +387,7 @@ def external_test(
     path: str,
     ds: Dataset,
     arm_results: dict[str, list[dict]],
-    width: int,
+    new_model: Callable[[], torch.nn.Module],
     device: torch.device,
     load,
     precision: str,
@@ -408,7 +409,7 @@ def external_test(
     for arm, rs in arm_results.items():
         per_arm[arm] = []
         for r in rs:
-            model = SmallResNet(k, width=width)
+            model = new_model()
             model.load_state_dict(torch.load(r["_dir"] / "model.pt", weights_only=True))
             model = model.to(device, memory_format=torch.channels_last)
             probs = predict_proba(model, x, precision=precision).cpu()
@@ -434,6 +435,7 @@ def run_experiment(
     feature_space: str,
     inception_weights,
     progress: bool,
+    pretrained: bool = False,
 ) -> str:
     """The whole experiment; returns the one-line headline."""
     from pipelines.datasets import load_dataset
@@ -455,7 +457,14 @@ def run_experiment(
             path, size, fmt if path == data else None, cache_dir, skip_bad_images, progress=progress
         )
 
+    def new_model() -> torch.nn.Module:
+        return make_classifier(len(ds.class_names), profile.classifier_width, pretrained)
+
     ds = load(data, profile.size)
+    try:
+        new_model()  # fail now, not after the GANs, when --pretrained weights are missing
+    except PretrainedWeightsUnavailable as e:
+        raise UserError(str(e)) from e
     for c in classes:
         ds.class_index(c)
     split = load_or_make_split(ds, run_dir, seed=split_seed)
@@ -512,6 +521,7 @@ def run_experiment(
     lap("sampling and filtering")
 
     config = run_config(profile, classes, targets, arms, list(range(seeds)), ds, precision)
+    config["pretrained"] = pretrained
     out = Path(run_dir) / "compare" / config_id(config)
     atomic_write_text(out / "config.json", json.dumps(config, indent=1))
     n_base = len(split.train)
@@ -526,7 +536,7 @@ def run_experiment(
                 ds,
                 split,
                 cfg,
-                profile.classifier_width,
+                new_model,
                 seed_dir,
                 device,
                 progress,
@@ -536,16 +546,14 @@ def run_experiment(
     lap("classifiers")
     ext = None
     if external:
-        ext = external_test(
-            external, ds, arm_results, profile.classifier_width, device, load, precision
-        )
+        ext = external_test(external, ds, arm_results, new_model, device, load, precision)
         lap("external test")
     comparison = compare(ds, split, arm_results, classes)
     results = {
         "config": config,
         "config_id": config_id(config),
         "comparison": comparison,
-        "classifier": f"SmallResNet(width={profile.classifier_width}), "
+        "classifier": f"{type(new_model()).__name__}(width={profile.classifier_width}), "
         f"{classifier_config(profile, n_base, 0, precision).as_dict()}",
         "runs": {
             a: [{k: v for k, v in r.items() if k != "_dir"} for r in rs]
