@@ -16,8 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gan.diffaugment import random_dihedral
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+from gan.training import PRECISIONS
 
 
 @dataclass
