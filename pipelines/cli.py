@@ -94,13 +94,6 @@ def feature_options(f):
                 default=None,
                 help="torch-fidelity's Inception weights file (no download here).",
             ),
-            click.option(
-                "--eval-n",
-                type=int,
-                default=1000,
-                show_default=True,
-                help="Generated images per FID/KID evaluation.",
-            ),
         ]
     ):
         f = option(f)
@@ -187,6 +180,13 @@ def default_run_dir(data: str | None) -> Path:
     default=10.0,
     show_default=True,
     help="FID/KID of the sampling generator every N kimg (0: off); keeps best.pt.",
+)
+@click.option(
+    "--eval-n",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Generated images per FID/KID evaluation.",
 )
 @feature_options
 @click.option("--resume", is_flag=True, help="Continue from the run directory's checkpoint.")
@@ -433,7 +433,6 @@ def gan_sample(
     precision,
     feature_space,
     inception_weights,
-    eval_n,
     data,
     cache_dir,
     skip_bad_images,
@@ -441,7 +440,6 @@ def gan_sample(
     quiet,
 ) -> None:
     """Sample each class's generator, filter the samples by feature statistics, write them."""
-    del eval_n  # shared option group; sampling evaluates the sets it writes
     dev = resolve_device(device)
     ds, split = load_run_data(run_dir, data, cache_dir, skip_bad_images, quiet, classes)
     runs = [class_run(ds, split, c, run_dir) for c in (classes or trained_classes(run_dir))]
@@ -588,11 +586,9 @@ def augment_and_compare(
     precision,
     feature_space,
     inception_weights,
-    eval_n,
     quiet,
 ) -> None:
     """Train per-class GANs, rebalance, and compare classifier recall across arms and seeds."""
-    del eval_n
     from pipelines.experiment import run_experiment
 
     classes_l = [c.strip() for c in classes.split(",") if c.strip()]

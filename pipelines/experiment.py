@@ -553,7 +553,8 @@ def run_experiment(
         "config": config,
         "config_id": config_id(config),
         "comparison": comparison,
-        "classifier": f"{type(new_model()).__name__}(width={profile.classifier_width}), "
+        "classifier": f"{'PretrainedResNet18' if pretrained else 'SmallResNet'}"
+        f"(width={profile.classifier_width}), "
         f"{classifier_config(profile, n_base, 0, precision).as_dict()}",
         "runs": {
             a: [{k: v for k, v in r.items() if k != "_dir"} for r in rs]
