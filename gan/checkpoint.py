@@ -93,6 +93,15 @@ def check_architecture(ckpt: dict, arch: Architecture, path: Path) -> None:
         raise CheckpointError(f"{path} holds a DCGAN with {diff}")
 
 
+def init_from_source(state: GanState, ckpt: dict) -> None:
+    """Transfer: copy a source run's G, D and EMA weights; optimisers, counters and RNG streams
+    start fresh (the fine-tune is a new run that happens to start from these weights)."""
+    state.G.load_state_dict(ckpt["G"])
+    state.D.load_state_dict(ckpt["D"])
+    if state.G_ema is not None:
+        state.G_ema.load_state_dict(ckpt["G_ema"] if ckpt["G_ema"] is not None else ckpt["G"])
+
+
 def restore_state(ckpt: dict, cfg: TrainConfig, device: torch.device) -> GanState:
     """Rebuild the training state of a checkpoint on `device`, RNG states included."""
     state = new_state(Architecture(**ckpt["arch"]), cfg, device)

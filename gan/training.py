@@ -26,6 +26,7 @@ from gan.diffaugment import POLICIES, diff_augment, random_dihedral
 from gan.networks import Architecture, build
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+LOSSES = ("ns", "hinge")
 
 
 @dataclass
@@ -41,6 +42,11 @@ class TrainConfig:
     ema_kimg: float = 10.0  # half-life of the generator EMA in kimg; 0 switches it off
     ema_rampup: float = 0.05  # EMA half-life <= this fraction of images seen so far
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
+    loss: str = "ns"  # ns: non-saturating logistic (DCGAN) | hinge (SNGAN, BigGAN)
+    r1_gamma: float = 0.0  # R1 penalty weight on real images; 0 switches it off
+    r1_every: int = 16  # lazy R1 (StyleGAN2): every k steps, scaled by k
+    freeze_d: int = 0  # FreezeD (Mo et al. 2020): lowest D blocks kept fixed when fine-tuning
+    sampling: str = "uniform"  # uniform over images | balanced over classes (multi-class source)
     seed: int = 0
     snapshot_kimg: float = 10.0  # checkpoint + sample grid interval
     eval_kimg: float = 10.0  # FID/KID evaluation interval (when an evaluator is given)
@@ -54,6 +60,10 @@ class TrainConfig:
             raise ValueError(f"unknown DiffAugment policy {sorted(unknown)}; use {POLICIES}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; use {list(PRECISIONS)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; use {list(LOSSES)}")
+        if self.sampling not in ("uniform", "balanced"):
+            raise ValueError(f"unknown sampling {self.sampling!r}; use uniform or balanced")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +98,8 @@ def new_state(arch: Architecture, cfg: TrainConfig, device: torch.device) -> Gan
     torch.manual_seed(cfg.seed)  # weight init
     # channels_last: oneDNN's fast convolution layout on CPUs, tensor-core friendly on GPUs
     G, D = (m.to(device, memory_format=torch.channels_last) for m in build(arch))
+    for block in D.lowest_blocks(cfg.freeze_d):
+        block.requires_grad_(False)
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema_kimg > 0 else None
     rng = torch.Generator(device=device)
     rng.manual_seed(cfg.seed)
@@ -100,7 +112,9 @@ def new_state(arch: Architecture, cfg: TrainConfig, device: torch.device) -> Gan
         D=D,
         G_ema=G_ema,
         opt_G=torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas),
-        opt_D=torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas),
+        opt_D=torch.optim.Adam(
+            [p for p in D.parameters() if p.requires_grad], lr=cfg.lr, betas=cfg.betas
+        ),
         rng=rng,
         scalers=scalers,
     )
@@ -127,11 +141,39 @@ def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler) -> No
         scaler.update()
 
 
-def train_step(state: GanState, images: torch.Tensor, cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    """One D update and one G update with the non-saturating loss; returns detached metrics."""
+def _d_losses(d_real: torch.Tensor, d_fake: torch.Tensor, loss: str) -> torch.Tensor:
+    if loss == "hinge":
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+
+def _g_loss(d_gen: torch.Tensor, loss: str) -> torch.Tensor:
+    return -d_gen.mean() if loss == "hinge" else F.softplus(-d_gen).mean()
+
+
+def r1_penalty(D: nn.Module, real: torch.Tensor, cfg: TrainConfig, g: torch.Generator):
+    """gamma/2 * E||grad_x D(aug(x))||^2 on reals, in fp32, through the augmentation as in
+    StyleGAN2-ADA; lazy: applied every r1_every steps and scaled by r1_every."""
+    x = real.detach().requires_grad_(True)
+    out = D(diff_augment(x, cfg.diffaugment, g)).float()
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return grad.square().sum(dim=(1, 2, 3)).mean() * (cfg.r1_gamma / 2) * cfg.r1_every
+
+
+def train_step(
+    state: GanState,
+    images: torch.Tensor,
+    cfg: TrainConfig,
+    weights: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """One D update and one G update; returns detached metrics. `weights` (one per image)
+    makes the real batches a weighted draw, e.g. class-balanced for a multi-class source."""
     g, dev = state.rng, images.device
     n = cfg.batch_size
-    idx = torch.randint(0, images.shape[0], (n,), device=dev, generator=g)
+    if weights is None:
+        idx = torch.randint(0, images.shape[0], (n,), device=dev, generator=g)
+    else:
+        idx = torch.multinomial(weights, n, replacement=True, generator=g)
     real = to_model_range(images[idx])
     if cfg.dihedral:
         real = random_dihedral(real, g)
@@ -144,15 +186,20 @@ def train_step(state: GanState, images: torch.Tensor, cfg: TrainConfig) -> dict[
         fake = state.G(z)
         d_real = state.D(diff_augment(real, cfg.diffaugment, g)).float()
         d_fake = state.D(diff_augment(fake.detach(), cfg.diffaugment, g)).float()
-        loss_D = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        loss_D = _d_losses(d_real, d_fake, cfg.loss)
+    if cfg.r1_gamma > 0 and state.step % cfg.r1_every == 0:
+        loss_D = loss_D + r1_penalty(state.D, real, cfg, g)
     _backward_step(loss_D, state.opt_D, state.scalers.get("D"))
 
     with autocast:
         d_gen = state.D(diff_augment(fake, cfg.diffaugment, g)).float()
-        loss_G = F.softplus(-d_gen).mean()
-    state.D.requires_grad_(False)  # G's update needs no D gradients
+        loss_G = _g_loss(d_gen, cfg.loss)
+    trainable_D = state.opt_D.param_groups[0]["params"]  # frozen (FreezeD) blocks stay frozen
+    for p in trainable_D:  # G's update needs no D gradients
+        p.requires_grad_(False)
     _backward_step(loss_G, state.opt_G, state.scalers.get("G"))
-    state.D.requires_grad_(True)
+    for p in trainable_D:
+        p.requires_grad_(True)
 
     state.nimg += n
     state.step += 1
@@ -224,6 +271,7 @@ def train(
     log: Callable[[dict], None],
     progress: bool = True,
     evaluate: Callable[[GanState], dict] | None = None,
+    weights: torch.Tensor | None = None,
 ) -> GanState:
     """Train until cfg.kimg, calling snapshot() every cfg.snapshot_kimg and at the end, and
     evaluate() (if given) every cfg.eval_kimg and at the end, each followed by a snapshot.
@@ -246,7 +294,7 @@ def train(
     )
     with bar, _deferred_interrupt() as interrupted:
         while state.nimg < target:
-            window.add(train_step(state, images, cfg))
+            window.add(train_step(state, images, cfg, weights))
             stop = interrupted()
             done = state.nimg >= target
             due_eval = next_eval is not None and (state.nimg >= next_eval or done)

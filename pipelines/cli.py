@@ -12,13 +12,21 @@ from tqdm import tqdm
 
 from gan.diffaugment import POLICIES
 from gan.filtering import SCORES
-from gan.networks import SUPPORTED_SIZES, Architecture
-from gan.training import TrainConfig
+from gan.networks import ARCHS, SUPPORTED_SIZES, Architecture
+from gan.training import LOSSES, TrainConfig
 from pipelines.datasets import FORMATS, load_dataset
 from pipelines.errors import UserError
 from pipelines.experiment import ARMS, DEFAULT_ARMS, PROFILES
 from pipelines.feature_space import FEATURE_SPACES, load_feature_space
-from pipelines.gan_run import RESUMABLE_CHANGES, class_run, read_checkpoint, train_class
+from pipelines.gan_run import (
+    RESUMABLE_CHANGES,
+    SOURCE,
+    class_run,
+    read_checkpoint,
+    read_source,
+    source_checkpoint,
+    train_class,
+)
 from pipelines.sampling import SampleOptions, sample_class, summary_table
 from pipelines.splits import load_or_make_split
 
@@ -105,14 +113,78 @@ def default_run_dir(data: str | None) -> Path:
     return Path("runs") / name
 
 
+# The recommended generator recipe, chosen by held-out KID per CPU second
+# (docs/generator_budget.md).
+# The dataclass defaults stay the classic DCGAN, which is also what old checkpoints hold.
+DEFAULT_ARCH = "resize-sn"
+DEFAULT_LOSS = "hinge"
+DEFAULT_R1 = 0.0
+DEFAULT_FREEZE_D = 0
+
+
+def generator_options(f):
+    for option in reversed(
+        [
+            click.option(
+                "--arch",
+                type=click.Choice(ARCHS),
+                default=DEFAULT_ARCH,
+                show_default=True,
+                help="dcgan: transposed convs + BatchNorm D (the reference); resize-sn: "
+                "nearest-upsample + 3x3 conv G, spectrally normalised D (no checkerboard).",
+            ),
+            click.option(
+                "--loss",
+                type=click.Choice(LOSSES),
+                default=DEFAULT_LOSS,
+                show_default=True,
+                help="ns: non-saturating logistic; hinge.",
+            ),
+            click.option(
+                "--r1-gamma",
+                type=click.FloatRange(min=0),
+                default=DEFAULT_R1,
+                show_default=True,
+                help="Lazy R1 penalty weight on real images (every 16 steps); 0 = off.",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
 @click.command("gan-train")
 @click.option(
     "--class",
     "classes",
     multiple=True,
     required=True,
-    help="Class to train a GAN for; repeat for several (--class df --class mel).",
+    help=f"Class to train a GAN for; repeat for several (--class df --class mel). "
+    f"'{SOURCE}' trains the source GAN on every training image, for --from.",
 )
+@click.option(
+    "--from",
+    "from_",
+    type=click.Choice([SOURCE]),
+    default=None,
+    help=f"Start from the source GAN's weights (`gan-train --class {SOURCE}` first) and "
+    "fine-tune on the class.",
+)
+@click.option(
+    "--freeze-d",
+    type=click.IntRange(min=0),
+    default=DEFAULT_FREEZE_D,
+    show_default=True,
+    help="FreezeD: keep this many of D's lowest (image-side) blocks fixed (with --from).",
+)
+@click.option(
+    "--sampling",
+    type=click.Choice(["uniform", "balanced"]),
+    default="balanced",
+    show_default=True,
+    help=f"How --class {SOURCE} draws real images: uniformly, or with every class equally often.",
+)
+@generator_options
 @data_options
 @click.option(
     "--run-dir",
@@ -202,6 +274,12 @@ def gan_train(
     skip_bad_images,
     split_seed,
     run_dir,
+    from_,
+    freeze_d,
+    sampling,
+    arch,
+    loss,
+    r1_gamma,
     size,
     kimg,
     epochs,
@@ -227,6 +305,10 @@ def gan_train(
         raise UserError("pass --kimg or --epochs, not both")
     if resume and overwrite:
         raise UserError("--resume continues a run and --overwrite replaces it; pass one")
+    if from_ and SOURCE in classes:
+        raise UserError(f"--from {from_}: the source run itself cannot start from a source")
+    if freeze_d and not from_ and not resume:
+        raise UserError("--freeze-d freezes transferred layers; use it with --from all")
     run_dir = run_dir or default_run_dir(data)
     dev = resolve_device(device)
     cfg = TrainConfig(
@@ -239,6 +321,9 @@ def gan_train(
         dihedral=dihedral,
         snapshot_kimg=snapshot_kimg,
         eval_kimg=eval_every,
+        loss=loss,
+        r1_gamma=r1_gamma,
+        freeze_d=freeze_d,
     )
     if resume:  # the size of a resumed run comes from its checkpoint
         saved_size = _saved_size(run_dir, classes)
@@ -248,7 +333,12 @@ def gan_train(
                 f"{size} px; drop --size or start over with --overwrite"
             )
         size = saved_size
-    arch = Architecture(size=int(size or 64))
+        if ctx.get_parameter_source("arch") != click.core.ParameterSource.COMMANDLINE:
+            arch = _saved_arch(run_dir, classes)
+    arch = Architecture(size=int(size or 64), kind=arch)
+    source = source_checkpoint(run_dir) if from_ and not resume else None
+    if source is not None:  # before any work: a missing or incompatible source is a user error
+        read_source(source, arch, run_dir)
     ds = load_dataset(data, arch.size, fmt, cache_dir, skip_bad_images, progress=not quiet)
     split = load_or_make_split(ds, run_dir, seed=split_seed)
     runs = [class_run(ds, split, c, run_dir) for c in dict.fromkeys(classes)]
@@ -267,7 +357,9 @@ def gan_train(
             progress=not quiet,
         )
     for run in runs:
-        run_cfg = cfg
+        run_cfg = dataclasses.replace(
+            cfg, sampling=sampling if run.class_name == SOURCE else "uniform"
+        )
         if resume:
             run_cfg = _resumed_config(ctx, read_checkpoint(run)["config"])
         if epochs is not None:
@@ -292,6 +384,7 @@ def gan_train(
                 progress=not quiet,
                 space=space,
                 eval_n=eval_n,
+                source=source,
             )
         except KeyboardInterrupt:
             click.echo(
@@ -318,6 +411,13 @@ def _saved_size(run_dir: Path, classes) -> int:
         raise UserError(f"{e}; start over with --overwrite") from e
 
 
+def _saved_arch(run_dir: Path, classes) -> str:
+    from gan.checkpoint import load_checkpoint
+
+    path = Path(run_dir) / "gan" / classes[0] / "last.pt"
+    return load_checkpoint(path)["arch"].get("kind", "dcgan")  # _saved_size checked it
+
+
 def _resumed_config(ctx: click.Context, saved: dict) -> TrainConfig:
     """The saved config; an option given on the command line must agree with it."""
     cfg = TrainConfig(**saved)
@@ -331,6 +431,10 @@ def _resumed_config(ctx: click.Context, saved: dict) -> TrainConfig:
         "dihedral": "dihedral",
         "snapshot_kimg": "snapshot_kimg",
         "eval_every": "eval_kimg",
+        "loss": "loss",
+        "r1_gamma": "r1_gamma",
+        "freeze_d": "freeze_d",
+        "sampling": "sampling",
     }
     for option, field_name in asked.items():
         if ctx.get_parameter_source(option) != click.core.ParameterSource.COMMANDLINE:
@@ -487,7 +591,9 @@ def gan_sample(
 
 
 def trained_classes(run_dir: Path) -> list[str]:
-    found = sorted(p.parent.name for p in (Path(run_dir) / "gan").glob("*/last.pt"))
+    found = sorted(
+        p.parent.name for p in (Path(run_dir) / "gan").glob("*/last.pt") if p.parent.name != SOURCE
+    )
     if not found:
         raise UserError(
             f"{run_dir} has no trained generator; run "

@@ -32,7 +32,7 @@ from gan.networks import Architecture
 from gan.training import TrainConfig
 from pipelines.datasets import Dataset
 from pipelines.errors import UserError
-from pipelines.gan_run import ClassRun, class_run, train_class
+from pipelines.gan_run import SOURCE, ClassRun, class_run, source_checkpoint, train_class
 from pipelines.rundir import atomic_write_bytes, atomic_write_text
 from pipelines.sampling import SampleOptions, sample_class
 from pipelines.splits import Split
@@ -63,6 +63,12 @@ class Profile:
     feature_epochs: float = 8  # domain feature network: passes over the training split ...
     feature_steps_cap: int = 600  # ... but at most this many steps
     batch_size: int = 128
+    gan_arch: str = "resize-sn"  # generator recipe: see gan.networks and gan.training
+    gan_loss: str = "hinge"
+    gan_r1_gamma: float = 0.0
+    source_kimg: float = 0.0  # > 0: train an all-classes source GAN this long, fine-tune from it
+    source_sampling: str = "balanced"
+    freeze_d: int = 0  # FreezeD blocks when fine-tuning from the source
 
 
 # fmt: off
@@ -226,6 +232,35 @@ def train_arm_seed(
     return result
 
 
+def _gan_config(profile: Profile, kimg: float, precision: str, seed: int, **kw) -> TrainConfig:
+    return TrainConfig(
+        kimg=kimg,
+        batch_size=profile.gan_batch,
+        precision=precision,
+        seed=seed,
+        snapshot_kimg=max(kimg / 4, 0.1),
+        eval_kimg=max(kimg / 4, 0.1),
+        loss=profile.gan_loss,
+        r1_gamma=profile.gan_r1_gamma,
+        **kw,
+    )
+
+
+def _finished(run: ClassRun, arch: Architecture, kimg: float) -> bool:
+    """Whether the run directory already holds this run trained at least `kimg` long; a
+    generator of another size or architecture there is refused, never silently replaced."""
+    if not run.checkpoint.is_file():
+        return False
+    saved = torch.load(run.checkpoint, map_location="cpu", weights_only=True)
+    saved_arch = Architecture(**saved["arch"])
+    if saved_arch != arch:
+        raise UserError(
+            f"{run.out} holds a {saved_arch.size} px {saved_arch.kind} generator but this "
+            f"experiment asks for {arch.size} px {arch.kind}; use another --run-dir"
+        )
+    return saved["nimg"] >= kimg * 1000  # possibly longer, by gan-train
+
+
 def ensure_generators(
     ds: Dataset,
     split: Split,
@@ -238,42 +273,40 @@ def ensure_generators(
     space,
     progress: bool,
 ) -> dict[str, ClassRun]:
-    """Train each rare class's GAN unless the run directory already has a finished one."""
+    """Train each rare class's GAN unless the run directory already has a finished one; with
+    a source budget, first the all-classes source GAN (once per run directory), from which
+    every class is fine-tuned."""
+    arch = Architecture(size=profile.size, kind=profile.gan_arch)
+    source = None
+    if profile.source_kimg > 0:
+        src = class_run(ds, split, SOURCE, run_dir)
+        cfg = _gan_config(
+            profile, profile.source_kimg, precision, seed, sampling=profile.source_sampling
+        )
+        if not _finished(src, arch, cfg.kimg):
+            resume = src.checkpoint.is_file()
+            train_class(src, ds, arch, cfg, device, resume, progress=progress, space=space)
+        source = source_checkpoint(run_dir)
     runs = {}
     for c in classes:
         run = class_run(ds, split, c, run_dir)
         kimg = profile.gan_epochs * len(run.images) / 1000
         kimg = min(profile.gan_kimg_cap, max(profile.gan_kimg_min, kimg))
-        cfg = TrainConfig(
-            kimg=kimg,
-            batch_size=profile.gan_batch,
-            precision=precision,
-            seed=seed,
-            snapshot_kimg=max(kimg / 4, 0.1),
-            eval_kimg=max(kimg / 4, 0.1),
-        )
-        if run.checkpoint.is_file():
-            saved = torch.load(run.checkpoint, map_location="cpu", weights_only=True)
-            if saved["arch"]["size"] != profile.size:
-                raise UserError(
-                    f"{run.out} holds a {saved['arch']['size']} px generator but this "
-                    f"experiment is at {profile.size} px; pass --size {saved['arch']['size']} "
-                    "or use another --run-dir"
-                )
-            if saved["nimg"] >= kimg * 1000:  # finished (possibly longer, by gan-train)
-                runs[c] = run
-                continue
-        train_class(
-            run,
-            ds,
-            Architecture(size=profile.size),
-            cfg,
-            device,
-            resume=run.checkpoint.is_file(),
-            progress=progress,
-            space=space,
-            eval_n=500,
-        )
+        freeze = profile.freeze_d if source is not None else 0
+        cfg = _gan_config(profile, kimg, precision, seed, freeze_d=freeze)
+        if not _finished(run, arch, kimg):
+            train_class(
+                run,
+                ds,
+                arch,
+                cfg,
+                device,
+                resume=run.checkpoint.is_file(),
+                progress=progress,
+                space=space,
+                eval_n=500,
+                source=source,
+            )
         runs[c] = run
     return runs
 

@@ -3,7 +3,11 @@
 Holds run.json (config, seed, versions, data fingerprint of every start and resume),
 metrics.jsonl (one row per log interval), last.pt (atomic checkpoint), reals.png,
 grid_kimgNNNNN.NNN.png (fixed-noise samples at every checkpoint) and, with FID tracking,
-eval.jsonl, fid_curve.png and best.pt (the checkpoint of the lowest FID).
+eval.jsonl, fid_curve.png and best.pt (the checkpoint of the lowest held-out KID).
+
+The class `all` (SOURCE) is every training-split image: a source GAN that per-class runs
+fine-tune from (`--from all`), because skin, hair, light and lesion structure are shared and a
+rare class alone has ~80 images.
 """
 
 from __future__ import annotations
@@ -24,13 +28,13 @@ from torchvision.utils import make_grid
 from gan.checkpoint import (
     CheckpointError,
     check_architecture,
+    init_from_source,
     load_checkpoint,
     restore_state,
     save_checkpoint,
 )
-from gan.metrics.features import FeatureSpace, extract_features, metric_label
-from gan.metrics.fid import fid
-from gan.metrics.kid import kid
+from gan.metrics.features import FeatureSpace, extract_features
+from gan.metrics.sets import real_floor, set_metrics
 from gan.networks import Architecture
 from gan.training import GanState, TrainConfig, TrainingDiverged, new_state, sample, train
 from pipelines.datasets import Dataset
@@ -40,17 +44,20 @@ from pipelines.rundir import atomic_write_bytes, atomic_write_text, run_record
 from pipelines.splits import Split
 
 MIN_TRAIN_IMAGES = 10
+SOURCE = "all"  # the class name of the all-classes source GAN
 GRID_SEED_OFFSET = 1_000_003  # fixed-noise latents come from their own stream, not the loop's
 RESUMABLE_CHANGES = {"kimg", "snapshot_kimg", "eval_kimg", "log_steps"}
 
 
 @dataclass
 class ClassRun:
-    """Where one class's GAN lives and what it trains on."""
+    """Where one class's GAN lives, what it trains on and what judges it."""
 
     class_name: str
     out: Path
     images: np.ndarray  # uint8 N×S×S×3, training split of the class only
+    heldout: np.ndarray  # uint8, the class's validation images: quality is judged on these
+    labels: np.ndarray | None = None  # class labels of `images` (the all-classes source only)
 
     @property
     def checkpoint(self) -> Path:
@@ -58,6 +65,10 @@ class ClassRun:
 
 
 def class_run(ds: Dataset, split: Split, class_name: str, run_dir: Path) -> ClassRun:
+    out = Path(run_dir) / "gan" / class_name
+    if class_name == SOURCE:
+        train, val = split.train, split.val
+        return ClassRun(SOURCE, out, ds.images[train], ds.images[val], ds.labels[train])
     label = ds.class_index(class_name)
     idx = split.train[ds.labels[split.train] == label]
     if len(idx) < MIN_TRAIN_IMAGES:
@@ -65,7 +76,16 @@ def class_run(ds: Dataset, split: Split, class_name: str, run_dir: Path) -> Clas
             f"class {class_name!r} has {len(idx)} training images (needs >= {MIN_TRAIN_IMAGES} "
             "to train a GAN); choose a larger class or add images"
         )
-    return ClassRun(class_name, Path(run_dir) / "gan" / class_name, ds.images[idx])
+    val = split.val[ds.labels[split.val] == label]
+    return ClassRun(class_name, out, ds.images[idx], ds.images[val])
+
+
+def sampling_weights(run: ClassRun, sampling: str) -> torch.Tensor | None:
+    """Per-image draw weights: None (uniform) or equal total weight per class (balanced)."""
+    if sampling == "uniform" or run.labels is None:
+        return None
+    counts = np.bincount(run.labels)
+    return torch.from_numpy(1.0 / counts[run.labels]).float()
 
 
 def read_checkpoint(run: ClassRun) -> dict:
@@ -80,8 +100,10 @@ def read_checkpoint(run: ClassRun) -> dict:
 
 
 class FidTracker:
-    """Evaluates the sampling generator against the class's real training images: FID/KID in
-    a fixed feature space, fixed latents, real features extracted once. Keeps best.pt."""
+    """Evaluates the sampling generator on fixed latents in a fixed feature space, against the
+    class's held-out (validation) reals and, as a diagnostic, its training reals; real features
+    and the real-vs-real floor are computed once. Keeps best.pt: lowest held-out KID (training
+    KID when the class has fewer than 2 validation images, which run.json then says)."""
 
     def __init__(
         self,
@@ -94,12 +116,19 @@ class FidTracker:
         precision: str,
     ):
         self.run, self.space, self.save_best, self.precision = run, space, save_best, precision
-        reals = torch.from_numpy(run.images).permute(0, 3, 1, 2)
-        self.real = extract_features(space, reals)
+        self.real = extract_features(space, _nchw(run.images))
+        self.heldout = extract_features(space, _nchw(run.heldout))
+        self.by = "heldout_kid" if len(self.heldout) >= 2 else "train_kid"
+        self.floor = real_floor(self.real, self.heldout, space) if self.by == "heldout_kid" else {}
         self.z = torch.randn(n_fake, nz, generator=torch.Generator().manual_seed(seed + 7))
         self.log = run.out / "eval.jsonl"
-        rows = self.rows()
-        self.best = min((r["fid"] for r in rows), default=float("inf"))
+        self.best = min((r.get(self.by, float("inf")) for r in self.rows()), default=float("inf"))
+
+    @property
+    def selection(self) -> str:
+        if self.by == "heldout_kid":
+            return f"lowest held-out KID (the class's {len(self.heldout)} validation images)"
+        return f"lowest training KID (only {len(self.heldout)} validation images)"
 
     def rows(self) -> list[dict]:
         if not self.log.is_file():
@@ -109,25 +138,30 @@ class FidTracker:
     def __call__(self, state: GanState) -> dict:
         t0 = time.perf_counter()
         z = self.z.to(next(state.G.parameters()).device)
-        fakes = sample(state.sampler, z, precision=self.precision)
-        feats = extract_features(self.space, fakes)
-        n_real, n_fake = len(self.real), len(feats)
-        row = {
-            "kimg": state.nimg / 1000,
-            "step": state.step,
-            "fid": fid(self.real, feats),
-            "fid_label": metric_label("FID", self.space, n_real, n_fake),
-        }
-        row["kid"], row["kid_std"] = kid(self.real, feats)
-        row["kid_label"] = metric_label("KID", self.space, n_real, n_fake)
+        feats = extract_features(self.space, sample(state.sampler, z, precision=self.precision))
+        train = set_metrics(self.real, feats, self.space, precision_recall_k=None)
+        row = {"kimg": state.nimg / 1000, "step": state.step}
+        row |= {f"train_{k}": v for k, v in train.items() if k in ("fid", "kid", "kid_std")}
+        row |= {"train_fid_label": train["fid_label"], "train_kid_label": train["kid_label"]}
+        if self.by == "heldout_kid":
+            held = set_metrics(
+                self.heldout, feats, self.space, len(self.real), precision_recall_k=None
+            )
+            row |= {f"heldout_{k}": v for k, v in held.items() if k not in ("n", "n_reference")}
+            row |= {f"floor_{k}": self.floor[k] for k in ("kid", "kid_std", "fid", "fid_label")}
         row["seconds"] = time.perf_counter() - t0
         with open(self.log, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
-        if row["fid"] < self.best:
-            self.best = row["fid"]
+        if row[self.by] < self.best:
+            self.best = row[self.by]
             self.save_best(state, row)
         fid_curve(self.rows(), self.run.out / "fid_curve.png", f"{self.run.class_name}")
-        return {"FID": row["fid"], "KID": row["kid"]}
+        shown = {"KID": row[self.by], "trainKID": row["train_kid"]}
+        return shown
+
+
+def _nchw(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2)
 
 
 def train_class(
@@ -141,10 +175,15 @@ def train_class(
     progress: bool = True,
     space: FeatureSpace | None = None,
     eval_n: int = 1000,
+    source: Path | None = None,
 ) -> GanState:
     """Train (or continue) the GAN of one class; returns the final state. With a feature
-    space, FID/KID are tracked every cfg.eval_kimg (eval.jsonl, fid_curve.png, best.pt)."""
+    space, FID/KID are tracked every cfg.eval_kimg (eval.jsonl, fid_curve.png, best.pt).
+    `source`: a checkpoint whose weights a new (not a resumed) run starts from."""
     metrics = run.out / "metrics.jsonl"
+    source_ckpt = None
+    if source is not None and not resume:
+        source_ckpt = read_source(source, arch, run.out.parent.parent)
     if resume:
         ckpt = read_checkpoint(run)
         try:
@@ -166,8 +205,9 @@ def train_class(
             shutil.rmtree(run.out)
         run.out.mkdir(parents=True)
         state = new_state(arch, cfg, device)
+        if source_ckpt is not None:
+            init_from_source(state, source_ckpt)
         write_grid(run.out / "reals.png", torch.from_numpy(run.images[:64]).permute(0, 3, 1, 2))
-    _append_record(run, ds, arch, cfg, device, resumed_from=state.nimg if resume else None)
 
     images = torch.from_numpy(run.images).permute(0, 3, 1, 2).to(device)  # NHWC = channels_last
     z_grid = torch.randn(
@@ -178,7 +218,12 @@ def train_class(
         "class": run.class_name,
         "data_fingerprint": ds.fingerprint,
         "n_train": len(run.images),
+        "n_heldout": len(run.heldout),
     }
+    if source_ckpt is not None:
+        extra["source"] = {"path": str(source), "kimg": source_ckpt["nimg"] / 1000}
+    elif resume:
+        extra["source"] = ckpt.get("extra", {}).get("source")
 
     def snapshot(s: GanState) -> None:
         grid = sample(s.sampler, z_grid, precision=cfg.precision)
@@ -191,6 +236,17 @@ def train_class(
     evaluate = None
     if space is not None and cfg.eval_kimg > 0:
         evaluate = FidTracker(run, space, eval_n, arch.nz, cfg.seed, save_best, cfg.precision)
+    _append_record(
+        run,
+        ds,
+        arch,
+        cfg,
+        device,
+        resumed_from=state.nimg if resume else None,
+        source=extra.get("source"),
+        best_by=evaluate.selection if evaluate else "no FID/KID tracking: best.pt is not kept",
+    )
+    weights = sampling_weights(run, cfg.sampling)
 
     with open(metrics, "a", encoding="utf-8") as log_file:
 
@@ -199,7 +255,9 @@ def train_class(
             log_file.flush()
 
         try:
-            return train(state, images, cfg, snapshot, log, progress, evaluate)
+            return train(
+                state, images, cfg, snapshot, log, progress, evaluate, _to(weights, device)
+            )
         except TrainingDiverged as e:
             kept = (
                 f"{run.checkpoint} is the last good state"
@@ -212,6 +270,37 @@ def train_class(
             ) from e
 
 
+def _to(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if t is None else t.to(device)
+
+
+def source_command(run_dir: Path, arch: Architecture) -> str:
+    return f"gan-train --class {SOURCE} --run-dir {run_dir} --size {arch.size} --arch {arch.kind}"
+
+
+def source_checkpoint(run_dir: Path) -> Path:
+    """The source run's best.pt (lowest held-out KID), else its last.pt."""
+    out = Path(run_dir) / "gan" / SOURCE
+    return out / "best.pt" if (out / "best.pt").is_file() else out / "last.pt"
+
+
+def read_source(path: Path, arch: Architecture, run_dir: Path) -> dict:
+    """The source checkpoint, checked against the architecture asked for, or a one-line error
+    that names the command which makes a compatible one."""
+    if not Path(path).is_file():
+        raise UserError(
+            f"--from: no source GAN at {path}; train it first: `{source_command(run_dir, arch)}`"
+        )
+    try:
+        ckpt = load_checkpoint(path)
+        check_architecture(ckpt, arch, path)
+    except CheckpointError as e:
+        raise UserError(
+            f"--from: {e}; train a compatible source first: `{source_command(run_dir, arch)}`"
+        ) from e
+    return ckpt
+
+
 def _truncate_log(path: Path, step: int) -> None:
     """Drop log rows written after the checkpoint: the resumed run writes them again."""
     if not path.is_file():
@@ -220,7 +309,7 @@ def _truncate_log(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(r + "\n" for r in rows))
 
 
-def _append_record(run, ds, arch, cfg, device, resumed_from) -> None:
+def _append_record(run, ds, arch, cfg, device, resumed_from, source, best_by) -> None:
     path = run.out / "run.json"
     history = json.loads(path.read_text())["runs"] if path.is_file() else []
     record = run_record(
@@ -230,6 +319,8 @@ def _append_record(run, ds, arch, cfg, device, resumed_from) -> None:
             "train": cfg.as_dict(),
             "device": str(device),
             "resumed_from_kimg": None if resumed_from is None else resumed_from / 1000,
+            "initialised_from": source,
+            "best_checkpoint": best_by,
         },
         {
             "source": ds.source,
@@ -237,6 +328,7 @@ def _append_record(run, ds, arch, cfg, device, resumed_from) -> None:
             "fingerprint": ds.fingerprint,
             "synthetic_demo_data": ds.synthetic,
             "n_train_images": len(run.images),
+            "n_heldout_images": len(run.heldout),
         },
     )
     atomic_write_text(path, json.dumps({"runs": [*history, record]}, indent=1))

@@ -22,25 +22,35 @@ def save_figure(fig, path: Path) -> None:
 
 
 def fid_curve(rows: list[dict], path: Path, title: str) -> None:
-    """FID and KID against kimg, one panel each; the best FID is marked."""
+    """KID and FID against kimg: held-out (validation reals) and training-side, with the
+    real-vs-real floor; the checkpoint kept as best.pt is marked."""
     kimg = [r["kimg"] for r in rows]
-    fig, (ax_fid, ax_kid) = plt.subplots(1, 2, figsize=(9, 3.4))
-    ax_fid.plot(kimg, [r["fid"] for r in rows], marker="o", ms=3)
-    best = min(rows, key=lambda r: r["fid"])
-    ax_fid.plot([best["kimg"]], [best["fid"]], "r*", ms=12, label=f"best {best['fid']:.2f}")
-    ax_fid.set(xlabel="kimg", ylabel=rows[-1]["fid_label"], title=title)
-    ax_fid.legend()
-    ax_kid.errorbar(
-        kimg,
-        [r["kid"] for r in rows],
-        yerr=[r["kid_std"] for r in rows],
-        marker="o",
-        ms=3,
-        capsize=2,
-    )
-    ax_kid.set(xlabel="kimg", ylabel=rows[-1]["kid_label"])
+    held = all("heldout_kid" in r for r in rows)
+    fig, (ax_kid, ax_fid) = plt.subplots(1, 2, figsize=(10, 3.6))
+    sides = [("heldout", "held-out (validation reals)"), ("train", "training reals")]
+    for side, name in sides if held else sides[1:]:
+        ax_kid.errorbar(
+            kimg,
+            [1e3 * r[f"{side}_kid"] for r in rows],
+            yerr=[1e3 * r[f"{side}_kid_std"] for r in rows],
+            marker="o",
+            ms=3,
+            capsize=2,
+            label=name,
+        )
+        ax_fid.plot(kimg, [r[f"{side}_fid"] for r in rows], marker="o", ms=3, label=name)
+    key = "heldout_kid" if held else "train_kid"
+    best = min(rows, key=lambda r: r[key])
+    ax_kid.plot([best["kimg"]], [1e3 * best[key]], "r*", ms=12, label="best.pt")
+    if held:
+        ax_kid.axhline(1e3 * rows[-1]["floor_kid"], color="k", ls="--", lw=1, label="real floor")
+        ax_fid.axhline(rows[-1]["floor_fid"], color="k", ls="--", lw=1, label="real floor")
+    label = rows[-1][key.replace("kid", "kid_label")]
+    ax_kid.set(xlabel="kimg", ylabel="KID ×1e3", title=f"{title}: {label}")
+    ax_fid.set(xlabel="kimg", ylabel="FID", title=rows[-1]["train_fid_label"])
     for ax in (ax_fid, ax_kid):
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     save_figure(fig, path)
 
 

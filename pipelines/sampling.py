@@ -4,7 +4,12 @@ Output per class, written into a temporary directory and renamed into place only
 (an interrupted run leaves no half manifest): <out>/<class>/ with the kept images (PNG files or
 one samples.npz), manifest.csv (every pool sample: file, score, nearest-real distance,
 kept/rejected and why), summary.json (FID/KID/precision/recall of kept vs a random n of the
-same pool vs the whole pool) and grid.png (real | kept | rejected).
+same pool vs the whole pool, against the class's held-out validation reals and against the
+training reals the filter selected with, and the real-vs-real floor) and grid.png
+(real | kept | rejected).
+
+The filter chooses with the training reals, so its verdict is only honest on reals it never
+saw: summary.json leads with the held-out one.
 """
 
 from __future__ import annotations
@@ -23,10 +28,8 @@ from PIL import Image
 
 from gan.checkpoint import CheckpointError, load_checkpoint
 from gan.filtering import KEPT, Selection, select
-from gan.metrics.features import FeatureSpace, extract_features, metric_label
-from gan.metrics.fid import fid
-from gan.metrics.kid import kid
-from gan.metrics.precision_recall import precision_recall
+from gan.metrics.features import extract_features
+from gan.metrics.sets import real_floor, set_metrics
 from gan.networks import Architecture, Generator
 from gan.training import sample
 from pipelines.errors import UserError
@@ -80,26 +83,10 @@ def load_generator(path: Path, size: int, device: torch.device) -> tuple[Generat
     return G.to(device), ckpt
 
 
-def set_metrics(real: torch.Tensor, fake: torch.Tensor, space: FeatureSpace) -> dict:
-    p, r = precision_recall(real, fake)
-    kid_mean, kid_std = kid(real, fake)
-    n_real, n_fake = len(real), len(fake)
-    return {
-        "n": n_fake,
-        "fid": fid(real, fake),
-        "fid_label": metric_label("FID", space, n_real, n_fake),
-        "kid": kid_mean,
-        "kid_std": kid_std,
-        "kid_label": metric_label("KID", space, n_real, n_fake),
-        "precision": p,
-        "recall": r,
-    }
-
-
 def sample_class(
     run: ClassRun,
     opts: SampleOptions,
-    space: FeatureSpace,
+    space,
     out_root: Path,
     device: torch.device,
     data: dict,
@@ -119,6 +106,7 @@ def sample_class(
     z = torch.randn(pool_n, G.nz, generator=torch.Generator().manual_seed(opts.seed)).to(device)
     pool = sample(G, z, precision=opts.precision).cpu()
     real = extract_features(space, torch.from_numpy(run.images).permute(0, 3, 1, 2))
+    heldout = extract_features(space, torch.from_numpy(run.heldout).permute(0, 3, 1, 2))
     feats = extract_features(space, pool)
     t_sample = time.perf_counter() - t0
 
@@ -137,6 +125,7 @@ def sample_class(
         "checkpoint_kimg": ckpt["nimg"] / 1000,
         "feature_space": f"{space.name}-{space.dim}d",
         "n_real": len(real),
+        "n_heldout": len(heldout),
         "requested": opts.n,
         "kept": len(kept),
         "pool": pool_n,
@@ -146,18 +135,24 @@ def sample_class(
         "sets": {},
     }
     if len(kept) >= 2:
-        summary["sets"] = {
-            "kept": set_metrics(real, feats[kept], space),
-            "random": set_metrics(real, feats[random_n], space),
-            "pool": set_metrics(real, feats, space),
-        }
-        k, r = summary["sets"]["kept"], summary["sets"]["random"]
-        beats = k["fid"] < r["fid"]
-        summary["filter_beats_random"] = beats
-        summary["verdict"] = (
-            f"kept {k['fid_label']} = {k['fid']:.2f} vs random {r['fid']:.2f}: the filter "
-            + ("beats random selection" if beats else "does NOT beat random selection")
+        subsets = {"kept": feats[kept], "random": feats[random_n], "pool": feats}
+        summary["sets"] = {k: set_metrics(real, v, space) for k, v in subsets.items()}
+        verdicts = [_verdict("selection (training) reals", summary["sets"], "fid")]
+        if len(heldout) >= 2:
+            summary["heldout_sets"] = {
+                k: set_metrics(heldout, v, space, len(real)) for k, v in subsets.items()
+            }
+            summary["floor"] = real_floor(real, heldout, space)
+            verdicts.insert(0, _verdict("held-out reals", summary["heldout_sets"], "kid"))
+            summary["filter_beats_random_heldout"] = (
+                summary["heldout_sets"]["kept"]["kid"] < summary["heldout_sets"]["random"]["kid"]
+            )
+        else:
+            verdicts.insert(0, f"no held-out verdict: only {len(heldout)} validation images")
+        summary["filter_beats_random"] = (
+            summary["sets"]["kept"]["fid"] < (summary["sets"]["random"]["fid"])
         )
+        summary["verdict"] = "; ".join(verdicts)
     if len(kept) < opts.n:
         summary["warning"] = (
             f"only {len(kept)} of {opts.n} samples passed the filter; raise "
@@ -167,6 +162,20 @@ def sample_class(
     summary["record"] = run_record(summary["options"], data)
     _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path)
     return summary
+
+
+def _verdict(side: str, sets: dict, metric: str) -> str:
+    k, r = sets["kept"], sets["random"]
+    beats = k[metric] < r[metric]
+    return (
+        f"on {side}, kept {k[metric + '_label']} = {_fmt(metric, k[metric])} vs random "
+        f"{_fmt(metric, r[metric])}: the filter "
+        + ("beats random selection" if beats else "does NOT beat random selection")
+    )
+
+
+def _fmt(metric: str, value: float) -> str:
+    return f"{1e3 * value:.2f}e-3" if metric == "kid" else f"{value:.2f}"
 
 
 def _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path) -> None:
@@ -240,18 +249,42 @@ def _comparison_grid(path: Path, run: ClassRun, pool, kept, sel: Selection) -> N
 
 
 def summary_table(summaries: list[dict]) -> str:
-    """Markdown table of kept vs random vs pool, per class."""
+    """Markdown table: kept vs random vs pool, held-out and training side by side, with the
+    real-vs-real floor, per class."""
     lines = [
-        "| class | set | n | FID | KID (×1e3) | precision | recall |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| class | set | n | held-out KID (×1e3) | held-out FID | train KID (×1e3) | "
+        "train FID | precision | recall |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for s in summaries:
+        held = s.get("heldout_sets", {})
         for name, m in s["sets"].items():
+            h = held.get(name)
             lines.append(
-                f"| {s['class']} | {name} | {m['n']} | {m['fid']:.2f} | "
-                f"{1e3 * m['kid']:.2f} ± {1e3 * m['kid_std']:.2f} | "
+                f"| {s['class']} | {name} | {m['n']} | {_kid(h)} | "
+                f"{_matched_fid(h)} | {_kid(m)} | {m['fid']:.2f} | "
                 f"{m['precision']:.3f} | {m['recall']:.3f} |"
             )
+        if "floor" in s:
+            f = s["floor"]
+            lines.append(
+                f"| {s['class']} | **real floor** (train vs held-out reals) | {f['n']} | "
+                f"{_kid(f)} | {f['fid']:.2f} | | | | |"
+            )
     space = summaries[0]["feature_space"] if summaries else ""
-    n_real = ", ".join(f"{s['class']} {s['n_real']}" for s in summaries)
-    return "\n".join(lines) + f"\n\nfeature space {space}; real training images: {n_real}"
+    n_real = ", ".join(
+        f"{s['class']} {s['n_real']} train / {s.get('n_heldout', 0)} held-out" for s in summaries
+    )
+    return (
+        "\n".join(lines)
+        + f"\n\nfeature space {space}; reals: {n_real}. Held-out FID is at the floor's n "
+        "(generated sets subsampled to the training count), so it compares with the floor."
+    )
+
+
+def _kid(m: dict | None) -> str:
+    return "–" if m is None else f"{1e3 * m['kid']:.2f} ± {1e3 * m['kid_std']:.2f}"
+
+
+def _matched_fid(m: dict | None) -> str:
+    return "–" if m is None else f"{m.get('fid_matched', m['fid']):.2f}"

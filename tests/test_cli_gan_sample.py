@@ -63,10 +63,14 @@ def test_fid_tracking_during_training(run_once: Path):
     out = run_once / "gan" / "df"
     rows = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
     assert [round(r["kimg"], 3) for r in rows] == [0.056, 0.104]
-    assert rows[0]["fid_label"].startswith("FID[domain-256d, n=")
-    assert rows[0]["fid_label"].endswith(" vs 64]")
+    n_train, n_val = 16, 4  # demo df: training and validation images
+    assert rows[0]["train_fid_label"] == f"FID[domain-256d, n={n_train} vs 64]"
+    assert rows[0]["heldout_kid_label"] == f"KID[domain-256d, n={n_val} vs 64]"
+    assert rows[0]["floor_fid_label"] == f"FID[domain-256d, n={n_val} vs {n_train}]"
     best = torch.load(out / "best.pt", weights_only=True)
-    assert best["extra"]["eval"]["fid"] == min(r["fid"] for r in rows)
+    assert best["extra"]["eval"]["heldout_kid"] == min(r["heldout_kid"] for r in rows)
+    record = json.loads((out / "run.json").read_text())["runs"][-1]
+    assert record["config"]["best_checkpoint"].startswith("lowest held-out KID")
     assert (out / "fid_curve.png").stat().st_size > 1000
 
 
