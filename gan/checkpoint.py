@@ -47,6 +47,7 @@ def state_to_dict(state: GanState, cfg: TrainConfig, extra: dict | None = None) 
         "config": cfg.as_dict(),
         "nimg": state.nimg,
         "step": state.step,
+        "seconds": state.seconds,
         "G": state.G.state_dict(),
         "D": state.D.state_dict(),
         "G_ema": None if state.G_ema is None else state.G_ema.state_dict(),
@@ -115,6 +116,7 @@ def restore_state(ckpt: dict, cfg: TrainConfig, device: torch.device) -> GanStat
         if k in ckpt["scalers"]:
             s.load_state_dict(ckpt["scalers"][k])
     state.nimg, state.step = ckpt["nimg"], ckpt["step"]
+    state.seconds = ckpt.get("seconds", 0.0)
     rng = ckpt["rng"]
     if rng["loop"].numel() == state.rng.get_state().numel():
         state.rng.set_state(rng["loop"])

@@ -104,16 +104,29 @@ class Discriminator(nn.Module):
             layers += [nn.LeakyReLU(0.2, inplace=True)]
         layers += [conv(widths[-1], 1, 4, 1, 0)]
         self.main = nn.Sequential(*layers)
+        self.frozen: list[nn.Module] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.main(x).flatten()
 
-    def lowest_blocks(self, k: int) -> list[nn.Module]:
-        """The first k conv blocks from the image end (conv + its norm): what FreezeD freezes."""
+    def freeze(self, k: int) -> None:
+        """FreezeD (Mo et al. 2020): fix the first k conv blocks from the image end. Their
+        spectral-norm power iteration stops too, so the frozen layers do not move at all."""
         starts = [i for i, m in enumerate(self.main) if isinstance(m, nn.Conv2d)]
         if not 0 <= k < len(starts):
             raise ValueError(f"can freeze 0..{len(starts) - 1} discriminator blocks, not {k}")
-        return list(self.main[: starts[k]]) if k else []
+        self.frozen = list(self.main[: starts[k]]) if k else []
+        for m in self.frozen:
+            m.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> Discriminator:
+        super().train(mode)
+        for m in self.frozen:
+            for sub in m.modules():
+                if type(sub).__name__ == "_SpectralNorm":  # the parametrization, not the conv
+                    sub.eval()
+        return self
 
 
 def init_weights(module: nn.Module) -> None:

@@ -82,6 +82,7 @@ class GanState:
     rng: torch.Generator
     nimg: int = 0
     step: int = 0
+    seconds: float = 0.0  # wall time spent in training steps (not evaluation or snapshots)
     scalers: dict = field(default_factory=dict)  # GradScalers, fp16 only
 
     @property
@@ -98,8 +99,7 @@ def new_state(arch: Architecture, cfg: TrainConfig, device: torch.device) -> Gan
     torch.manual_seed(cfg.seed)  # weight init
     # channels_last: oneDNN's fast convolution layout on CPUs, tensor-core friendly on GPUs
     G, D = (m.to(device, memory_format=torch.channels_last) for m in build(arch))
-    for block in D.lowest_blocks(cfg.freeze_d):
-        block.requires_grad_(False)
+    D.freeze(cfg.freeze_d)
     G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema_kimg > 0 else None
     rng = torch.Generator(device=device)
     rng.manual_seed(cfg.seed)
@@ -294,7 +294,9 @@ def train(
     )
     with bar, _deferred_interrupt() as interrupted:
         while state.nimg < target:
+            t0 = time.perf_counter()
             window.add(train_step(state, images, cfg, weights))
+            state.seconds += time.perf_counter() - t0
             stop = interrupted()
             done = state.nimg >= target
             due_eval = next_eval is not None and (state.nimg >= next_eval or done)

@@ -394,6 +394,21 @@ def gan_train(
             )
             raise SystemExit(130) from None
         click.echo(f"{run.class_name}: done at {state.nimg / 1000:.1f} kimg; samples in {run.out}")
+        best = _best_row(run.out)
+        if best is not None and "heldout_kid" in best:
+            click.echo(
+                f"  best.pt at {best['kimg']:.1f} kimg: {best['heldout_kid_label']} = "
+                f"{1e3 * best['heldout_kid']:.2f}e-3 ± {1e3 * best['heldout_kid_std']:.2f}e-3 "
+                f"(real-vs-real floor {1e3 * best['floor_kid']:.2f}e-3; on training reals "
+                f"{1e3 * best['train_kid']:.2f}e-3)"
+            )
+
+
+def _best_row(out: Path) -> dict | None:
+    path = out / "best.pt"
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)["extra"].get("eval")
 
 
 def _saved_size(run_dir: Path, classes) -> int:

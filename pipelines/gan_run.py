@@ -140,7 +140,7 @@ class FidTracker:
         z = self.z.to(next(state.G.parameters()).device)
         feats = extract_features(self.space, sample(state.sampler, z, precision=self.precision))
         train = set_metrics(self.real, feats, self.space, precision_recall_k=None)
-        row = {"kimg": state.nimg / 1000, "step": state.step}
+        row = {"kimg": state.nimg / 1000, "step": state.step, "train_seconds": state.seconds}
         row |= {f"train_{k}": v for k, v in train.items() if k in ("fid", "kid", "kid_std")}
         row |= {"train_fid_label": train["fid_label"], "train_kid_label": train["kid_label"]}
         if self.by == "heldout_kid":

@@ -94,6 +94,10 @@ def test_sample_all_classes_with_filter(run_dir: Path):
         label = summary["sets"]["kept"]["fid_label"]
         assert label == f"FID[domain-256d, n={summary['n_real']} vs {kept}]"
         assert "filter_beats_random" in summary and "verdict" in summary
+        held = summary["heldout_sets"]["kept"]
+        assert held["n_reference"] == summary["n_heldout"] == 4  # the class's validation images
+        assert summary["floor"]["n"] == summary["n_real"]
+        assert summary["verdict"].startswith("on held-out reals, kept KID[")
         assert summary["record"]["data"]["synthetic_demo_data"] is True
 
 

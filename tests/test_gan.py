@@ -196,3 +196,83 @@ def test_checkpoint_checks(tmp_path):
     with pytest.raises(CheckpointError, match="size 32 \\(asked 64\\)"):
         check_architecture(ckpt, tiny_arch(64), tmp_path / "a.pt")
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_resize_sn_generator_has_no_strided_transposed_convolution():
+    G, D = build(Architecture(size=64, nz=10, ngf=4, ndf=4, kind="resize-sn"))
+    strided = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [m.stride for m in strided] == [(1, 1)]  # only the 1x1 -> 4x4 projection
+    assert sum(isinstance(m, torch.nn.Upsample) for m in G.modules()) == 4
+    convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(torch.nn.utils.parametrize.is_parametrized(c, "weight") for c in convs)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    # spectral norm: the largest singular value of each reshaped weight is ~1 after iterations
+    D.train()
+    for _ in range(30):
+        D(torch.randn(2, 3, 64, 64))
+    w = convs[1].weight.detach().flatten(1)
+    assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_hinge_and_ns_losses_have_their_closed_forms():
+    from gan.training import _d_losses, _g_loss
+
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    # hinge: mean(relu(1 - real)) + mean(relu(1 + fake)) = (0 + 0.5)/2 + (0 + 1)/2
+    assert _d_losses(real, fake, "hinge").item() == pytest.approx(0.75)
+    assert _g_loss(fake, "hinge").item() == pytest.approx(1.0)
+    sp = torch.nn.functional.softplus
+    assert _d_losses(real, fake, "ns").item() == pytest.approx(
+        (sp(-real).mean() + sp(fake).mean()).item()
+    )
+
+
+def test_r1_penalty_of_a_linear_discriminator():
+    from gan.training import r1_penalty
+
+    w = torch.randn(3 * 8 * 8)
+
+    def D(x):
+        return x.flatten(1) @ w
+
+    cfg = tiny_config(r1_gamma=0.5, r1_every=4, diffaugment=())
+    real = torch.rand(5, 3, 8, 8)
+    # grad_x D = w for every image: gamma / 2 * ||w||^2, times the lazy interval
+    expected = 0.5 / 2 * w.square().sum() * 4
+    assert r1_penalty(D, real, cfg, torch.Generator()).item() == pytest.approx(expected.item())
+
+
+@pytest.mark.parametrize("kind,loss,r1", [("resize-sn", "hinge", 0.0), ("resize-sn", "ns", 1.0)])
+def test_variants_train_and_resume_bit_exactly(tmp_path, kind, loss, r1):
+    arch = Architecture(size=32, nz=16, ngf=8, ndf=8, kind=kind)
+    images = class_images()
+
+    def steps(cfg, until, state=None):
+        cfg.kimg = until
+        state = state or new_state(arch, cfg, CPU)
+        return train(state, images, cfg, lambda s: None, lambda row: None, progress=False)
+
+    cfg = tiny_config(loss=loss, r1_gamma=r1, r1_every=2)
+    straight = steps(cfg, 0.08)
+    half = steps(tiny_config(loss=loss, r1_gamma=r1, r1_every=2), 0.04)
+    save_checkpoint(tmp_path / "last.pt", half, cfg)
+    resumed = steps(cfg, 0.08, restore_state(load_checkpoint(tmp_path / "last.pt"), cfg, CPU))
+    for name in ("G", "D"):
+        a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_freeze_d_fixes_the_lowest_blocks_only():
+    cfg = tiny_config(freeze_d=1)
+    state = new_state(Architecture(size=32, nz=16, ngf=8, ndf=8, kind="resize-sn"), cfg, CPU)
+    before = {k: v.clone() for k, v in state.D.state_dict().items()}
+    for _ in range(3):
+        train_step(state, class_images(), cfg)
+    after = state.D.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("main.0."))
+    assert not torch.equal(
+        before["main.2.parametrizations.weight.original"],
+        after["main.2.parametrizations.weight.original"],
+    )
+    with pytest.raises(ValueError, match="can freeze 0..3"):
+        new_state(tiny_arch(), tiny_config(freeze_d=4), CPU)

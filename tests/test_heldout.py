@@ -1,0 +1,99 @@
+"""Generator quality is judged on the class's validation images, never on its training images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gan.metrics.features import FeatureSpace, extract_features
+from gan.metrics.fid import fid
+from gan.metrics.kid import kid
+from gan.metrics.sets import fid_at_n, real_floor, set_metrics
+from gan.networks import Architecture
+from gan.training import TrainConfig, new_state, sample
+from pipelines.datasets import load_dataset
+from pipelines.gan_run import ClassRun, FidTracker, class_run
+from pipelines.splits import load_or_make_split
+
+
+class _ColourStats(nn.Module):
+    """A transparent feature space: per-channel mean and std of the image (6-d)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))  # a device for extract_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float() / 255
+        return torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)
+
+
+SPACE = FeatureSpace("colour", 6, _ColourStats())
+
+
+def _images(n: int, level: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.normal(level, 30, (n, 32, 32, 3)), 0, 255).astype(np.uint8)
+
+
+def test_class_run_holds_the_class_validation_images(tmp_path):
+    ds = load_dataset("demo", 32, progress=False)
+    split = load_or_make_split(ds, tmp_path)
+    run = class_run(ds, split, "df", tmp_path)
+    label = ds.class_index("df")
+    val = split.val[ds.labels[split.val] == label]
+    assert np.array_equal(run.heldout, ds.images[val]) and len(val) >= 2
+    train_lesions = {ds.lesion_ids[i] for i in split.train}
+    assert not train_lesions & {ds.lesion_ids[i] for i in val}
+    source = class_run(ds, split, "all", tmp_path)
+    assert np.array_equal(source.heldout, ds.images[split.val])
+    assert np.array_equal(source.labels, ds.labels[split.train])
+
+
+def test_tracker_scores_the_generator_against_heldout_reals_only(tmp_path):
+    # training reals dark, held-out reals bright: a leak of either into the other's place
+    # changes every number below
+    run = ClassRun("x", tmp_path, _images(40, 60, 0), _images(12, 190, 1))
+    saved = []
+    tracker = FidTracker(run, SPACE, 64, 100, 0, lambda s, row: saved.append(row), "fp32")
+    state = new_state(Architecture(size=32), TrainConfig(), torch.device("cpu"))
+    tracker(state)
+    row = saved[0]  # the first evaluation is always the best so far
+
+    fakes = extract_features(SPACE, sample(state.sampler, tracker.z))
+    train = extract_features(SPACE, torch.from_numpy(run.images).permute(0, 3, 1, 2))
+    held = extract_features(SPACE, torch.from_numpy(run.heldout).permute(0, 3, 1, 2))
+    assert row["heldout_kid"] == pytest.approx(kid(held, fakes)[0], rel=1e-9)
+    assert row["heldout_fid"] == pytest.approx(fid(held, fakes), rel=1e-9)
+    assert row["train_kid"] == pytest.approx(kid(train, fakes)[0], rel=1e-9)
+    assert row["heldout_kid"] != pytest.approx(row["train_kid"], rel=1e-3)
+    assert row["floor_kid"] == pytest.approx(kid(held, train)[0], rel=1e-9)
+    assert row["heldout_kid_label"] == "KID[colour-6d, n=12 vs 64]"
+    assert row["floor_fid_label"] == "FID[colour-6d, n=12 vs 40]"
+    assert tracker.selection.startswith("lowest held-out KID (the class's 12 validation")
+
+
+def test_tracker_falls_back_to_training_kid_without_validation_images(tmp_path):
+    run = ClassRun("x", tmp_path, _images(40, 60, 0), _images(1, 190, 1))
+    tracker = FidTracker(run, SPACE, 32, 100, 0, lambda s, row: None, "fp32")
+    assert tracker.by == "train_kid" and "only 1 validation images" in tracker.selection
+
+
+def test_floor_is_training_reals_scored_against_heldout_reals():
+    g = torch.Generator().manual_seed(0)
+    train, held = torch.randn(80, 4, generator=g), torch.randn(20, 4, generator=g) + 0.5
+    floor = real_floor(train, held, SPACE)
+    assert floor["kid"] == kid(held, train)[0] and floor["fid"] == fid(held, train)
+    assert floor["n"] == 80 and floor["n_reference"] == 20
+
+
+def test_matched_fid_subsamples_to_the_floor_n():
+    g = torch.Generator().manual_seed(0)
+    ref, gen = torch.randn(30, 3, generator=g), torch.randn(500, 3, generator=g)
+    m = set_metrics(ref, gen, SPACE, match_n=40)
+    assert m["fid_matched_label"] == "FID[colour-6d, n=30 vs 40]"
+    assert m["fid_matched"] == fid_at_n(ref, gen, 40)
+    # FID is biased upwards at small n: the matched number is the larger one
+    assert m["fid_matched"] > m["fid"]
