@@ -66,6 +66,12 @@ RECIPES = [
     Recipe("resize-sn hinge transfer uniform", source="uniform"),
     Recipe("resize-sn hinge transfer FreezeD1", source="balanced", freeze_d=1),
     Recipe("resize-sn hinge transfer 64px", source="balanced", size=64),
+    # after the first nine: the spectral norm was what slowed resize-sn, so its G alone
+    Recipe("resize ns scratch", arch="resize", loss="ns"),
+    Recipe("resize ns transfer", arch="resize", loss="ns", source="balanced"),
+    Recipe("resize ns transfer uniform", arch="resize", loss="ns", source="uniform"),
+    Recipe("resize ns transfer FreezeD1", arch="resize", loss="ns", source="balanced", freeze_d=1),
+    Recipe("resize ns transfer 64px", arch="resize", loss="ns", source="balanced", size=64),
 ]
 
 

@@ -5,10 +5,11 @@ convolutions (BatchNorm + ReLU, tanh output), the discriminator mirrors it with 
 convolutions (BatchNorm + LeakyReLU 0.2). A 4x4 kernel at stride 2 covers output pixels
 unevenly, which paints the checkerboard that small-data DCGAN samples show.
 
-`resize-sn` keeps the same widths and stages but upsamples by nearest-neighbour x2 followed by
-a 3x3 convolution (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"), and
-normalises every discriminator convolution spectrally instead of with BatchNorm (Miyato et al.
-2018), which keeps D Lipschitz-bounded on a class of ~80 images.
+`resize` keeps the same widths and stages but upsamples by nearest-neighbour x2 followed by
+a 3x3 convolution (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"); its
+discriminator is DCGAN's. `resize-sn` also normalises every discriminator convolution
+spectrally instead of with BatchNorm (Miyato et al. 2018), which bounds D's Lipschitz constant
+but, at CPU budgets, also slows how fast D (and so G) learns (docs/generator_budget.md).
 
 The number of stages follows from the image size, so one definition serves every size. The
 discriminator returns logits; the loss applies the link function.
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 SUPPORTED_SIZES = (32, 64, 128)
-ARCHS = ("dcgan", "resize-sn")
+ARCHS = ("dcgan", "resize", "resize-sn")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Architecture:
     nz: int = 100  # latent dimension
     ngf: int = 64  # generator width at the last stage
     ndf: int = 64  # discriminator width at the first stage
-    kind: str = "dcgan"  # dcgan | resize-sn (see the module docstring)
+    kind: str = "dcgan"  # dcgan | resize | resize-sn (see the module docstring)
 
     def __post_init__(self) -> None:
         if self.kind not in ARCHS:
@@ -59,7 +60,7 @@ def _widths(base: int, stages: int) -> list[int]:
 
 
 def _upsample(c_in: int, c_out: int, kind: str) -> list[nn.Module]:
-    """x2 upsampling: a strided transposed conv (dcgan) or nearest x2 + 3x3 conv (resize-sn)."""
+    """x2 upsampling: a strided transposed conv (dcgan) or nearest x2 + 3x3 conv (resize*)."""
     if kind == "dcgan":
         return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
     return [

@@ -116,10 +116,10 @@ def default_run_dir(data: str | None) -> Path:
 # The recommended generator recipe, chosen by held-out KID per CPU second
 # (docs/generator_budget.md).
 # The dataclass defaults stay the classic DCGAN, which is also what old checkpoints hold.
-DEFAULT_ARCH = "resize-sn"
-DEFAULT_LOSS = "hinge"
+DEFAULT_ARCH = "resize"
+DEFAULT_LOSS = "ns"
 DEFAULT_R1 = 0.0
-DEFAULT_FREEZE_D = 0
+DEFAULT_FREEZE_D = 1
 
 
 def generator_options(f):
@@ -130,8 +130,9 @@ def generator_options(f):
                 type=click.Choice(ARCHS),
                 default=DEFAULT_ARCH,
                 show_default=True,
-                help="dcgan: transposed convs + BatchNorm D (the reference); resize-sn: "
-                "nearest-upsample + 3x3 conv G, spectrally normalised D (no checkerboard).",
+                help="dcgan: transposed convs + BatchNorm D (the reference); resize: "
+                "nearest-upsample + 3x3 conv G (no checkerboard), DCGAN's D; resize-sn: "
+                "resize with a spectrally normalised D.",
             ),
             click.option(
                 "--loss",
@@ -307,7 +308,9 @@ def gan_train(
         raise UserError("--resume continues a run and --overwrite replaces it; pass one")
     if from_ and SOURCE in classes:
         raise UserError(f"--from {from_}: the source run itself cannot start from a source")
-    if freeze_d and not from_ and not resume:
+    if freeze_d and not from_ and not resume and ctx.get_parameter_source("freeze_d") == (
+        click.core.ParameterSource.COMMANDLINE
+    ):
         raise UserError("--freeze-d freezes transferred layers; use it with --from all")
     run_dir = run_dir or default_run_dir(data)
     dev = resolve_device(device)
@@ -323,7 +326,7 @@ def gan_train(
         eval_kimg=eval_every,
         loss=loss,
         r1_gamma=r1_gamma,
-        freeze_d=freeze_d,
+        freeze_d=freeze_d if from_ else 0,
     )
     if resume:  # the size of a resumed run comes from its checkpoint
         saved_size = _saved_size(run_dir, classes)

@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import invoke_cli, one_line_error
 
+from gan.networks import Architecture, build
 from pipelines.cli import gan_train
 
 TINY = ["--size", "32", "--batch-size", "8", "--snapshot-kimg", "0.05", "--quiet",
@@ -41,7 +42,7 @@ def test_source_trains_on_every_training_image(source: Path):
     split = json.loads((source / "split.json").read_text())
     c = ckpt(source, "all")
     assert c["extra"]["n_train"] == split["counts"]["train"]["images"]
-    assert c["config"]["sampling"] == "balanced" and c["arch"]["kind"] == "resize-sn"
+    assert c["config"]["sampling"] == "balanced" and c["arch"]["kind"] == "resize"
 
 
 def test_fine_tune_starts_from_the_source_and_freezed_keeps_the_frozen_block(source: Path):
@@ -49,22 +50,23 @@ def test_fine_tune_starts_from_the_source_and_freezed_keeps_the_frozen_block(sou
     src, tuned = ckpt(source, "all"), ckpt(source, "df")
     assert tuned["extra"]["source"]["path"].endswith("gan/all/last.pt")
     frozen = [k for k in src["D"] if k.startswith("main.0.")]  # D's image-side block
-    trained = [k for k in src["D"] if k.startswith("main.2.") and "original" in k]
+    trained = [k for k in src["D"] if k.startswith("main.2.")]
     assert frozen and trained
-    for k in frozen:  # the spectral norm's u, v buffers included: nothing moved
+    for k in frozen:
         assert torch.equal(src["D"][k], tuned["D"][k]), k
     for k in trained:
         assert not torch.equal(src["D"][k], tuned["D"][k]), k
     # the optimiser holds only D's trainable parameters
-    n_trainable = sum(1 for k in src["D"] if not k.startswith("main.0.") and k.endswith("original"))
-    n_trainable += sum(1 for k in src["D"] if k.endswith("bias") and not k.startswith("main.0."))
+    D = build(Architecture(**src["arch"]))[1]
+    n_trainable = sum(1 for name, _ in D.named_parameters() if not name.startswith("main.0."))
     assert len(tuned["opt_D"]["param_groups"][0]["params"]) == n_trainable
+    assert tuned["config"]["freeze_d"] == 1
 
 
 def test_fine_tune_without_freezing_starts_from_every_source_weight(source: Path, tmp_path):
-    # after one step from the source, G is far closer to the source than a fresh start is
-    train(source, "--class", "df", "--from", "all", "--kimg", "0.008")
-    train(tmp_path / "scratch", "--class", "df", "--kimg", "0.008")
+    # after one step from the source, G is far closer to the source than another init is
+    train(source, "--class", "df", "--from", "all", "--freeze-d", "0", "--kimg", "0.008")
+    train(tmp_path / "scratch", "--class", "df", "--kimg", "0.008", "--seed", "1")
     src, tuned, fresh = ckpt(source, "all"), ckpt(source, "df"), ckpt(tmp_path / "scratch", "df")
 
     def dist(a: dict, b: dict) -> float:
@@ -89,20 +91,22 @@ def test_source_and_fine_tune_resume_bit_exactly(source: Path, tmp_path: Path):
     for part in ("G", "D", "G_ema"):
         for k, v in a[part].items():
             assert torch.equal(v, b[part][k]), (part, k)
-    assert a["extra"]["source"] == b["extra"]["source"]  # the resume remembers its source
+    # the resume remembers its source
+    assert a["extra"]["source"]["kimg"] == b["extra"]["source"]["kimg"] == 0.104
+    assert a["extra"]["source"]["path"] == str(source / "gan" / "all" / "last.pt")
 
 
 def test_from_a_missing_source_names_the_command(tmp_path: Path):
     result = train(tmp_path / "r", "--class", "df", "--from", "all", ok=False)
     line = one_line_error(result)
     assert "no source GAN" in line and "`gan-train --class all --run-dir" in line
-    assert "--size 32 --arch resize-sn`" in line
+    assert "--size 32 --arch resize`" in line
 
 
 def test_from_an_incompatible_source_names_the_command(source: Path):
     result = train(source, "--class", "df", "--from", "all", "--arch", "dcgan", ok=False)
     line = one_line_error(result)
-    assert "kind resize-sn (asked dcgan)" in line
+    assert "kind resize (asked dcgan)" in line
     assert f"`gan-train --class all --run-dir {source} --size 32 --arch dcgan`" in line
 
 
@@ -121,3 +125,5 @@ def test_balanced_sampling_draws_every_class_equally(source: Path):
 def test_freeze_d_needs_a_source(tmp_path: Path):
     result = train(tmp_path / "r", "--class", "df", "--freeze-d", "1", ok=False)
     assert "use it with --from all" in one_line_error(result)
+    train(tmp_path / "r", "--class", "df", "--kimg", "0.01")  # the default needs no flag
+    assert ckpt(tmp_path / "r", "df")["config"]["freeze_d"] == 0  # nothing to freeze
