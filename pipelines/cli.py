@@ -308,8 +308,11 @@ def gan_train(
         raise UserError("--resume continues a run and --overwrite replaces it; pass one")
     if from_ and SOURCE in classes:
         raise UserError(f"--from {from_}: the source run itself cannot start from a source")
-    if freeze_d and not from_ and not resume and ctx.get_parameter_source("freeze_d") == (
-        click.core.ParameterSource.COMMANDLINE
+    if (
+        freeze_d
+        and not from_
+        and not resume
+        and ctx.get_parameter_source("freeze_d") == (click.core.ParameterSource.COMMANDLINE)
     ):
         raise UserError("--freeze-d freezes transferred layers; use it with --from all")
     run_dir = run_dir or default_run_dir(data)
