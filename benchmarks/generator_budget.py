@@ -217,22 +217,27 @@ def table(results: dict) -> str:
 
 
 def figure(results: dict, path: Path, cpu_name: str) -> None:
-    fig, axes = plt.subplots(1, len(CLASSES), figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, len(CLASSES), figsize=(14, 4.6))
+    colours = plt.get_cmap("tab20").colors
+    styles = {"dcgan": "-", "resize-sn": "--", "resize": "-."}
     for ax, c in zip(axes, CLASSES):
-        for name, r in results.items():
+        for i, (name, r) in enumerate(results.items()):
             m = r["classes"][c]
             offset = m["charged_seconds"] - m["seconds"]  # this class's share of the source
             xs = [offset + e["train_seconds"] for e in m["eval"]]
-            ax.plot(xs, [1e3 * e["heldout_kid"] for e in m["eval"]], marker="o", ms=3, label=name)
+            ys = [1e3 * max(e["heldout_kid"], 1e-4) for e in m["eval"]]  # log axis: KID can be < 0
+            ls = styles[r["recipe"]["arch"]]
+            ax.plot(xs, ys, ls, color=colours[i % 20], marker="o", ms=3, label=name)
         floor = next(iter(results.values()))["classes"][c]["floor"]["kid"]
         ax.axhline(1e3 * floor, color="k", ls="--", lw=1, label="real-vs-real floor")
         ax.set(
             xlabel="training seconds charged to the class (source shared equally)",
-            ylabel="held-out KID ×1e3 (EMA G, 500 samples)",
+            ylabel="held-out KID ×1e3 (EMA G, 500 samples; log)",
+            yscale="log",
             title=f"HAM10000 {c}",
         )
         ax.grid(alpha=0.3)
-    axes[-1].legend(fontsize=7, loc="upper right")
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(f"{cpu_name}, 2 threads", fontsize=9)
     save_figure(fig, path)
 
