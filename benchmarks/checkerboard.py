@@ -69,8 +69,7 @@ def main(data: str, run_dir: Path, classes: str, n: int) -> None:
         idx = split.train[ds.labels[split.train] == ds.class_index(c)]
         reals = ds.images[idx[:n]].astype(np.float64).mean(axis=3)
         fresh = {
-            k: Generator(Architecture(**{**arch.as_dict(), "kind": k}))
-            for k in ("dcgan", "resize")
+            k: Generator(Architecture(**{**arch.as_dict(), "kind": k})) for k in ("dcgan", "resize")
         }
         for G0 in fresh.values():
             G0.apply(init_weights)
