@@ -25,8 +25,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from gan.networks import Architecture, build
 from gan.training import TrainConfig, new_state, train_step
 from pipelines.cli import resolve_precision
-from pipelines.datasets import load_dataset
-from pipelines.splits import load_or_make_split
+from pipelines.data.datasets import load_dataset
+from pipelines.data.splits import load_or_make_split
 
 HAM10000 = Path(__file__).resolve().parents[1] / "../shared/data/HAM10000"
 

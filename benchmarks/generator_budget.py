@@ -32,12 +32,12 @@ from gan.metrics.features import FeatureSpace
 from gan.networks import Architecture
 from gan.training import TrainConfig
 from pipelines.cli import resolve_precision
-from pipelines.datasets import load_dataset
+from pipelines.data.datasets import load_dataset
+from pipelines.data.splits import load_or_make_split
 from pipelines.feature_space import domain_space
 from pipelines.gan_run import SOURCE, class_run, train_class
 from pipelines.plots import plt, save_figure
 from pipelines.sampling import SampleOptions, sample_class
-from pipelines.splits import load_or_make_split
 
 CLASSES = ("df", "mel")
 TODAY_KIMG = {"df": 25.0, "mel": 30.0}  # today's quick profile at 32 px, batch 32

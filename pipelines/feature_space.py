@@ -24,10 +24,10 @@ from gan.metrics.features import (
     inception_space,
     inception_weights_help,
 )
-from pipelines.datasets import Dataset
+from pipelines.data.datasets import Dataset
+from pipelines.data.splits import Split
 from pipelines.errors import UserError
 from pipelines.rundir import atomic_write_bytes
-from pipelines.splits import Split
 
 FEATURE_SPACES = ("domain", "inception")
 DOMAIN_CONFIG = ClassifierConfig(

@@ -37,11 +37,11 @@ from gan.metrics.features import FeatureSpace, extract_features
 from gan.metrics.sets import real_floor, set_metrics
 from gan.networks import Architecture
 from gan.training import GanState, TrainConfig, TrainingDiverged, new_state, sample, train
-from pipelines.datasets import Dataset
+from pipelines.data.datasets import Dataset
+from pipelines.data.splits import Split
 from pipelines.errors import UserError
 from pipelines.plots import fid_curve
 from pipelines.rundir import atomic_write_bytes, atomic_write_text, run_record
-from pipelines.splits import Split
 
 MIN_TRAIN_IMAGES = 10
 SOURCE = "all"  # the class name of the all-classes source GAN

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from conftest import invoke_cli, one_line_error
 
-import pipelines.experiment as experiment
+import pipelines.jobs as jobs
+from pipelines.arms import build_arms, classifier_config, targets_for
 from pipelines.cli import augment_and_compare
-from pipelines.datasets import load_dataset
-from pipelines.experiment import build_arms, classifier_config, targets_for
-from pipelines.splits import load_or_make_split
+from pipelines.data.datasets import load_dataset
+from pipelines.data.splits import load_or_make_split
+from pipelines.profiles import PROFILES
 
 SMOKE = ["--profile", "smoke", "--seeds", "2", "--classes", "df,vasc", "--target", "24",
          "--quiet", "--precision", "fp32"]  # fmt: skip
@@ -91,7 +92,7 @@ def test_build_arms_adds_exactly_the_rare_class_images(tmp_path: Path):
 
 
 def test_step_budget_follows_the_profile_epochs_and_cap():
-    quick = experiment.PROFILES["quick"]
+    quick = PROFILES["quick"]
     big = classifier_config(quick, 7000, 0, "fp32")
     small = classifier_config(quick, 1000, 0, "fp32")
     assert big.steps == quick.classifier_steps_cap  # 12 epochs of 7000 would be 656 steps
@@ -103,9 +104,9 @@ def test_rerun_skips_finished_work(run_dir: Path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("retrained something that was finished")
 
-    monkeypatch.setattr(experiment, "train_classifier", boom)
-    monkeypatch.setattr(experiment, "train_class", boom)
-    monkeypatch.setattr(experiment, "sample_class", boom)
+    monkeypatch.setattr(jobs, "train_classifier", boom)
+    monkeypatch.setattr(jobs, "train_class", boom)
+    monkeypatch.setattr(jobs, "sample_class", boom)
     invoke(["--run-dir", str(run_dir), *SMOKE])
 
 

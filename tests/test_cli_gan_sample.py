@@ -12,9 +12,9 @@ from conftest import invoke_cli, one_line_error
 
 from classifier.training import ClassifierConfig
 from pipelines.cli import gan_sample, gan_train
-from pipelines.datasets import load_dataset
+from pipelines.data.datasets import load_dataset
+from pipelines.data.splits import load_or_make_split
 from pipelines.feature_space import domain_space
-from pipelines.splits import load_or_make_split
 
 TRAIN = ["--size", "32", "--batch-size", "8", "--snapshot-kimg", "0.05", "--quiet",
          "--precision", "fp32"]  # fmt: skip

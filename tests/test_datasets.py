@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import CLASS_COLOURS, write_csv, write_image
 
-import pipelines.datasets as datasets
-from pipelines.datasets import load_dataset
+import pipelines.data.datasets as datasets
+from pipelines.data.datasets import load_dataset
 from pipelines.errors import UserError
 
 

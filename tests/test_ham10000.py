@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import HAM10000
 
-from pipelines.datasets import load_dataset
-from pipelines.splits import SPLITS, load_or_make_split
+from pipelines.data.datasets import load_dataset
+from pipelines.data.splits import SPLITS, load_or_make_split
 
 pytestmark = [
     pytest.mark.integration,

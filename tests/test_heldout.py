@@ -13,9 +13,9 @@ from gan.metrics.kid import kid
 from gan.metrics.sets import fid_at_n, real_floor, set_metrics
 from gan.networks import Architecture
 from gan.training import TrainConfig, new_state, sample
-from pipelines.datasets import load_dataset
+from pipelines.data.datasets import load_dataset
+from pipelines.data.splits import load_or_make_split
 from pipelines.gan_run import ClassRun, FidTracker, class_run
-from pipelines.splits import load_or_make_split
 
 
 class _ColourStats(nn.Module):

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.datasets import load_dataset
+from pipelines.data.datasets import load_dataset
+from pipelines.data.splits import SPLITS, load_or_make_split, split_lesions
 from pipelines.errors import UserError
-from pipelines.splits import SPLITS, load_or_make_split, split_lesions
 
 
 def synthetic_lesions(n_lesions=300, seed=0):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.datasets import Dataset
+from pipelines.data.datasets import Dataset
 from pipelines.errors import UserError
 from pipelines.rundir import atomic_write_text
 

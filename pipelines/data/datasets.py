@@ -306,7 +306,7 @@ def _to_rgb_size(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def _load_demo(size: int) -> Dataset:
-    from pipelines.demo import DEMO_CLASS_NAMES, make_demo
+    from pipelines.data.demo import DEMO_CLASS_NAMES, make_demo
 
     images, labels, image_ids, lesion_ids = make_demo(size)
     key = json.dumps({"demo": "v1", "n": len(labels), "ids": image_ids[-1]})

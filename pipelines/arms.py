@@ -1,0 +1,108 @@
+"""The arms of the comparison: training sets that differ only in how the rare classes grow.
+
+  baseline        real training images;
+  oversample      real images, the rare classes resampled with replacement to the target count;
+  gan             real images plus filtered synthetic images up to the target count;
+  gan-unfiltered  the same count of synthetic images drawn without the filter.
+Every arm gets the same classifier, recipe, optimiser step budget and seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from classifier.training import ClassifierConfig
+from pipelines.data.datasets import Dataset
+from pipelines.data.splits import Split
+from pipelines.errors import UserError
+from pipelines.profiles import Profile
+
+ARMS = ("baseline", "oversample", "gan", "gan-unfiltered")
+DEFAULT_ARMS = ("baseline", "oversample", "gan")
+
+
+@dataclass
+class Arm:
+    name: str
+    images: np.ndarray  # uint8 N×S×S×3
+    labels: np.ndarray
+
+
+def targets_for(ds: Dataset, split: Split, classes: list[str], target: str) -> dict[str, int]:
+    """Target training count per rare class. auto: max(2 × real, median class count)."""
+    counts = np.bincount(ds.labels[split.train], minlength=len(ds.class_names))
+    out = {}
+    for c in classes:
+        real = int(counts[ds.class_index(c)])
+        if target == "auto":
+            out[c] = max(2 * real, int(np.median(counts)))
+        else:
+            try:
+                out[c] = int(target)
+            except ValueError:
+                raise UserError(f"--target {target!r} is neither a number nor 'auto'") from None
+            if out[c] < real:
+                raise UserError(
+                    f"--target {out[c]} is smaller than the {real} real training "
+                    f"images of {c!r}; choose a target >= {real} or auto"
+                )
+    return out
+
+
+def build_arms(
+    ds: Dataset,
+    split: Split,
+    targets: dict[str, int],
+    synthetic: dict[str, dict[str, np.ndarray]],
+    arms: list[str],
+    seed: int,
+) -> dict[str, Arm]:
+    """Training set of every arm; synthetic[arm][class] holds uint8 images of the GAN arms."""
+    base_x, base_y = ds.images[split.train], ds.labels[split.train]
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in arms:
+        xs, ys = [base_x], [base_y]
+        for c, target in targets.items():
+            label = ds.class_index(c)
+            extra = target - int((base_y == label).sum())
+            if extra <= 0:
+                continue
+            if name == "oversample":
+                pool = np.flatnonzero(base_y == label)
+                xs.append(base_x[rng.choice(pool, extra, replace=True)])
+            elif name in ("gan", "gan-unfiltered"):
+                imgs = synthetic[name][c][:extra]
+                if len(imgs) < extra:
+                    raise UserError(
+                        f"only {len(imgs)} synthetic {c!r} images for {extra} "
+                        "needed; rerun with a larger --pool-factor"
+                    )
+                xs.append(imgs)
+            else:
+                continue
+            ys.append(np.full(extra, label, dtype=base_y.dtype))
+        out[name] = Arm(name, np.concatenate(xs), np.concatenate(ys))
+    return out
+
+
+def classifier_config(
+    profile: Profile, n_train: int, seed: int, precision: str
+) -> ClassifierConfig:
+    steps = int(
+        min(
+            profile.classifier_steps_cap,
+            max(50, profile.classifier_epochs * n_train / profile.batch_size),
+        )
+    )
+    return ClassifierConfig(
+        steps=steps,
+        batch_size=profile.batch_size,
+        lr=3e-3,
+        sampling="uniform",
+        precision=precision,
+        seed=seed,
+        eval_every=max(steps // 5, 10),
+    )

@@ -1,0 +1,15 @@
+"""Command-line entry points, one module per command. Each is a thin shell over the library."""
+
+from pipelines.cli.augment_and_compare import augment_and_compare
+from pipelines.cli.common import resolve_device, resolve_precision
+from pipelines.cli.gan_sample import gan_sample, load_run_data
+from pipelines.cli.gan_train import gan_train
+
+__all__ = [
+    "augment_and_compare",
+    "gan_sample",
+    "gan_train",
+    "load_run_data",
+    "resolve_device",
+    "resolve_precision",
+]

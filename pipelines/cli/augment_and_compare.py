@@ -1,0 +1,203 @@
+"""augment-and-compare: the whole experiment as a job graph, in this process or on Ray."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import click
+import torch
+
+from classifier.networks import PretrainedWeightsUnavailable, make_classifier
+from gan.networks import SUPPORTED_SIZES
+from pipelines.arms import ARMS, DEFAULT_ARMS, targets_for
+from pipelines.cli.common import (
+    data_options,
+    default_run_dir,
+    feature_options,
+    resolve_device,
+    resolve_precision,
+)
+from pipelines.errors import UserError
+from pipelines.profiles import PROFILES
+
+EXECUTORS = ("local", "ray")
+
+
+@click.command("augment-and-compare")
+@data_options
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run directory (default: runs/<data name>).",
+)
+@click.option(
+    "--classes",
+    default="df,mel",
+    show_default=True,
+    help="Comma-separated rare classes to augment.",
+)
+@click.option(
+    "--target",
+    default="auto",
+    show_default=True,
+    help="Training images per rare class after augmentation, or auto "
+    "(max(2 x real, median class count)).",
+)
+@click.option(
+    "--arms",
+    default=",".join(DEFAULT_ARMS),
+    show_default=True,
+    help=f"Comma-separated arms out of {', '.join(ARMS)}.",
+)
+@click.option("--seeds", type=int, default=3, show_default=True)
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    default=None,
+    help="Budgets: quick (default on CPU, 32 px) or full (default on GPU, 64 px).",
+)
+@click.option(
+    "--size",
+    type=click.Choice([str(s) for s in SUPPORTED_SIZES]),
+    default=None,
+    help="Override the profile's image size.",
+)
+@click.option("--external-test", default=None, help="Also evaluate on this dataset.")
+@click.option(
+    "--pretrained",
+    is_flag=True,
+    help="Classifier: torchvision's ImageNet ResNet-18 instead of training from scratch.",
+)
+@click.option("--device", default="auto", show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
+    show_default=True,
+)
+@feature_options
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default="local",
+    show_default=True,
+    help="local: one job after another in this process; ray: every ready job at once as a "
+    "Ray task (pip install 'raregan[ray]').",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="An existing Ray cluster (e.g. ray://head:10001 or auto); default: start a local one.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Torch threads per job, in every executor [default: this machine's torch default].",
+)
+@click.option("--dry-run", is_flag=True, help="List the jobs, their dependencies and status.")
+@click.option("--quiet", is_flag=True)
+def augment_and_compare(**opts) -> None:
+    """Train per-class GANs, rebalance, and compare classifier recall across arms and seeds."""
+    from pipelines.graph import describe
+    from pipelines.jobs import experiment_graph
+    from pipelines.lock import run_dir_lock
+
+    cfg = experiment_config(opts)
+    if opts["executor"] == "ray" and not opts["dry_run"]:
+        from pipelines.ray_executor import import_ray
+
+        import_ray()  # a missing extra fails now, not after loading the data
+    check_inputs(cfg)
+    jobs = experiment_graph(cfg)
+    if opts["dry_run"]:
+        click.echo(describe(Path(cfg.run_dir), jobs))
+        return
+    with run_dir_lock(Path(cfg.run_dir)):
+        results = execute(cfg, jobs, opts["executor"], opts["ray_address"], not opts["quiet"])
+    click.echo(results["report"]["headline"])
+
+
+def experiment_config(opts: dict):
+    """The ExperimentConfig of the command line, checked for user mistakes."""
+    from pipelines.jobs import ExperimentConfig
+
+    classes = tuple(c.strip() for c in opts["classes"].split(",") if c.strip())
+    arms = tuple(a.strip() for a in opts["arms"].split(",") if a.strip())
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise UserError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+    if opts["seeds"] < 1:
+        raise UserError(f"--seeds {opts['seeds']}: need at least 1 seed (3 or more for an sd)")
+    dev = resolve_device(opts["device"])
+    profile = PROFILES[opts["profile"] or ("full" if dev.type == "cuda" else "quick")]
+    if opts["size"] is not None:
+        profile = dataclasses.replace(profile, size=int(opts["size"]))
+    return ExperimentConfig(
+        run_dir=str(opts["run_dir"] or default_run_dir(opts["data"])),
+        profile=profile,
+        data=opts["data"],
+        fmt=opts["fmt"],
+        cache_dir=str(opts["cache_dir"]) if opts["cache_dir"] else None,
+        skip_bad_images=opts["skip_bad_images"],
+        split_seed=opts["split_seed"],
+        classes=classes,
+        target=opts["target"],
+        arms=arms,
+        seeds=opts["seeds"],
+        external=opts["external_test"],
+        device=str(dev),
+        precision=resolve_precision(opts["precision"], dev),
+        feature_space=opts["feature_space"],
+        inception_weights=str(opts["inception_weights"]) if opts["inception_weights"] else None,
+        pretrained=opts["pretrained"],
+        threads=opts["threads"] or torch.get_num_threads(),
+        progress=not opts["quiet"] and opts["executor"] == "local",
+    )
+
+
+def check_inputs(cfg) -> None:
+    """Fail before any work on what would otherwise fail hours in: data, classes, targets,
+    pretrained weights. Also makes the split (and the decode cache) every job reads."""
+    from pipelines.jobs import data_and_split
+
+    ds, split = data_and_split(cfg)
+    try:
+        make_classifier(len(ds.class_names), cfg.profile.classifier_width, cfg.pretrained)
+    except PretrainedWeightsUnavailable as e:
+        raise UserError(str(e)) from e
+    for c in cfg.classes:
+        ds.class_index(c)
+    targets_for(ds, split, list(cfg.classes), cfg.target)
+    if ds.synthetic:
+        click.echo("note: built-in SYNTHETIC demo data (pass --data for real data)", err=True)
+
+
+def execute(cfg, jobs, executor: str, ray_address: str | None, bar: bool) -> dict[str, dict]:
+    """Run the graph with the chosen executor; a rerun skips what is done."""
+    from pipelines import graph
+    from pipelines import jobs as recipe
+
+    run_dir = Path(cfg.run_dir)
+    task = functools.partial(recipe.run_job, cfg)
+    wall = functools.partial(graph.stage_seconds, run_dir, jobs, recipe.STAGES)
+
+    def echo(line: str) -> None:
+        click.echo(line, err=True)
+
+    try:
+        if executor == "local":
+            return graph.run_in_process(run_dir, jobs, task, wall, echo, bar)
+        from pipelines import ray_executor
+
+        ray_executor.start(ray_address)
+        ray_executor.check_shared_run_dir(run_dir)
+        return ray_executor.run_on_ray(run_dir, jobs, task, wall, echo, cfg.threads, bar)
+    except KeyboardInterrupt:
+        click.echo(
+            "\ninterrupted; finished jobs are kept: rerun the same command to continue", err=True
+        )
+        raise SystemExit(130) from None

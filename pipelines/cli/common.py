@@ -1,0 +1,94 @@
+"""What the commands share: device and precision resolution, the data and feature options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+from pipelines.data.datasets import FORMATS
+from pipelines.errors import UserError
+from pipelines.feature_space import FEATURE_SPACES
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is visible; use --device cpu")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """auto: bf16 where the hardware runs it natively (CUDA bf16, AVX512-BF16/AMX CPUs)."""
+    if name == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise UserError("--precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    return name
+
+
+def data_options(f):
+    for option in reversed(
+        [
+            click.option("--data", default=None, help="Dataset path, or 'demo' (default)."),
+            click.option(
+                "--format",
+                "fmt",
+                type=click.Choice(FORMATS),
+                default=None,
+                help="Force a layout instead of detecting it.",
+            ),
+            click.option(
+                "--cache-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Decode cache (default: ~/.cache/raregan or $RAREGAN_CACHE).",
+            ),
+            click.option(
+                "--skip-bad-images",
+                is_flag=True,
+                help="Go on without missing or unreadable images.",
+            ),
+            click.option(
+                "--split-seed",
+                type=int,
+                default=0,
+                show_default=True,
+                help="Seed of the lesion-level split (used when it is first made).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def feature_options(f):
+    for option in reversed(
+        [
+            click.option(
+                "--feature-space",
+                type=click.Choice(FEATURE_SPACES),
+                default="domain",
+                show_default=True,
+                help="Features for FID/KID: a CNN trained on this "
+                "run's real training split, or Inception-v3 (needs local weights).",
+            ),
+            click.option(
+                "--inception-weights",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="torch-fidelity's Inception weights file (no download here).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def default_run_dir(data: str | None) -> Path:
+    name = Path(data).stem if data not in (None, "demo") else "demo"
+    return Path("runs") / name

@@ -1,0 +1,170 @@
+"""gan-sample: draw, filter and write samples of each class's generator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from gan.filtering import SCORES
+from pipelines.cli.common import feature_options, resolve_device, resolve_precision
+from pipelines.cli.gan_train import _saved_size
+from pipelines.data.datasets import load_dataset
+from pipelines.data.splits import load_or_make_split
+from pipelines.errors import UserError
+from pipelines.feature_space import load_feature_space
+from pipelines.gan_run import SOURCE, class_run
+from pipelines.sampling import SampleOptions, sample_class, summary_table
+
+
+@click.command("gan-sample")
+@click.option(
+    "--n", "n", type=click.IntRange(min=1), required=True, help="Images to keep per class."
+)
+@click.option(
+    "--class",
+    "classes",
+    multiple=True,
+    help="Class to sample (repeatable); default: every class with a generator.",
+)
+@click.option(
+    "--run-dir", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True
+)
+@click.option(
+    "--checkpoint",
+    default="best",
+    show_default=True,
+    help="best (lowest FID during training), last, or a checkpoint path.",
+)
+@click.option(
+    "--filter",
+    "filter_",
+    type=click.Choice(["fid", "none"]),
+    default="fid",
+    show_default=True,
+    help="Keep the pool samples that best match the real class.",
+)
+@click.option(
+    "--pool-factor",
+    type=click.FloatRange(min=1.0),
+    default=2.0,
+    show_default=True,
+    help="Draw K×n samples and keep n.",
+)
+@click.option(
+    "--score",
+    type=click.Choice(SCORES),
+    default="matching",
+    show_default=True,
+    help="Selection rule: matching (real images claim their nearest samples in turn), or "
+    "the best per-sample k-NN realism / Mahalanobis scores.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output directory (default: <run-dir>/samples).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["png", "npz"]), default="png", show_default=True
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
+    show_default=True,
+)
+@feature_options
+@click.option("--data", default=None, help="Dataset path if it moved since gan-train.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--skip-bad-images", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace samples already in --out.")
+@click.option("--quiet", is_flag=True)
+def gan_sample(**o) -> None:
+    """Sample each class's generator, filter the samples by feature statistics, write them."""
+    from pipelines.lock import run_dir_lock
+
+    dev = resolve_device(o["device"])
+    precision = resolve_precision(o["precision"], dev)
+    run_dir, quiet = Path(o["run_dir"]), o["quiet"]
+    _require_split(run_dir)  # before the lock creates anything
+    with run_dir_lock(run_dir):
+        ds, split = load_run_data(
+            run_dir, o["data"], o["cache_dir"], o["skip_bad_images"], quiet, o["classes"]
+        )
+        names = o["classes"] or trained_classes(run_dir)
+        runs = [class_run(ds, split, c, run_dir) for c in names]
+        space = load_feature_space(
+            o["feature_space"], ds, split, run_dir, dev, precision, o["inception_weights"],
+            progress=not quiet,
+        )  # fmt: skip
+        opts = SampleOptions(
+            n=o["n"],
+            checkpoint=o["checkpoint"],
+            filter=o["filter_"],
+            pool_factor=o["pool_factor"],
+            score=o["score"],
+            fmt=o["fmt"],
+            seed=o["seed"],
+            precision=precision,
+        )
+        out = o["out"] or run_dir / "samples"
+        data = {
+            "source": ds.source,
+            "fingerprint": ds.fingerprint,
+            "synthetic_demo_data": ds.synthetic,
+        }
+        summaries = []
+        for run in tqdm(runs, desc="classes", disable=quiet or len(runs) == 1):
+            summaries.append(sample_class(run, opts, space, out, dev, data, o["overwrite"]))
+            _echo_summary(summaries[-1], out / run.class_name)
+    if any(s["sets"] for s in summaries):
+        if ds.synthetic:
+            click.echo("(built-in SYNTHETIC demo data: these numbers say nothing about dermoscopy)")
+        click.echo(summary_table([s for s in summaries if s["sets"]]))
+
+
+def _echo_summary(s: dict, folder: Path) -> None:
+    click.echo(
+        f"{s['class']}: kept {s['kept']} of {s['pool']} -> {folder} ({s['seconds']['total']:.1f} s)"
+    )
+    click.echo(f"  {s.get('verdict', 'too few samples kept to compare')}")
+    if "warning" in s:
+        click.echo(f"  warning: {s['warning']}", err=True)
+
+
+def trained_classes(run_dir: Path) -> list[str]:
+    found = sorted(
+        p.parent.name for p in (Path(run_dir) / "gan").glob("*/last.pt") if p.parent.name != SOURCE
+    )
+    if not found:
+        raise UserError(
+            f"{run_dir} has no trained generator; run "
+            f"`gan-train --class CLASS --run-dir {run_dir}` first"
+        )
+    return found
+
+
+def _require_split(run_dir: Path) -> Path:
+    split_file = Path(run_dir) / "split.json"
+    if not split_file.is_file():
+        raise UserError(
+            f"{run_dir} has no split.json; run gan-train with --run-dir {run_dir} first"
+        )
+    return split_file
+
+
+def load_run_data(run_dir: Path, data, cache_dir, skip_bad_images, quiet, classes):
+    """The dataset and split a run directory was made with, at its generators' size."""
+    split_file = _require_split(run_dir)
+    record = json.loads(split_file.read_text())
+    names = list(classes) or trained_classes(run_dir)
+    size = _saved_size(run_dir, names)
+    source = data or record["source"]
+    fmt = None if data else record["format"]
+    ds = load_dataset(source, size, fmt, cache_dir, skip_bad_images, progress=not quiet)
+    return ds, load_or_make_split(ds, run_dir)

@@ -1,0 +1,52 @@
+"""Budgets of augment-and-compare: how long each GAN, classifier and feature network trains.
+
+`quick` is sized from measurements on a 2-core CPU, `full` is meant for a GPU, `smoke` exists so
+that tests and a first look finish in seconds (its numbers mean nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Budgets. Epoch-based budgets are capped so small data (demo) finishes in minutes."""
+
+    size: int
+    gan_epochs: float  # passes over the class's training images ...
+    gan_kimg_cap: float  # ... but at most this many kimg
+    gan_kimg_min: float  # ... and at least this many (a tiny class still needs steps)
+    gan_batch: int
+    classifier_epochs: float  # passes over the baseline training set ...
+    classifier_steps_cap: int  # ... but at most this many optimiser steps
+    classifier_width: int
+    feature_epochs: float = 8  # domain feature network: passes over the training split ...
+    feature_steps_cap: int = 600  # ... but at most this many steps
+    batch_size: int = 128
+    gan_arch: str = "resize"  # generator recipe: see gan.networks, docs/generator_budget.md
+    gan_loss: str = "ns"
+    gan_r1_gamma: float = 0.0
+    source_kimg: float = 0.0  # > 0: train an all-classes source GAN this long, fine-tune from it
+    source_sampling: str = "balanced"
+    freeze_d: int = 1  # FreezeD blocks when fine-tuning from the source
+
+
+# fmt: off
+PROFILES = {
+    # 2-core CPU, full HAM10000: the GANs get today's ~130 s, spent as docs/generator_budget.md
+    # measured best: a 25-kimg all-classes source, then ~12 kimg fine-tunes per class
+    "quick": Profile(size=32, gan_epochs=150, gan_kimg_cap=14, gan_kimg_min=11, gan_batch=32,
+                     classifier_epochs=12, classifier_steps_cap=600, classifier_width=16,
+                     source_kimg=25),
+    # meant for a GPU
+    "full": Profile(size=64, gan_epochs=1000, gan_kimg_cap=150, gan_kimg_min=50,
+                    gan_batch=64, classifier_epochs=40, classifier_steps_cap=8000,
+                    classifier_width=64, feature_epochs=30, feature_steps_cap=3000,
+                    source_kimg=300),
+    # seconds, for tests and a first look at the outputs: the numbers mean nothing
+    "smoke": Profile(size=32, gan_epochs=5, gan_kimg_cap=0.2, gan_kimg_min=0.05, gan_batch=16,
+                     classifier_epochs=1, classifier_steps_cap=20, classifier_width=8,
+                     feature_epochs=6, feature_steps_cap=100, batch_size=32, source_kimg=0.1),
+}
+# fmt: on

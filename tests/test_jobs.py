@@ -1,0 +1,155 @@
+"""augment-and-compare as a job graph: dry run, skipping, the run-directory lock, Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import invoke_cli, one_line_error
+
+from pipelines.cli import augment_and_compare
+from pipelines.graph import Job, job_keys
+
+SMOKE = ["--profile", "smoke", "--seeds", "2", "--classes", "df,vasc", "--target", "24",
+         "--quiet", "--precision", "fp32", "--threads", "1"]  # fmt: skip
+
+
+def invoke(args, ok=True):
+    return invoke_cli(augment_and_compare, args, ok)
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("local") / "run"
+    invoke(["--run-dir", str(run_dir), *SMOKE])
+    return run_dir
+
+
+def test_keys_follow_dependencies():
+    a, b = Job("a", (), False, {"x": 1}), Job("b", ("a",), False, {"y": 1})
+    before = job_keys([a, b])
+    after = job_keys([Job("a", (), False, {"x": 2}), b])
+    assert before["a"] != after["a"] and before["b"] != after["b"]  # upstream change reaches b
+
+
+def test_dry_run_lists_jobs_dependencies_and_status(local_run: Path, tmp_path: Path):
+    fresh = invoke(["--run-dir", str(tmp_path / "new"), *SMOKE, "--dry-run"]).output
+    lines = {line.split()[0]: line for line in fresh.splitlines()[1:] if line.strip()}
+    assert lines["gan/df"].split()[1:3] == ["to-run", "cpu"]
+    assert lines["gan/df"].endswith("features, gan/all")
+    assert set(lines) >= {"features", "gan/all", "samples/gan/vasc", "classifier/gan/seed1"}
+    assert "report" in lines and not (tmp_path / "new" / "jobs").exists()  # nothing ran
+    done = invoke(["--run-dir", str(local_run), *SMOKE, "--dry-run"]).output
+    assert all(" done " in line for line in done.splitlines()[1:] if line.strip())
+    more = [a if a != "2" else "3" for a in SMOKE]  # a third seed: new jobs, stale report
+    changed = invoke(["--run-dir", str(local_run), *more, "--dry-run"]).output
+    status = {line.split()[0]: line.split()[1] for line in changed.splitlines()[1:]}
+    assert status["classifier/gan/seed2"] == "to-run" and status["gan/df"] == "done"
+    assert status["classifier/gan/seed0"] == "stale" and status["report"] == "stale"
+
+
+def test_every_finished_job_has_a_marker_with_where_and_how_long(local_run: Path):
+    markers = [json.loads(p.read_text()) for p in (local_run / "jobs").glob("*.json")]
+    assert len(markers) == 1 + 1 + 2 + 2 + 6 + 1  # features, source, 2 GANs, 2 samples, 6, report
+    assert all(m["seconds"] > 0 and ":" in m["where"] and len(m["key"]) == 16 for m in markers)
+    assert not list((local_run / "jobs").glob("*.running"))
+
+
+def _hold_lock(run_dir: Path) -> subprocess.Popen:
+    code = (
+        "import sys, time; from pipelines.lock import run_dir_lock\n"
+        f"with run_dir_lock({str(run_dir)!r}):\n"
+        "    print('locked', flush=True); time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_second_writer_is_refused_and_a_killed_one_leaves_no_stale_lock(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    holder = _hold_lock(run_dir)
+    try:
+        line = one_line_error(invoke(["--run-dir", str(run_dir), *SMOKE], False))
+        assert f"is in use by pid {holder.pid}" in line and "another --run-dir" in line
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    from pipelines.lock import run_dir_lock
+
+    with run_dir_lock(run_dir):  # the kernel released the dead holder's lock
+        pass
+
+
+def _metrics(run_dir: Path) -> dict:
+    runs = json.loads((run_dir / "results.json").read_text())["runs"]
+    return {arm: [r["test"] for r in rs] for arm, rs in runs.items()}
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_executor_gives_the_in_process_numbers(ray_local, local_run: Path, tmp_path):
+    run_dir = tmp_path / "ray"
+    invoke(["--run-dir", str(run_dir), *SMOKE, "--executor", "ray"])
+    assert _metrics(run_dir) == _metrics(local_run)
+    wheres = {json.loads(p.read_text())["where"] for p in (run_dir / "jobs").glob("*.json")}
+    assert len(wheres) >= 2  # jobs ran in more than one worker process
+
+
+def test_ray_survives_a_killed_worker(ray_local, local_run: Path, tmp_path: Path):
+    run_dir = tmp_path / "killed"
+    killed: list[int] = []
+
+    def kill_first_gan_worker() -> None:
+        running = run_dir / "jobs" / "gan__df.running"
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            try:
+                pid = json.loads(running.read_text())["pid"]
+            except (OSError, ValueError):
+                time.sleep(0.02)
+                continue
+            if pid != os.getpid():
+                time.sleep(0.3)  # into the training
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    killer = threading.Thread(target=kill_first_gan_worker, daemon=True)
+    killer.start()
+    invoke(["--run-dir", str(run_dir), *SMOKE, "--executor", "ray"])
+    killer.join()
+    assert killed, "no worker was killed: the test did not test anything"
+    marker = json.loads((run_dir / "jobs" / "gan__df.json").read_text())
+    assert marker["where"] != f"{marker['where'].split(':')[0]}:{killed[0]}"  # a new worker
+    assert _metrics(run_dir) == _metrics(local_run)  # and nothing lost or changed
+
+
+def test_ray_missing_gives_one_line(monkeypatch, tmp_path: Path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *a, **k):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("no ray")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    run_dir = tmp_path / "r"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    line = one_line_error(invoke(["--run-dir", str(run_dir), *SMOKE, "--executor", "ray"], False))
+    assert "pip install 'raregan[ray]'" in line
