@@ -26,6 +26,12 @@ def invoke(args, ok=True):
     return invoke_cli(augment_and_compare, args, ok)
 
 
+def job_lines(output: str) -> dict[str, str]:
+    """--dry-run's rows by job name (without the header and notes)."""
+    rows = [line for line in output.splitlines() if line.strip()]
+    return {r.split()[0]: r for r in rows if not r.startswith(("note:", "job "))}
+
+
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("local") / "run"
@@ -42,16 +48,16 @@ def test_keys_follow_dependencies():
 
 def test_dry_run_lists_jobs_dependencies_and_status(local_run: Path, tmp_path: Path):
     fresh = invoke(["--run-dir", str(tmp_path / "new"), *SMOKE, "--dry-run"]).output
-    lines = {line.split()[0]: line for line in fresh.splitlines()[1:] if line.strip()}
+    lines = job_lines(fresh)
     assert lines["gan/df"].split()[1:3] == ["to-run", "cpu"]
     assert lines["gan/df"].endswith("features, gan/all")
     assert set(lines) >= {"features", "gan/all", "samples/gan/vasc", "classifier/gan/seed1"}
     assert "report" in lines and not (tmp_path / "new" / "jobs").exists()  # nothing ran
     done = invoke(["--run-dir", str(local_run), *SMOKE, "--dry-run"]).output
-    assert all(" done " in line for line in done.splitlines()[1:] if line.strip())
+    assert all(line.split()[1] == "done" for line in job_lines(done).values())
     more = [a if a != "2" else "3" for a in SMOKE]  # a third seed: new jobs, stale report
     changed = invoke(["--run-dir", str(local_run), *more, "--dry-run"]).output
-    status = {line.split()[0]: line.split()[1] for line in changed.splitlines()[1:]}
+    status = {name: line.split()[1] for name, line in job_lines(changed).items()}
     assert status["classifier/gan/seed2"] == "to-run" and status["gan/df"] == "done"
     assert status["classifier/gan/seed0"] == "stale" and status["report"] == "stale"
 
