@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import demo
+from pipelines.data import demo
 from pipelines.data.demo import DEMO_CLASS_COUNTS, DEMO_CLASS_NAMES, make_demo
 
 Demo = tuple[np.ndarray, np.ndarray, list[str], list[str]]
