@@ -26,6 +26,7 @@ class ClassifierConfig:
     lr: float = 3e-3
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
+    logit_adjust_tau: float = 0.0  # > 0: logit-adjusted loss (Menon et al. 2021), see below
     sampling: str = "uniform"  # uniform over images, or "balanced" over classes
     precision: str = "fp32"
     seed: int = 0
@@ -94,6 +95,20 @@ def _sampling_weights(labels: torch.Tensor, num_classes: int, mode: str) -> torc
     raise ValueError(f"unknown sampling {mode!r}; use uniform or balanced")
 
 
+def logit_adjusted_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    log_prior: torch.Tensor,
+    tau: float,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Cross-entropy of logits + tau * log(class prior) (Menon et al. 2021, "Long-tail learning
+    via logit adjustment"). Training with the prior added and predicting without it moves the
+    decision boundaries towards the frequent classes' side, as if the classes were balanced:
+    the reweighting control that uses no extra images. tau = 0 is plain cross-entropy."""
+    return F.cross_entropy(logits + tau * log_prior, labels, label_smoothing=label_smoothing)
+
+
 def train_classifier(
     model: nn.Module,
     train_x: torch.Tensor,
@@ -113,6 +128,8 @@ def train_classifier(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
     weights = _sampling_weights(train_y, num_classes, cfg.sampling)
+    prior = torch.bincount(train_y, minlength=num_classes).float() / len(train_y)
+    log_prior = prior.clamp(min=1e-12).log()
     autocast = torch.autocast(
         device.type, dtype=PRECISIONS[cfg.precision], enabled=cfg.precision != "fp32"
     )
@@ -124,8 +141,12 @@ def train_classifier(
         idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=g)
         x = augment(train_x[idx], g)
         with autocast:
-            loss = F.cross_entropy(
-                model(x).float(), train_y[idx], label_smoothing=cfg.label_smoothing
+            loss = logit_adjusted_loss(
+                model(x).float(),
+                train_y[idx],
+                log_prior,
+                cfg.logit_adjust_tau,
+                cfg.label_smoothing,
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()

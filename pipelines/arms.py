@@ -2,9 +2,15 @@
 
   baseline        real training images;
   oversample      real images, the rare classes resampled with replacement to the target count;
+  reweight        the baseline's images, trained with the logit-adjusted loss (Menon et al.
+                  2021): the control that rebalances without adding a single image;
   gan             real images plus filtered synthetic images up to the target count;
+  oversample+gan  the standard practice plus synthetic images: of the images a rare class
+                  needs to reach its target, a share --synthetic-share are (filtered)
+                  synthetic and the rest resampled real ones (share 0 = oversample, 1 = gan);
   gan-unfiltered  the same count of synthetic images drawn without the filter.
-Every arm gets the same classifier, recipe, optimiser step budget and seeds.
+Every arm gets the same classifier, recipe, optimiser step budget and seeds; reweight differs
+from baseline in the loss only.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ from pipelines.data.splits import Split
 from pipelines.errors import UserError
 from pipelines.profiles import Profile
 
-ARMS = ("baseline", "oversample", "gan", "gan-unfiltered")
-DEFAULT_ARMS = ("baseline", "oversample", "gan")
+ARMS = ("baseline", "oversample", "reweight", "gan", "oversample+gan", "gan-unfiltered")
+DEFAULT_ARMS = ("baseline", "oversample", "reweight", "gan", "oversample+gan")
+CONTROLS = ("baseline", "oversample", "reweight")  # arms without synthetic images
+SYNTHETIC_SOURCE = {"gan": "gan", "oversample+gan": "gan", "gan-unfiltered": "gan-unfiltered"}
+REWEIGHT_TAU = 1.0  # Menon et al.'s default
 
 
 @dataclass
@@ -58,8 +67,10 @@ def build_arms(
     synthetic: dict[str, dict[str, np.ndarray]],
     arms: list[str],
     seed: int,
+    synthetic_share: float = 0.5,
 ) -> dict[str, Arm]:
-    """Training set of every arm; synthetic[arm][class] holds uint8 images of the GAN arms."""
+    """Training set of every arm; synthetic[kind][class] holds uint8 images of a sample set
+    (kind "gan": filtered, "gan-unfiltered": not), as SYNTHETIC_SOURCE maps arms to them."""
     base_x, base_y = ds.images[split.train], ds.labels[split.train]
     rng = np.random.default_rng(seed)
     out = {}
@@ -68,29 +79,33 @@ def build_arms(
         for c, target in targets.items():
             label = ds.class_index(c)
             extra = target - int((base_y == label).sum())
-            if extra <= 0:
+            n_syn = {"oversample+gan": round(synthetic_share * extra), "oversample": 0}.get(
+                name, extra if name in SYNTHETIC_SOURCE else 0
+            )
+            n_over = extra - n_syn if name in ("oversample", "oversample+gan") else 0
+            if extra <= 0 or n_syn + n_over == 0:
                 continue
-            if name == "oversample":
+            if n_over:
                 pool = np.flatnonzero(base_y == label)
-                xs.append(base_x[rng.choice(pool, extra, replace=True)])
-            elif name in ("gan", "gan-unfiltered"):
-                imgs = synthetic[name][c][:extra]
-                if len(imgs) < extra:
+                xs.append(base_x[rng.choice(pool, n_over, replace=True)])
+            if n_syn:
+                imgs = synthetic[SYNTHETIC_SOURCE[name]][c][:n_syn]
+                if len(imgs) < n_syn:
                     raise UserError(
-                        f"only {len(imgs)} synthetic {c!r} images for {extra} "
+                        f"only {len(imgs)} synthetic {c!r} images for {n_syn} "
                         "needed; rerun with a larger --pool-factor"
                     )
                 xs.append(imgs)
-            else:
-                continue
-            ys.append(np.full(extra, label, dtype=base_y.dtype))
+            ys.append(np.full(n_syn + n_over, label, dtype=base_y.dtype))
         out[name] = Arm(name, np.concatenate(xs), np.concatenate(ys))
     return out
 
 
 def classifier_config(
-    profile: Profile, n_train: int, seed: int, precision: str
+    profile: Profile, n_train: int, seed: int, precision: str, arm: str = "baseline"
 ) -> ClassifierConfig:
+    """The one classifier recipe of every arm (its step budget from the baseline's size);
+    only reweight's loss differs."""
     steps = int(
         min(
             profile.classifier_steps_cap,
@@ -105,4 +120,5 @@ def classifier_config(
         precision=precision,
         seed=seed,
         eval_every=max(steps // 5, 10),
+        logit_adjust_tau=REWEIGHT_TAU if arm == "reweight" else 0.0,
     )

@@ -29,7 +29,7 @@ from classifier.networks import make_classifier
 from classifier.training import ClassifierConfig, predict_proba, train_classifier
 from gan.networks import Architecture
 from gan.training import TrainConfig
-from pipelines.arms import build_arms, classifier_config, targets_for
+from pipelines.arms import SYNTHETIC_SOURCE, build_arms, classifier_config, targets_for
 from pipelines.compare import _tensor, compare, config_id, external_test
 from pipelines.data.datasets import Dataset, load_dataset
 from pipelines.data.splits import Split, load_or_make_split
@@ -42,6 +42,12 @@ from pipelines.rundir import atomic_write_bytes, atomic_write_text, versions
 from pipelines.sampling import SampleOptions, sample_class
 
 SAMPLE_DIRS = {"gan": "filtered", "gan-unfiltered": "unfiltered"}
+
+
+def sample_kinds(arms: tuple[str, ...]) -> list[str]:
+    """The synthetic sample sets the arms draw from ("gan" for gan and oversample+gan)."""
+    wanted = {SYNTHETIC_SOURCE[a] for a in arms if a in SYNTHETIC_SOURCE}
+    return [k for k in SAMPLE_DIRS if k in wanted]
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class ExperimentConfig:
     target: str = "auto"
     arms: tuple[str, ...] = ("baseline", "oversample", "gan")
     seeds: int = 3
+    synthetic_share: float = 0.5  # oversample+gan: synthetic share of the images added
     external: str | None = None
     device: str = "cpu"
     precision: str = "fp32"
@@ -227,7 +234,7 @@ def _needed(cfg: ExperimentConfig, kind: str, cls: str, n_real: int) -> int:
     up to what the filtered set reached (every arm is matched to the gan arm's count)."""
     ds, split = data_and_split(cfg)
     target = targets_for(ds, split, list(cfg.classes), cfg.target)[cls]
-    if kind == "gan-unfiltered" and "gan" in cfg.arms:
+    if kind == "gan-unfiltered" and "gan" in sample_kinds(cfg.arms):
         target = min(target, n_real + _kept_count(cfg, "gan", cls, target - n_real))
     return max(target - n_real, 0)
 
@@ -245,7 +252,7 @@ def synthetic_sets(cfg: ExperimentConfig) -> tuple[dict, dict, dict[str, int]]:
     reached = dict(targets)
     synthetic: dict[str, dict[str, np.ndarray]] = {}
     summaries: dict[str, dict] = {}
-    for kind in [k for k in SAMPLE_DIRS if k in cfg.arms]:
+    for kind in sample_kinds(cfg.arms):
         synthetic[kind] = {}
         for c in cfg.classes:
             n_real = int((ds.labels[split.train] == ds.class_index(c)).sum())
@@ -269,6 +276,7 @@ def comparison_config(cfg: ExperimentConfig) -> dict:
         "targets": reached,
         "arms": list(cfg.arms),
         "seeds": list(range(cfg.seeds)),
+        "synthetic_share": cfg.synthetic_share,
         "data_fingerprint": ds.fingerprint,
         "precision": cfg.precision,
         "pretrained": cfg.pretrained,
@@ -288,8 +296,8 @@ def classifier_job(cfg: ExperimentConfig, job: Job) -> dict:
         return {"reused": True}
     ds, split = data_and_split(cfg)
     synthetic, _, reached = synthetic_sets(cfg)
-    train_set = build_arms(ds, split, reached, synthetic, [arm], seed)[arm]
-    train_cfg = classifier_config(cfg.profile, len(split.train), seed, cfg.precision)
+    train_set = build_arms(ds, split, reached, synthetic, [arm], seed, cfg.synthetic_share)[arm]
+    train_cfg = classifier_config(cfg.profile, len(split.train), seed, cfg.precision, arm)
     device, k = torch.device(cfg.device), len(ds.class_names)
     torch.manual_seed(seed)  # the classifier's initial weights
     trained = train_classifier(
@@ -305,9 +313,11 @@ def classifier_job(cfg: ExperimentConfig, job: Job) -> dict:
     )
     test_x = _tensor(ds.images[split.test], device)
     probs = predict_proba(trained.model, test_x, precision=train_cfg.precision).cpu()
+    val_x = _tensor(ds.images[split.val], device)
+    val_probs = predict_proba(trained.model, val_x, precision=train_cfg.precision).cpu()
     _save(out / "model.pt", trained.model.state_dict())
-    buf = io.BytesIO()
-    np.savez(buf, probs=probs.numpy())
+    buf = io.BytesIO()  # validation scores too: prior-matched thresholds are chosen on them
+    np.savez(buf, probs=probs.numpy(), val_probs=val_probs.numpy())
     atomic_write_bytes(out / "test_probs.npz", buf.getvalue())
     result = {
         "arm": arm,
@@ -347,7 +357,17 @@ def report_job(cfg: ExperimentConfig, job: Job, wall: dict[str, float]) -> dict:
     if cfg.external:
         load = functools.partial(_load_external, cfg)
         device = torch.device(cfg.device)
-        ext = external_test(cfg.external, ds, arm_results, new_model, device, load, cfg.precision)
+        ext = external_test(
+            cfg.external,
+            ds,
+            ds.labels[split.val],
+            list(cfg.classes),
+            arm_results,
+            new_model,
+            device,
+            load,
+            cfg.precision,
+        )
     targets = targets_for(ds, split, list(cfg.classes), cfg.target)
     results = {
         "config": config,
@@ -410,7 +430,7 @@ def experiment_graph(cfg: ExperimentConfig) -> list[Job]:
     """The jobs of one experiment, in an order that respects their dependencies."""
     p = cfg.profile
     gpu = cfg.device.startswith("cuda")
-    uses_gan = any(a in SAMPLE_DIRS for a in cfg.arms)
+    uses_gan = bool(sample_kinds(cfg.arms))
     jobs = [Job("features", (), gpu, {"space": cfg.feature_space, "size": p.size})]
     if uses_gan and p.source_kimg > 0:
         arch, tc = gan_plan(cfg, SOURCE)
@@ -420,7 +440,7 @@ def experiment_graph(cfg: ExperimentConfig) -> list[Job]:
         deps = ("features", f"gan/{SOURCE}") if p.source_kimg > 0 else ("features",)
         jobs.append(Job(f"gan/{c}", deps, gpu, _gan_key(arch, tc)))
         previous = None
-        for kind in [k for k in SAMPLE_DIRS if k in cfg.arms]:
+        for kind in sample_kinds(cfg.arms):
             deps = (f"gan/{c}", *([previous] if previous else []))
             key = {"target": cfg.target, "classes": list(cfg.classes), "precision": cfg.precision}
             jobs.append(Job(f"samples/{kind}/{c}", deps, gpu, key))
@@ -431,6 +451,7 @@ def experiment_graph(cfg: ExperimentConfig) -> list[Job]:
     for name in classifiers:
         key = {"profile": asdict(p), "pretrained": cfg.pretrained, "arms": list(cfg.arms)}
         key |= {"classes": list(cfg.classes), "target": cfg.target, "seeds": cfg.seeds}
+        key |= {"synthetic_share": cfg.synthetic_share}
         jobs.append(Job(name, sample_jobs, gpu, key))
     jobs.append(Job("report", tuple(classifiers), False, {"external": cfg.external}))
     return jobs

@@ -99,18 +99,26 @@ def recall_bars(per_arm: dict[str, dict], class_names: list[str], path: Path) ->
     save_figure(fig, path)
 
 
-def pr_curves(curves: dict[str, list], class_names: list[str], path: Path) -> None:
-    """curves[arm][class] = (precision, recall), from predictions pooled over seeds."""
+def pr_curves(
+    curves: dict[str, list], ap: dict[str, list[float]], class_names: list[str], path: Path
+) -> None:
+    """curves[arm][class] = (precision, recall) from predictions pooled over seeds; each
+    legend gives the arms' AP (mean over seeds)."""
     cols = 4
     rows = -(-len(class_names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.4 * cols, 3.2 * rows), squeeze=False, layout="constrained"
+    )
     for k, name in enumerate(class_names):
         ax = axes[k // cols][k % cols]
         for arm, per_class in curves.items():
             p, r = per_class[k]
-            ax.plot(r, p, label=arm, lw=1)
-        ax.set(title=name, xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+            ax.plot(r, p, label=f"{arm} (AP {ap[arm][k]:.2f})", lw=1)
+        ax.set(title=name, xlim=(0, 1), ylim=(0, 1.02))
+        ax.set_xlabel("recall", fontsize=8)
+        ax.set_ylabel("precision", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, loc="lower left")
     for k in range(len(class_names), rows * cols):
         axes[k // cols][k % cols].axis("off")
-    axes[0][0].legend(fontsize=7)
     save_figure(fig, path)

@@ -1,7 +1,8 @@
 """report.md, results.json and figures of an augment-and-compare run.
 
-The first lines state, per rare class, whether the gan arm's recall gain over baseline and over
-oversampling is significant (95 % CI excludes 0) — including when it is not.
+The headline is the table of gains of the synthetic arms (gan, oversample+gan) over every
+control (baseline, oversample, reweight) for each rare class, in recall, prior-matched recall
+and AP, each with its CI and whether it excludes 0 — including when it does not.
 """
 
 from __future__ import annotations
@@ -27,25 +28,65 @@ def _pm(values: list[float]) -> str:
 
 def _gain(g: dict) -> str:
     lo, hi = g["ci95"]
-    return f"{g['gain']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    mark = "" if g["excludes_zero"] else " (n.s.)"
+    return f"{g['gain']:+.3f} [{lo:+.3f}, {hi:+.3f}]{mark}"
+
+
+HEADLINE_ARMS = ("gan", "oversample+gan")
+
+
+def gain_table(gains: dict, arms: tuple[str, ...] | None = None) -> list[str]:
+    """One row per (arm, reference, class): recall, prior-matched recall and AP gains."""
+    lines = [
+        "| class | arm | vs | recall gain | prior-matched recall gain | AP gain | test lesions |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for g in sorted(gains.values(), key=lambda g: g["class"]):
+        if arms is not None and g["arm"] not in arms:
+            continue
+        lines.append(
+            f"| {g['class']} | {g['arm']} | {g['reference']} | {_gain(g['recall'])} | "
+            f"{_gain(g['prior_matched_recall'])} | {_gain(g['average_precision'])} | "
+            f"{g['recall']['test_lesions']} |"
+        )
+    return lines
+
+
+def prior_shift_notes(gains: dict) -> list[str]:
+    """Which part of each significant recall gain survives prior matching."""
+    notes = []
+    for g in gains.values():
+        r, m = g["recall"], g["prior_matched_recall"]
+        if not r["excludes_zero"]:
+            continue
+        kept = (
+            "survives" if m["excludes_zero"] and m["gain"] * r["gain"] > 0 else "does NOT survive"
+        )
+        notes.append(
+            f"- {g['class']}, {g['arm']} vs {g['reference']}: recall gain {r['gain']:+.3f} at "
+            f"the argmax, {m['gain']:+.3f} at matched validation prior — the gain {kept} "
+            "prior matching"
+        )
+    return notes
 
 
 def headline(results: dict) -> list[str]:
-    lines = []
-    for g in results["comparison"]["gains"].values():
-        if g["arm"] != "gan" or g["reference"] not in ("baseline", "oversample"):
-            continue
-        verdict = "significant" if g["excludes_zero"] else "NOT significant (CI includes 0)"
-        lines.append(f"- **{g['class']}** recall, gan vs {g['reference']}: {_gain(g)} — {verdict}")
-    return lines
+    gains = results["comparison"]["gains"]
+    lines = gain_table(gains, HEADLINE_ARMS)
+    if len(lines) == 2:
+        return ["No arm with synthetic images in this run."]
+    notes = prior_shift_notes({k: g for k, g in gains.items() if g["arm"] in HEADLINE_ARMS})
+    return [*lines, "", *notes] if notes else lines
 
 
 def one_line_summary(results: dict) -> str:
     parts = []
     for g in results["comparison"]["gains"].values():
         if g["arm"] == "gan" and g["reference"] == "baseline":
-            sig = "significant" if g["excludes_zero"] else "n.s."
-            parts.append(f"{g['class']} recall gain gan vs baseline {_gain(g)} ({sig})")
+            parts.append(
+                f"{g['class']} gan vs baseline: recall {_gain(g['recall'])}, "
+                f"AP {_gain(g['average_precision'])}"
+            )
     return "; ".join(parts) or "no gan arm to compare"
 
 
@@ -73,13 +114,14 @@ def write_report(
     if pair:
         confusion_pair(pair, names, figures / "confusion_baseline_vs_gan.png")
     labels = torch.from_numpy(ds.labels[split.test])
-    curves = {}
+    curves, ap = {}, {}
     for arm, rs in arm_results.items():
         probs = torch.cat(
             [torch.from_numpy(np.load(r["_dir"] / "test_probs.npz")["probs"]) for r in rs]
         )
         curves[arm] = precision_recall_curves(probs, labels.repeat(len(rs)), len(names))
-    pr_curves(curves, names, figures / "pr_curves.png")
+        ap[arm] = np.mean(cmp["per_arm"][arm]["average_precision"], axis=0).tolist()
+    pr_curves(curves, ap, names, figures / "pr_curves.png")
     for c, kinds in sample_summaries.items():
         grid = Path(kinds.get("gan", next(iter(kinds.values())))["_dir"]) / "grid.png"
         if grid.is_file():
@@ -95,7 +137,12 @@ def write_report(
             "",
         ]
     md += [
-        f"## Headline (95 % bootstrap CI over test lesions, pooled over {len(seeds)} seeds)",
+        f"## Headline: gains of the synthetic arms over each control ({len(seeds)} seeds)",
+        "",
+        "95 % two-level bootstrap CIs (seeds, then test lesions, paired across arms); n.s. = "
+        "the CI includes 0. Prior-matched recall: each model's threshold flags as many "
+        "validation images as the class has there, so a gain that is only a shifted prior "
+        "vanishes. AP: average precision of the class's one-vs-rest scores.",
         "",
         *headline(results),
         "",
@@ -123,18 +170,25 @@ def write_report(
             f"{r['recall_mean'][k]:.3f} ± {r['recall_sd'][k]:.3f}" for r in cmp["per_arm"].values()
         ]
         md.append(f"| {c} | " + " | ".join(cells) + " |")
+    rare = results["config"]["classes"]
     md += [
         "",
-        "## Recall gains (95 % bootstrap CI: test lesions resampled, seeds pooled)",
+        "## Rare classes: AP, one-vs-rest AUC and prior-matched recall (mean over seeds)",
         "",
-        "| arm | vs | class | gain [95 % CI] | excludes 0 | test lesions |",
-        "| --- | --- | --- | ---: | --- | ---: |",
+        "| class | arm | recall | prior-matched recall | AP | AUC |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    for g in cmp["gains"].values():
-        md.append(
-            f"| {g['arm']} | {g['reference']} | {g['class']} | {_gain(g)} | "
-            f"{'yes' if g['excludes_zero'] else 'no'} | {g['test_lesions']} |"
-        )
+    for c in rare:
+        k = names.index(c)
+        for arm, r in cmp["per_arm"].items():
+            pm = r["prior_matched_recall"].get(c)
+            md.append(
+                f"| {c} | {arm} | {r['recall_mean'][k]:.3f} | "
+                f"{'–' if pm is None else _pm(pm)} | "
+                f"{_pm([a[k] for a in r['average_precision']])} | "
+                f"{_pm([a[k] for a in r['auc']])} |"
+            )
+    md += ["", "## All gains", "", *gain_table(cmp["gains"])]
     md += [
         "",
         "## Overall test metrics per arm (mean ± sd over seeds)",
@@ -167,7 +221,9 @@ def write_report(
         md += [
             "## External test set",
             "",
-            f"`{external['source']}`: {external['n']} images.",
+            f"`{external['source']}`: {external['n']} images of {external['lesions']} lesions "
+            "(resampled as lesions where it has lesion ids, else as images); prior-matched "
+            "thresholds are the home validation set's.",
             "",
             "| arm | balanced accuracy | " + " | ".join(f"recall {c}" for c in names) + " |",
             "| --- | ---: |" + " ---: |" * len(names),
@@ -179,7 +235,7 @@ def write_report(
                 + " | ".join(f"{m:.3f}" for m in rec.mean(0))
                 + " |"
             )
-        md.append("")
+        md += ["", *gain_table(external["gains"]), ""]
     md += [
         "## Figures",
         "",

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import invoke_cli, one_line_error
 
 import pipelines.jobs as jobs
-from pipelines.arms import build_arms, classifier_config, targets_for
+from pipelines.arms import DEFAULT_ARMS, build_arms, classifier_config, targets_for
 from pipelines.cli import augment_and_compare
 from pipelines.data.datasets import load_dataset
 from pipelines.data.splits import load_or_make_split
@@ -29,7 +31,7 @@ def invoke(args, ok=True):
 def finished(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("compare") / "run"
     result = invoke(["--run-dir", str(run_dir), *SMOKE])
-    assert "[SYNTHETIC demo data] df recall gain gan vs baseline" in result.output
+    assert "[SYNTHETIC demo data] df gan vs baseline: recall" in result.output
     return run_dir
 
 
@@ -42,15 +44,23 @@ def test_report_and_results(finished: Path):
     report = (finished / "report.md").read_text()
     lines = report.splitlines()
     assert "SYNTHETIC demo data" in lines[2]
-    assert lines[4].startswith("## Headline") and "recall, gan vs baseline" in lines[6]
+    assert lines[4].startswith("## Headline")
+    header = next(i for i, line in enumerate(lines) if line.startswith("| class | arm | vs |"))
+    rows = [line for line in lines[header + 2 :] if line.startswith("| ")]
+    headline_rows = {tuple(c.strip() for c in line.split("|")[1:4]) for line in rows}
+    for c in ("df", "vasc"):
+        for arm in ("gan", "oversample+gan"):
+            for ref in ("baseline", "oversample", "reweight"):
+                assert (c, arm, ref) in headline_rows
     results = json.loads((finished / "results.json").read_text())
-    assert set(results["comparison"]["per_arm"]) == {"baseline", "oversample", "gan"}
+    assert list(results["comparison"]["per_arm"]) == list(DEFAULT_ARMS)
     gains = results["comparison"]["gains"]
-    assert {"gan vs baseline: df", "gan vs oversample: vasc", "oversample vs baseline: df"} <= set(
-        gains
-    )
+    want = {"gan vs reweight: df", "oversample+gan vs oversample: vasc", "reweight vs baseline: df"}
+    assert want <= set(gains)
     for g in gains.values():
-        assert g["ci95"][0] <= g["gain"] <= g["ci95"][1]
+        for metric in ("recall", "prior_matched_recall", "average_precision"):
+            m = g[metric]
+            assert m["ci95"][0] <= m["gain"] <= m["ci95"][1], (g["arm"], metric)
     assert all(len(rs) == 2 for rs in results["runs"].values())
     out = finished / "compare" / results["config_id"]
     for fig in ("recall_per_class", "confusion_baseline_vs_gan", "pr_curves", "samples_df"):
@@ -59,15 +69,18 @@ def test_report_and_results(finished: Path):
     assert results["data"]["fingerprint"] == results["config"]["data_fingerprint"]
 
 
-def test_arms_differ_only_in_their_training_set(finished: Path):
+def test_arms_differ_only_in_their_training_set_or_loss(finished: Path):
     results = json.loads((finished / "results.json").read_text())
     runs = results["runs"]
     for seed in range(2):
-        configs = [runs[a][seed]["config"] for a in runs]
-        assert all(c == configs[0] for c in configs)  # same steps, lr, seed, ...
-        assert configs[0]["seed"] == seed
+        configs = {a: dict(runs[a][seed]["config"]) for a in runs}
+        assert configs["reweight"].pop("logit_adjust_tau") == 1.0
+        assert all(c.pop("logit_adjust_tau") == 0.0 for a, c in configs.items() if a != "reweight")
+        assert all(c == configs["baseline"] for c in configs.values())  # steps, lr, seed, ...
+        assert configs["baseline"]["seed"] == seed
     sizes = {a: runs[a][0]["train_images"] for a in runs}
-    assert sizes["oversample"] == sizes["gan"] > sizes["baseline"]
+    assert sizes["oversample"] == sizes["gan"] == sizes["oversample+gan"] > sizes["baseline"]
+    assert sizes["reweight"] == sizes["baseline"]
 
 
 def test_build_arms_adds_exactly_the_rare_class_images(tmp_path: Path):
@@ -98,6 +111,58 @@ def test_step_budget_follows_the_profile_epochs_and_cap():
     assert big.steps == quick.classifier_steps_cap  # 12 epochs of 7000 would be 656 steps
     assert small.steps == int(quick.classifier_epochs * 1000 / quick.batch_size)
     assert big.sampling == small.sampling == "uniform"  # rebalancing comes from the data only
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25, 0.5, 1.0])
+def test_oversample_plus_gan_has_the_requested_shares(tmp_path: Path, share: float):
+    ds = load_dataset("demo", 32, progress=False)
+    split = load_or_make_split(ds, tmp_path)
+    targets = targets_for(ds, split, ["df"], "40")
+    df = ds.class_index("df")
+    fake = {"gan": {"df": np.full((100, 32, 32, 3), 7, np.uint8)}}
+    arm = build_arms(ds, split, targets, fake, ["oversample+gan"], 0, share)["oversample+gan"]
+    n_real = int((ds.labels[split.train] == df).sum())
+    added = arm.images[len(split.train) :]
+    assert len(added) == 40 - n_real and (arm.labels[len(split.train) :] == df).all()
+    synthetic = np.array([(im == 7).all() for im in added])
+    assert synthetic.sum() == round(share * (40 - n_real))
+    real_df = {ds.images[i].tobytes() for i in split.train[ds.labels[split.train] == df]}
+    assert all(im.tobytes() in real_df for im in added[~synthetic])
+
+
+def test_reweight_changes_only_the_loss(monkeypatch):
+    """Same data, same steps, same batches: the reweight arm's training differs from the
+    baseline's only in the prior added to the logits inside the loss."""
+    import classifier.training as training
+    from classifier.networks import make_classifier
+
+    calls: dict[float, list] = {}
+    real_loss = training.logit_adjusted_loss
+
+    def spy(logits, labels, log_prior, tau, label_smoothing=0.0):
+        calls.setdefault(tau, []).append((labels.clone(), log_prior.clone()))
+        return real_loss(logits, labels, log_prior, tau, label_smoothing)
+
+    monkeypatch.setattr(training, "logit_adjusted_loss", spy)
+    g = torch.Generator().manual_seed(0)
+    y = torch.tensor([0] * 30 + [1] * 6 + [2] * 4)
+    x = torch.randint(0, 255, (40, 3, 16, 16), dtype=torch.uint8, generator=g)
+    for arm in ("baseline", "reweight"):
+        cfg = dataclasses.replace(
+            classifier_config(PROFILES["smoke"], 40, 0, "fp32", arm), steps=6, batch_size=8
+        )
+        torch.manual_seed(0)
+        training.train_classifier(make_classifier(3, 8), x, y, x, y, 3, cfg, progress=False)
+    base, rew = calls[0.0], calls[1.0]
+    assert len(base) == len(rew) == 6
+    for (yb, pb), (yr, pr) in zip(base, rew):
+        assert torch.equal(yb, yr) and torch.equal(pb, pr)  # the same batches, same prior
+    assert torch.allclose(pb.exp(), torch.tensor([30, 6, 4]) / 40)
+    logits = torch.zeros(2, 3)
+    labels = torch.tensor([1, 2])
+    manual = torch.nn.functional.cross_entropy(logits + pb, labels)
+    assert real_loss(logits, labels, pb, 1.0) == pytest.approx(manual.item())
+    assert real_loss(logits, labels, pb, 0.0) == pytest.approx(np.log(3))
 
 
 def test_rerun_skips_finished_work(run_dir: Path, monkeypatch):

@@ -54,6 +54,14 @@ EXECUTORS = ("local", "ray")
 )
 @click.option("--seeds", type=int, default=3, show_default=True)
 @click.option(
+    "--synthetic-share",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="oversample+gan: share of the images a rare class needs that are synthetic "
+    "(the rest are resampled real images).",
+)
+@click.option(
     "--profile",
     type=click.Choice(sorted(PROFILES)),
     default=None,
@@ -148,6 +156,7 @@ def experiment_config(opts: dict):
         target=opts["target"],
         arms=arms,
         seeds=opts["seeds"],
+        synthetic_share=opts["synthetic_share"],
         external=opts["external_test"],
         device=str(dev),
         precision=resolve_precision(opts["precision"], dev),
