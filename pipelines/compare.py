@@ -1,10 +1,14 @@
-"""The comparison's numbers: per-class recall per arm, and paired recall gains with CIs."""
+"""The comparison's numbers: per-class metrics per arm, and paired gains with CIs.
+
+Predictions are pooled over folds first (with --folds K every test lesion is tested once per
+seed), so one code path serves one split and K-fold cross-validation."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,124 +43,147 @@ def _tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(x).permute(0, 3, 1, 2).to(device)
 
 
-def load_probs(results: dict[str, list[dict]]) -> dict[str, dict[str, np.ndarray]]:
-    """Per arm: "test" and "val" class probabilities of every seed (S×N×K)."""
-    out = {}
-    for arm, rs in results.items():
-        files = [np.load(r["_dir"] / "test_probs.npz") for r in rs]
-        out[arm] = {
-            "test": np.stack([f["probs"] for f in files]),
-            "val": np.stack([f["val_probs"] for f in files]),
-        }
-    return out
+@dataclass
+class Pooled:
+    """Test predictions of every arm, pooled over the folds (one fold without --folds): each
+    test image appears once per seed. matched[arm][k]: S×N prior-matched hits for class k,
+    thresholded on the validation set of the fold each image was tested in."""
+
+    labels: np.ndarray  # N
+    lesion_ids: list[str]  # N
+    probs: dict[str, np.ndarray]  # arm -> S×N×K
+    matched: dict[str, dict[int, np.ndarray]]
+    train_images: dict[str, list[int]]  # arm -> training-set size of every fold
 
 
-def class_evidence(probs: dict[str, np.ndarray], k: int, val_labels: np.ndarray) -> dict:
+def _fold_probs(rs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    files = [np.load(r["_dir"] / "test_probs.npz") for r in rs]
+    return np.stack([f["probs"] for f in files]), np.stack([f["val_probs"] for f in files])
+
+
+def pool_predictions(ds: Dataset, parts: list[tuple[Split, dict]], classes: list[str]) -> Pooled:
+    """parts: (split, arm -> per-seed results) of every fold, in fold order."""
+    rare = [ds.class_index(c) for c in classes]
+    arms = list(parts[0][1])
+    probs: dict[str, list] = {a: [] for a in arms}
+    matched: dict[str, dict[int, list]] = {a: {k: [] for k in rare} for a in arms}
+    for split, results in parts:
+        val_labels = ds.labels[split.val]
+        for arm in arms:
+            test, val = _fold_probs(results[arm])
+            probs[arm].append(test)
+            for k in rare:
+                matched[arm][k].append(
+                    prior_matched_hits(val[..., k], val_labels == k, test[..., k])
+                )
+    test_idx = np.concatenate([split.test for split, _ in parts])
+    return Pooled(
+        labels=ds.labels[test_idx],
+        lesion_ids=[ds.lesion_ids[i] for i in test_idx],
+        probs={a: np.concatenate(p, axis=1) for a, p in probs.items()},
+        matched={
+            a: {k: np.concatenate(m, axis=1) for k, m in d.items()} for a, d in matched.items()
+        },
+        train_images={a: [r[a][0]["train_images"] for _, r in parts] for a in arms},
+    )
+
+
+def class_evidence(pooled: Pooled, arm: str, k: int) -> dict[str, np.ndarray]:
     """What each gain metric needs for class k, per seed (S×N): argmax hits, prior-matched
-    hits (threshold on the validation scores) and the class's scores."""
-    test = probs["test"]
-    matched = prior_matched_hits(probs["val"][..., k], val_labels == k, test[..., k])
+    hits and the class's scores."""
+    test = pooled.probs[arm]
     return {
         "recall": test.argmax(2) == k,
-        "prior_matched_recall": matched,
+        "prior_matched_recall": pooled.matched[arm][k],
         "average_precision": test[..., k],
     }
 
 
-def paired_gains(
-    probs: dict[str, dict[str, np.ndarray]],
-    test_labels: np.ndarray,
-    val_labels: np.ndarray,
-    lesion_ids: list[str],
-    classes: dict[str, int],
-    n_boot: int = N_BOOT,
-) -> dict:
+def paired_gains(pooled: Pooled, classes: dict[str, int], n_boot: int = N_BOOT) -> dict:
     """Every GAIN_PAIRS gain of every rare class and metric, with two-level bootstrap CIs
     (one draw of seeds and lesions shared by all of them, so they are paired)."""
-    n_seeds = min(len(p["test"]) for p in probs.values())
-    rs = resamples(n_seeds, lesion_ids, n_boot)
+    n_seeds = min(len(p) for p in pooled.probs.values())
+    rs = resamples(n_seeds, pooled.lesion_ids, n_boot)
+    gain_of = {
+        "recall": recall_gain,
+        "prior_matched_recall": recall_gain,
+        "average_precision": ap_gain,
+    }
     gains = {}
     for c, k in classes.items():
-        is_class = test_labels == k
+        is_class = pooled.labels == k
         if not is_class.any():
             continue
-        ev = {a: class_evidence(p, k, val_labels) for a, p in probs.items()}
+        ev = {a: class_evidence(pooled, a, k) for a in pooled.probs}
         for arm, ref in GAIN_PAIRS:
-            if arm not in probs or ref not in probs:
-                continue
-            a, b = ev[ref], ev[arm]
-            gains[f"{arm} vs {ref}: {c}"] = {
-                "arm": arm,
-                "reference": ref,
-                "class": c,
-                "recall": recall_gain(a["recall"][:n_seeds], b["recall"][:n_seeds], is_class, rs),
-                "prior_matched_recall": recall_gain(
-                    a["prior_matched_recall"][:n_seeds],
-                    b["prior_matched_recall"][:n_seeds],
-                    is_class,
-                    rs,
-                ),
-                "average_precision": ap_gain(
-                    a["average_precision"][:n_seeds],
-                    b["average_precision"][:n_seeds],
-                    is_class,
-                    rs,
-                ),
-            }
+            if arm in ev and ref in ev:
+                gains[f"{arm} vs {ref}: {c}"] = {
+                    "arm": arm,
+                    "reference": ref,
+                    "class": c,
+                    **{
+                        m: f(ev[ref][m][:n_seeds], ev[arm][m][:n_seeds], is_class, rs)
+                        for m, f in gain_of.items()
+                    },
+                }
     return gains
 
 
-def compare(
-    ds: Dataset,
-    split: Split,
-    results: dict[str, list[dict]],
-    classes: list[str],
-) -> dict:
+def seed_metrics(pooled: Pooled, num_classes: int) -> dict[str, list[dict]]:
+    """classification_metrics of every arm and seed on the pooled test predictions."""
+    labels = torch.from_numpy(pooled.labels)
+    return {
+        arm: [classification_metrics(torch.from_numpy(p), labels, num_classes) for p in probs]
+        for arm, probs in pooled.probs.items()
+    }
+
+
+def compare(ds: Dataset, pooled: Pooled, classes: list[str]) -> dict:
     """Per-class metrics per arm (mean ± sd over seeds) and the paired gains with CIs."""
-    test_labels, val_labels = ds.labels[split.test], ds.labels[split.val]
-    probs = load_probs(results)
     rare = {c: ds.class_index(c) for c in classes}
+    metrics = seed_metrics(pooled, len(ds.class_names))
     table = {}
-    for arm, rs in results.items():
-        rec = np.array([r["test"]["recall"] for r in rs])
+    for arm, ms in metrics.items():
+        rec = np.array([m["recall"] for m in ms])
         matched = {
-            c: class_evidence(probs[arm], k, val_labels)["prior_matched_recall"][
-                :, test_labels == k
-            ]
-            .mean(1)
-            .tolist()
+            c: pooled.matched[arm][k][:, pooled.labels == k].mean(1).tolist()
             for c, k in rare.items()
-            if (val_labels == k).any() and (test_labels == k).any()
+            if (pooled.labels == k).any()
         }
         table[arm] = {
             "recall_mean": rec.mean(0).tolist(),
-            "recall_sd": rec.std(0, ddof=1).tolist() if len(rs) > 1 else [0.0] * rec.shape[1],
+            "recall_sd": rec.std(0, ddof=1).tolist() if len(ms) > 1 else [0.0] * rec.shape[1],
             "prior_matched_recall": matched,
-            **{m: [r["test"][m] for r in rs] for m in ("average_precision", "auc")},
             **{
-                m: [r["test"][m] for r in rs]
-                for m in ("balanced_accuracy", "macro_f1", "macro_auc", "accuracy")
+                m: [x[m] for x in ms]
+                for m in (
+                    "average_precision",
+                    "auc",
+                    "balanced_accuracy",
+                    "macro_f1",
+                    "macro_auc",
+                    "accuracy",
+                    "confusion_matrix",
+                )
             },
         }
-    lesions = [ds.lesion_ids[i] for i in split.test]
-    gains = paired_gains(probs, test_labels, val_labels, lesions, rare)
-    return {"per_arm": table, "gains": gains}
+    return {"per_arm": table, "gains": paired_gains(pooled, rare)}
 
 
 def external_test(
     path: str,
     ds: Dataset,
-    val_labels: np.ndarray,
+    parts: list[tuple[Split, dict]],
     classes: list[str],
-    arm_results: dict[str, list[dict]],
     new_model: Callable[[], torch.nn.Module],
     device: torch.device,
     load,
     precision: str,
 ) -> dict:
-    """Evaluate every trained classifier on another dataset whose classes match by name, with
-    the same paired gains as the home test set (images resampled where the set has no lesion
-    ids: each image is its own lesion there)."""
+    """Evaluate every trained classifier (of every fold) on another dataset whose classes
+    match by name, with the same paired gains as the home test set: each (fold, seed) model
+    counts as a seed, and its prior-matched thresholds are its own fold's validation ones.
+    Images are resampled as lesions where the set has lesion ids, else one by one."""
     ext = load(path, ds.images.shape[1])
     missing = sorted(set(ds.class_names) - set(ext.class_names))
     extra = sorted(set(ext.class_names) - set(ds.class_names))
@@ -168,24 +195,35 @@ def external_test(
         )
     labels = np.array([ds.class_names.index(ext.class_names[i]) for i in ext.labels])
     x = _tensor(ext.images, device)
-    k = len(ds.class_names)
-    per_arm, probs = {}, load_probs(arm_results)
-    for arm, rs in arm_results.items():
-        per_arm[arm], test = [], []
-        for r in rs:
-            model = new_model()
-            model.load_state_dict(torch.load(r["_dir"] / "model.pt", weights_only=True))
-            model = model.to(device, memory_format=torch.channels_last)
-            p = predict_proba(model, x, precision=precision).cpu()
-            per_arm[arm].append(classification_metrics(p, torch.from_numpy(labels), k))
-            test.append(p.numpy())
-        probs[arm]["test"] = np.stack(test)  # thresholds stay those of the home validation set
-    rare = {c: ds.class_index(c) for c in classes}
-    gains = paired_gains(probs, labels, val_labels, list(ext.lesion_ids), rare)
+    rare = [ds.class_index(c) for c in classes]
+    arms = list(parts[0][1])
+    probs: dict[str, list] = {a: [] for a in arms}
+    matched: dict[str, dict[int, list]] = {a: {k: [] for k in rare} for a in arms}
+    for split, results in parts:
+        for arm in arms:
+            _, val = _fold_probs(results[arm])
+            for r, val_s in zip(results[arm], val):
+                model = new_model()
+                model.load_state_dict(torch.load(r["_dir"] / "model.pt", weights_only=True))
+                model = model.to(device, memory_format=torch.channels_last)
+                p = predict_proba(model, x, precision=precision).cpu().numpy()
+                probs[arm].append(p)
+                for k in rare:
+                    is_k = ds.labels[split.val] == k
+                    matched[arm][k].append(
+                        prior_matched_hits(val_s[None, :, k], is_k, p[None, :, k])[0]
+                    )
+    pooled = Pooled(
+        labels=labels,
+        lesion_ids=list(ext.lesion_ids),
+        probs={a: np.stack(p) for a, p in probs.items()},
+        matched={a: {k: np.stack(m) for k, m in d.items()} for a, d in matched.items()},
+        train_images={},
+    )
     return {
         "source": ext.source,
         "n": len(labels),
         "lesions": len(set(ext.lesion_ids)),
-        "per_arm": per_arm,
-        "gains": gains,
+        "per_arm": seed_metrics(pooled, len(ds.class_names)),
+        "gains": paired_gains(pooled, {c: ds.class_index(c) for c in classes}),
     }

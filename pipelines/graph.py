@@ -86,7 +86,8 @@ def stage_seconds(run_dir: Path, jobs: list[Job], stages: dict[str, str]) -> dic
     wall: dict[str, float] = {}
     for job in jobs:
         marker = read_marker(run_dir, job)
-        stage = stages.get(job.name.split("/", 1)[0])
+        kind = job.name.split("/")[1 if job.name.startswith("fold") else 0]  # fold<k>/<kind>/...
+        stage = stages.get(kind)
         if marker is not None and stage is not None and "seconds" in marker:
             wall[stage] = wall.get(stage, 0.0) + marker["seconds"]
     return wall

@@ -18,7 +18,7 @@ import functools
 import io
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from classifier.training import ClassifierConfig, predict_proba, train_classifie
 from gan.networks import Architecture
 from gan.training import TrainConfig
 from pipelines.arms import SYNTHETIC_SOURCE, build_arms, classifier_config, targets_for
-from pipelines.compare import _tensor, compare, config_id, external_test
+from pipelines.compare import _tensor, compare, config_id, external_test, pool_predictions
 from pipelines.data.datasets import Dataset, load_dataset
 from pipelines.data.splits import Split, load_or_make_split
 from pipelines.errors import UserError
@@ -66,6 +66,8 @@ class ExperimentConfig:
     arms: tuple[str, ...] = ("baseline", "oversample", "gan")
     seeds: int = 3
     synthetic_share: float = 0.5  # oversample+gan: synthetic share of the images added
+    folds: int = 1  # > 1: lesion-grouped K-fold cross-validation, every lesion tested once
+    fold: int | None = None  # set on the config of one fold (run_dir is then the fold's)
     external: str | None = None
     device: str = "cpu"
     precision: str = "fp32"
@@ -82,17 +84,39 @@ class ExperimentConfig:
 # ---------------------------------------------------------------------------- shared inputs
 
 
-@functools.lru_cache(maxsize=2)
-def _loaded(cfg: ExperimentConfig) -> tuple[Dataset, Split]:
-    ds = load_dataset(
-        cfg.data, cfg.profile.size, cfg.fmt, cfg.cache_dir, cfg.skip_bad_images, progress=False
-    )
-    return ds, load_or_make_split(ds, Path(cfg.run_dir), seed=cfg.split_seed)
+def fold_config(cfg: ExperimentConfig, f: int) -> ExperimentConfig:
+    """The config of fold f's jobs: its own run directory (split, feature network, GANs,
+    samples, classifiers), so no test lesion of the fold reaches anything trained there."""
+    if cfg.folds == 1:
+        return cfg
+    return replace(cfg, run_dir=str(Path(cfg.run_dir) / "folds" / f"k{f}"), fold=f)
+
+
+def fold_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
+    return [fold_config(cfg, f) for f in range(cfg.folds)]
+
+
+@functools.lru_cache(maxsize=1)
+def _dataset(data, size, fmt, cache_dir, skip_bad_images) -> Dataset:
+    return load_dataset(data, size, fmt, cache_dir, skip_bad_images, progress=False)
+
+
+@functools.lru_cache(maxsize=16)
+def _split(cfg: ExperimentConfig) -> Split:
+    ds = data_and_split_dataset(cfg)
+    fold = (cfg.fold, cfg.folds) if cfg.fold is not None else None
+    return load_or_make_split(ds, Path(cfg.run_dir), seed=cfg.split_seed, fold=fold)
+
+
+def data_and_split_dataset(cfg: ExperimentConfig) -> Dataset:
+    p = cfg.profile
+    return _dataset(cfg.data, p.size, cfg.fmt, cfg.cache_dir, cfg.skip_bad_images)
 
 
 def data_and_split(cfg: ExperimentConfig) -> tuple[Dataset, Split]:
-    """The dataset and split, loaded once per process (the decode cache makes it cheap)."""
-    return _loaded(cfg)
+    """The dataset and (this fold's) split, loaded once per process (the decode cache makes
+    loading cheap)."""
+    return data_and_split_dataset(cfg), _split(cfg)
 
 
 def feature_space(cfg: ExperimentConfig):
@@ -340,47 +364,58 @@ def _save(path: Path, obj: object) -> None:
 
 
 def report_job(cfg: ExperimentConfig, job: Job, wall: dict[str, float]) -> dict:
-    """Gains with CIs, the external test, report.md and results.json; returns the headline."""
+    """Gains with CIs (pooled over folds), the external test, report.md and results.json;
+    returns the headline."""
     from pipelines.report import one_line_summary, write_report
 
     t0 = time.perf_counter()
-    ds, split = data_and_split(cfg)
-    out = comparison_dir(cfg)
-    config = comparison_config(cfg)
-    atomic_write_text(out / "config.json", json.dumps(config, indent=1))
-    _, summaries, reached = synthetic_sets(cfg)
-    arm_results = {a: [_result(out / a / f"seed{s}") for s in range(cfg.seeds)] for a in cfg.arms}
-    new_model = functools.partial(
-        make_classifier, len(ds.class_names), cfg.profile.classifier_width, cfg.pretrained
+    folds = fold_configs(cfg)
+    ds = data_and_split_dataset(cfg)
+    parts, configs, summaries, short = [], [], {}, {}
+    for fcfg in folds:
+        _, split = data_and_split(fcfg)
+        out = comparison_dir(fcfg)
+        configs.append(comparison_config(fcfg))
+        arms = {a: [_result(out / a / f"seed{s}") for s in range(cfg.seeds)] for a in cfg.arms}
+        parts.append((split, arms))
+        _, fold_summaries, reached = synthetic_sets(fcfg)
+        targets = targets_for(ds, split, list(cfg.classes), cfg.target)
+        tag = f" (fold {fcfg.fold})" if cfg.folds > 1 else ""
+        summaries |= {f"{c}{tag}": v for c, v in fold_summaries.items()}
+        short |= {
+            f"{c}{tag}": (reached[c], targets[c]) for c in cfg.classes if reached[c] < targets[c]
+        }
+    config = configs[0] if cfg.folds == 1 else {"folds": cfg.folds, "per_fold": configs}
+    out = (
+        comparison_dir(cfg) if cfg.folds == 1 else Path(cfg.run_dir) / "compare" / config_id(config)
     )
+    atomic_write_text(out / "config.json", json.dumps(config, indent=1))
+    pooled = pool_predictions(ds, parts, list(cfg.classes))
     ext = None
     if cfg.external:
-        load = functools.partial(_load_external, cfg)
-        device = torch.device(cfg.device)
-        ext = external_test(
-            cfg.external,
-            ds,
-            ds.labels[split.val],
-            list(cfg.classes),
-            arm_results,
-            new_model,
-            device,
-            load,
-            cfg.precision,
+        new_model = functools.partial(
+            make_classifier, len(ds.class_names), cfg.profile.classifier_width, cfg.pretrained
         )
-    targets = targets_for(ds, split, list(cfg.classes), cfg.target)
+        load = functools.partial(_load_external, cfg)
+        ext = external_test(
+            cfg.external, ds, parts, list(cfg.classes), new_model, torch.device(cfg.device),
+            load, cfg.precision,
+        )  # fmt: skip
+    n_train = len(parts[0][0].train)
     results = {
-        "config": config,
+        "config": {**configs[0], "folds": cfg.folds},
         "config_id": out.name,
-        "comparison": compare(ds, split, arm_results, list(cfg.classes)),
+        "comparison": compare(ds, pooled, list(cfg.classes)),
         "classifier": f"{'PretrainedResNet18' if cfg.pretrained else 'SmallResNet'}"
         f"(width={cfg.profile.classifier_width}), "
-        f"{classifier_config(cfg.profile, len(split.train), 0, cfg.precision).as_dict()}",
-        "runs": {a: [_public(r) for r in rs] for a, rs in arm_results.items()},
+        f"{classifier_config(cfg.profile, n_train, 0, cfg.precision).as_dict()}",
+        "test_set": {"images": len(pooled.labels), "lesions": len(set(pooled.lesion_ids))},
+        "train_images": pooled.train_images,
+        "runs": {
+            a: [[_public(r) for r in arms[a]] for _, arms in parts] for a in cfg.arms
+        },  # [fold][seed]
         "synthetic_sets": summaries,
-        "targets_short": {
-            c: (reached[c], targets[c]) for c in cfg.classes if reached[c] < targets[c]
-        },
+        "targets_short": short,
         "external_test": ext,
         "data": {
             "source": ds.source,
@@ -392,9 +427,9 @@ def report_job(cfg: ExperimentConfig, job: Job, wall: dict[str, float]) -> dict:
         "versions": versions(),
         "wall_seconds": wall,
     }
-    write_report(out, results, ds, split, arm_results, summaries, ext)
+    write_report(out, results, ds, pooled, summaries, ext)
     results["wall_seconds"] = {**wall, "report": time.perf_counter() - t0}
-    report = write_report(out, results, ds, split, arm_results, summaries, ext)
+    report = write_report(out, results, ds, pooled, summaries, ext)
     for name in ("report.md", "results.json"):
         text = (out / name).read_text()
         text = text.replace("](figures/", f"](compare/{out.name}/figures/")
@@ -427,33 +462,45 @@ STAGES = {  # job kind -> the report's wall-time stage
 
 
 def experiment_graph(cfg: ExperimentConfig) -> list[Job]:
-    """The jobs of one experiment, in an order that respects their dependencies."""
+    """The jobs of one experiment, in an order that respects their dependencies; with
+    --folds K, every fold has its own features, GANs, samples and classifiers."""
+    jobs: list[Job] = []
+    for fcfg in fold_configs(cfg):
+        jobs += _fold_jobs(fcfg, f"fold{fcfg.fold}/" if cfg.folds > 1 else "")
+    classifiers = tuple(j.name for j in jobs if "classifier/" in j.name)
+    jobs.append(Job("report", classifiers, False, {"external": cfg.external, "folds": cfg.folds}))
+    return jobs
+
+
+def _fold_jobs(cfg: ExperimentConfig, prefix: str) -> list[Job]:
     p = cfg.profile
     gpu = cfg.device.startswith("cuda")
     uses_gan = bool(sample_kinds(cfg.arms))
-    jobs = [Job("features", (), gpu, {"space": cfg.feature_space, "size": p.size})]
+
+    def job(name: str, deps: tuple[str, ...], key: dict) -> Job:
+        return Job(prefix + name, tuple(prefix + d for d in deps), gpu, key)
+
+    jobs = [job("features", (), {"space": cfg.feature_space, "size": p.size})]
     if uses_gan and p.source_kimg > 0:
         arch, tc = gan_plan(cfg, SOURCE)
-        jobs.append(Job(f"gan/{SOURCE}", ("features",), gpu, _gan_key(arch, tc)))
+        jobs.append(job(f"gan/{SOURCE}", ("features",), _gan_key(arch, tc)))
     for c in cfg.classes if uses_gan else ():
         arch, tc = gan_plan(cfg, c)
         deps = ("features", f"gan/{SOURCE}") if p.source_kimg > 0 else ("features",)
-        jobs.append(Job(f"gan/{c}", deps, gpu, _gan_key(arch, tc)))
+        jobs.append(job(f"gan/{c}", deps, _gan_key(arch, tc)))
         previous = None
         for kind in sample_kinds(cfg.arms):
             deps = (f"gan/{c}", *([previous] if previous else []))
             key = {"target": cfg.target, "classes": list(cfg.classes), "precision": cfg.precision}
-            jobs.append(Job(f"samples/{kind}/{c}", deps, gpu, key))
+            jobs.append(job(f"samples/{kind}/{c}", deps, key))
             previous = f"samples/{kind}/{c}"
-    sample_jobs = tuple(j.name for j in jobs if j.name.startswith("samples/"))
-    seeds = range(cfg.seeds)
-    classifiers = [f"classifier/{a}/seed{s}" for s in seeds for a in cfg.arms]
-    for name in classifiers:
-        key = {"profile": asdict(p), "pretrained": cfg.pretrained, "arms": list(cfg.arms)}
-        key |= {"classes": list(cfg.classes), "target": cfg.target, "seeds": cfg.seeds}
-        key |= {"synthetic_share": cfg.synthetic_share}
-        jobs.append(Job(name, sample_jobs, gpu, key))
-    jobs.append(Job("report", tuple(classifiers), False, {"external": cfg.external}))
+    sample_jobs = tuple(j.name.removeprefix(prefix) for j in jobs if "samples/" in j.name)
+    for s in range(cfg.seeds):
+        for a in cfg.arms:
+            key = {"profile": asdict(p), "pretrained": cfg.pretrained, "arms": list(cfg.arms)}
+            key |= {"classes": list(cfg.classes), "target": cfg.target, "seeds": cfg.seeds}
+            key |= {"synthetic_share": cfg.synthetic_share}
+            jobs.append(job(f"classifier/{a}/seed{s}", sample_jobs, key))
     return jobs
 
 
@@ -468,12 +515,21 @@ def run_job(cfg: ExperimentConfig, job: Job, wall: dict[str, float] | None = Non
     torch.manual_seed(job.seed)
     np.random.seed(job.seed % 2**32)
     t0 = time.perf_counter()
-    kind = job.name.split("/", 1)[0]
-    if kind == "report":
+    if job.name == "report":
         result = report_job(cfg, job, wall or {})
     else:
-        result = JOBS[kind](cfg, job)
+        fold, name = split_fold(job.name)
+        fcfg = cfg if fold is None else fold_config(cfg, fold)
+        result = JOBS[name.split("/", 1)[0]](fcfg, replace(job, name=name))
     return {**result, "seconds": time.perf_counter() - t0}
+
+
+def split_fold(name: str) -> tuple[int | None, str]:
+    """'fold2/gan/df' -> (2, 'gan/df'); 'gan/df' -> (None, 'gan/df')."""
+    head, _, rest = name.partition("/")
+    if head.startswith("fold") and head[4:].isdigit():
+        return int(head[4:]), rest
+    return None, name
 
 
 JOBS = {

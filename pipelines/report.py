@@ -90,15 +90,20 @@ def one_line_summary(results: dict) -> str:
     return "; ".join(parts) or "no gan arm to compare"
 
 
+def _file_name(label: str) -> str:
+    return label.replace(" (fold ", "_fold").replace(")", "").replace(" ", "_")
+
+
 def write_report(
     out: Path,
     results: dict,
     ds,
-    split,
-    arm_results: dict,
+    pooled,
     sample_summaries: dict,
     external: dict | None,
 ) -> Path:
+    """Figures, report.md and results.json; `pooled` holds the test predictions of every arm
+    (pipelines.compare.Pooled), over all folds."""
     names = ds.class_names
     cmp = results["comparison"]
     figures = out / "figures"
@@ -107,25 +112,23 @@ def write_report(
     # figures -------------------------------------------------------------
     recall_bars(cmp["per_arm"], names, figures / "recall_per_class.png")
     pair = {
-        a: np.sum([r["test"]["confusion_matrix"] for r in arm_results[a]], axis=0)
+        a: np.sum(cmp["per_arm"][a]["confusion_matrix"], axis=0)
         for a in ("baseline", "gan")
-        if a in arm_results
+        if a in cmp["per_arm"]
     }
     if pair:
         confusion_pair(pair, names, figures / "confusion_baseline_vs_gan.png")
-    labels = torch.from_numpy(ds.labels[split.test])
+    labels = torch.from_numpy(pooled.labels)
     curves, ap = {}, {}
-    for arm, rs in arm_results.items():
-        probs = torch.cat(
-            [torch.from_numpy(np.load(r["_dir"] / "test_probs.npz")["probs"]) for r in rs]
-        )
-        curves[arm] = precision_recall_curves(probs, labels.repeat(len(rs)), len(names))
+    for arm, probs in pooled.probs.items():
+        flat = torch.from_numpy(probs.reshape(-1, probs.shape[-1]))
+        curves[arm] = precision_recall_curves(flat, labels.repeat(len(probs)), len(names))
         ap[arm] = np.mean(cmp["per_arm"][arm]["average_precision"], axis=0).tolist()
     pr_curves(curves, ap, names, figures / "pr_curves.png")
     for c, kinds in sample_summaries.items():
         grid = Path(kinds.get("gan", next(iter(kinds.values())))["_dir"]) / "grid.png"
         if grid.is_file():
-            shutil.copyfile(grid, figures / f"samples_{c}.png")
+            shutil.copyfile(grid, figures / f"samples_{_file_name(c)}.png")
 
     # markdown ------------------------------------------------------------
     seeds = results["config"]["seeds"]
@@ -153,10 +156,17 @@ def write_report(
             "the filter kept too few distinct samples of its generator.",
             "",
         ]
+    folds = results["config"].get("folds", 1)
+    how = (
+        f"pooled over {folds} lesion-grouped folds, each lesion tested once per seed by models "
+        "that never saw it (nor did the fold's GANs, filter or feature network)"
+        if folds > 1
+        else "one lesion-level split"
+    )
     md += [
         f"Data: `{ds.source}` ({ds.format}, fingerprint {ds.fingerprint}); test set: "
-        f"{len(split.test)} images of {len(set(ds.lesion_ids[i] for i in split.test))} "
-        "lesions, never used to choose anything.",
+        f"{len(pooled.labels)} images of {len(set(pooled.lesion_ids))} lesions ({how}), "
+        "never used to choose anything.",
         "",
     ]
     md += [
@@ -247,15 +257,16 @@ def write_report(
         "",
     ]
     md += [
-        f"![{c}](figures/samples_{c}.png) real (top) · kept synthetic (middle) · rejected (bottom)"
+        f"![{c}](figures/samples_{_file_name(c)}.png) real (top) · kept synthetic (middle) · "
+        "rejected (bottom)"
         for c in sample_summaries
     ]
     md += [
         "",
         "## Setup",
         "",
-        "Training images per arm: "
-        + ", ".join(f"{a} {rs[0]['train_images']}" for a, rs in arm_results.items()),
+        "Training images per arm (per fold): "
+        + ", ".join(f"{a} {'/'.join(map(str, n))}" for a, n in pooled.train_images.items()),
         f"Classifier: {results['classifier']}",
         "",
         "Wall time per stage (s): "

@@ -61,7 +61,7 @@ def test_report_and_results(finished: Path):
         for metric in ("recall", "prior_matched_recall", "average_precision"):
             m = g[metric]
             assert m["ci95"][0] <= m["gain"] <= m["ci95"][1], (g["arm"], metric)
-    assert all(len(rs) == 2 for rs in results["runs"].values())
+    assert all(len(folds) == 1 and len(folds[0]) == 2 for folds in results["runs"].values())
     out = finished / "compare" / results["config_id"]
     for fig in ("recall_per_class", "confusion_baseline_vs_gan", "pr_curves", "samples_df"):
         assert (out / "figures" / f"{fig}.png").is_file()
@@ -71,7 +71,7 @@ def test_report_and_results(finished: Path):
 
 def test_arms_differ_only_in_their_training_set_or_loss(finished: Path):
     results = json.loads((finished / "results.json").read_text())
-    runs = results["runs"]
+    runs = {arm: folds[0] for arm, folds in results["runs"].items()}  # [fold][seed]
     for seed in range(2):
         configs = {a: dict(runs[a][seed]["config"]) for a in runs}
         assert configs["reweight"].pop("logit_adjust_tau") == 1.0
@@ -186,8 +186,17 @@ def test_changed_config_gets_new_runs(run_dir: Path):
 def test_external_test_set(run_dir: Path, tmp_path: Path):
     invoke(["--run-dir", str(run_dir), *SMOKE, "--external-test", "demo"])
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["external_test"]["n"] == 1271
-    assert "## External test set" in (run_dir / "report.md").read_text()
+    ext = results["external_test"]
+    assert ext["n"] == 1271
+    # the same gain table as the home test set: every pair, class and metric, with CIs
+    assert set(ext["gains"]) == set(results["comparison"]["gains"])
+    g = ext["gains"]["gan vs reweight: df"]
+    for metric in ("recall", "prior_matched_recall", "average_precision"):
+        assert g[metric]["ci95"][0] <= g[metric]["gain"] <= g[metric]["ci95"][1]
+    assert len(ext["per_arm"]["gan"]) == 2  # one per (fold, seed) model
+    report = (run_dir / "report.md").read_text()
+    external = report[report.index("## External test set") :]
+    assert "| df | gan | reweight |" in external
 
 
 def test_bad_input(run_dir: Path, imagefolder_dir: Path, tmp_path: Path):

@@ -54,6 +54,14 @@ EXECUTORS = ("local", "ray")
 )
 @click.option("--seeds", type=int, default=3, show_default=True)
 @click.option(
+    "--folds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="K > 1: lesion-grouped, stratified K-fold cross-validation (every lesion tested "
+    "once; features, GANs and samples per fold: K times the work).",
+)
+@click.option(
     "--synthetic-share",
     type=click.FloatRange(0, 1),
     default=0.5,
@@ -157,6 +165,7 @@ def experiment_config(opts: dict):
         arms=arms,
         seeds=opts["seeds"],
         synthetic_share=opts["synthetic_share"],
+        folds=opts["folds"],
         external=opts["external_test"],
         device=str(dev),
         precision=resolve_precision(opts["precision"], dev),
@@ -171,16 +180,20 @@ def experiment_config(opts: dict):
 def check_inputs(cfg) -> None:
     """Fail before any work on what would otherwise fail hours in: data, classes, targets,
     pretrained weights. Also makes the split (and the decode cache) every job reads."""
-    from pipelines.jobs import data_and_split
+    from pipelines.gan_run import class_run
+    from pipelines.jobs import data_and_split, fold_configs, sample_kinds
 
-    ds, split = data_and_split(cfg)
+    for fcfg in fold_configs(cfg):
+        ds, split = data_and_split(fcfg)
+        for c in cfg.classes:
+            ds.class_index(c)
+            if sample_kinds(cfg.arms):
+                class_run(ds, split, c, Path(fcfg.run_dir))  # enough images for a GAN?
+        targets_for(ds, split, list(cfg.classes), cfg.target)
     try:
         make_classifier(len(ds.class_names), cfg.profile.classifier_width, cfg.pretrained)
     except PretrainedWeightsUnavailable as e:
         raise UserError(str(e)) from e
-    for c in cfg.classes:
-        ds.class_index(c)
-    targets_for(ds, split, list(cfg.classes), cfg.target)
     if ds.synthetic:
         click.echo("note: built-in SYNTHETIC demo data (pass --data for real data)", err=True)
 

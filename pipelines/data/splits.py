@@ -49,12 +49,7 @@ def split_lesions(
     """
     if not np.isclose(sum(fractions), 1.0) or min(fractions) < 0:
         raise UserError(f"split fractions {fractions} must be >= 0 and add up to 1")
-    votes: dict[str, Counter] = {}
-    for lesion, label in zip(lesion_ids, labels.tolist()):
-        votes.setdefault(lesion, Counter())[label] += 1
-    by_class: dict[int, list[str]] = {}
-    for lesion in sorted(votes):
-        by_class.setdefault(votes[lesion].most_common(1)[0][0], []).append(lesion)
+    by_class = _lesions_by_class(lesion_ids, labels)
     rng = np.random.default_rng(seed)
     parts: dict[str, list[str]] = {s: [] for s in SPLITS}
     for label in sorted(by_class):
@@ -74,13 +69,61 @@ def split_lesions(
     return {s: sorted(v) for s, v in parts.items()}
 
 
+def _lesions_by_class(lesion_ids: list[str], labels: np.ndarray) -> dict[int, list[str]]:
+    """Lesions (sorted) per class; a lesion's class is its most frequent image label."""
+    votes: dict[str, Counter] = {}
+    for lesion, label in zip(lesion_ids, labels.tolist()):
+        votes.setdefault(lesion, Counter())[label] += 1
+    by_class: dict[int, list[str]] = {}
+    for lesion in sorted(votes):
+        by_class.setdefault(votes[lesion].most_common(1)[0][0], []).append(lesion)
+    return by_class
+
+
+def kfold_lesions(
+    lesion_ids: list[str],
+    labels: np.ndarray,
+    k: int,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+) -> list[dict[str, list[str]]]:
+    """K lesion-disjoint folds, stratified by class: fold f tests on its own lesions (so every
+    lesion is tested exactly once over the K folds), validates on `val_fraction` of each
+    class's lesions taken from the other folds, and trains on the remainder.
+
+    Within a class the lesions are shuffled with `seed` and dealt round-robin to the folds;
+    each fold's validation lesions are a different slice of the others' (rotating with f).
+    """
+    if k < 2:
+        raise UserError(f"--folds {k}: K-fold cross-validation needs K >= 2 (1 = one split)")
+    rng = np.random.default_rng(seed)
+    folds: list[dict[str, list[str]]] = [{s: [] for s in SPLITS} for _ in range(k)]
+    for _, lesions in sorted(_lesions_by_class(lesion_ids, labels).items()):
+        shuffled = [lesions[i] for i in rng.permutation(len(lesions))]
+        for f in range(k):
+            test = shuffled[f::k]
+            rest = [les for i, les in enumerate(shuffled) if i % k != f]
+            n_val = min(round(len(lesions) * val_fraction), len(rest) - 1)
+            if len(rest) >= 2:
+                n_val = max(n_val, 1)
+            start = (f * n_val) % len(rest) if rest else 0
+            val = (rest[start:] + rest[:start])[:n_val]
+            val_set = set(val)
+            folds[f]["test"] += test
+            folds[f]["val"] += val
+            folds[f]["train"] += [les for les in rest if les not in val_set]
+    return [{s: sorted(v) for s, v in fold.items()} for fold in folds]
+
+
 def load_or_make_split(
     ds: Dataset,
     run_dir: Path,
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
+    fold: tuple[int, int] | None = None,
 ) -> Split:
-    """The run directory's split for `ds`: read split.json, or make and write it.
+    """The run directory's split for `ds`: read split.json, or make and write it. With
+    fold=(f, K), the run directory is fold f's and its split is fold f of kfold_lesions.
 
     A split.json made for other data is an error, never silently replaced: the GANs and
     classifiers in that run directory were trained on its images.
@@ -93,8 +136,21 @@ def load_or_make_split(
                 f"{run_dir} belongs to other data ({saved.get('source')}, fingerprint "
                 f"{saved.get('fingerprint')}; this is {ds.fingerprint}); use another --run-dir"
             )
+        if fold is not None and saved.get("fold") != list(fold):
+            raise UserError(
+                f"{run_dir} holds the split of fold {saved.get('fold')}, not {list(fold)}; "
+                "use another --run-dir"
+            )
         return _indices(ds, saved["lesions"])
-    if ds.official_split is not None:
+    if fold is not None:
+        if ds.official_split is not None:
+            raise UserError(
+                f"{ds.source} comes with an official split; --folds needs data without one "
+                "(pass --folds 1)"
+            )
+        lesions = kfold_lesions(ds.lesion_ids, ds.labels, fold[1], seed)[fold[0]]
+        kind = f"k-fold, fold {fold[0]} of {fold[1]}"
+    elif ds.official_split is not None:
         lesions = {
             s: sorted({les for les, p in zip(ds.lesion_ids, ds.official_split) if p == s})
             for s in SPLITS
@@ -109,6 +165,7 @@ def load_or_make_split(
         "source": ds.source,
         "format": ds.format,
         "kind": kind,
+        "fold": list(fold) if fold else None,
         "seed": seed,
         "fractions": list(fractions),
         "counts": {

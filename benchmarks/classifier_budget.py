@@ -1,0 +1,126 @@
+"""What buys the baseline classifier most validation balanced accuracy per CPU second?
+
+    python benchmarks/classifier_budget.py --data ../shared/data/HAM10000 --out runs/clf_budget
+
+Trains the `baseline` arm (real HAM10000 training split, no rebalancing) under each recipe
+below, one seed, and prints its best **validation** balanced accuracy (the metric the
+classifier is selected by) against its training seconds, as a ratio to the quick profile's
+recipe measured in the same run. The test split is not touched: the recipe is chosen here, on
+validation, and tested only by augment-and-compare. Resumable (results.json).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import click
+import torch
+
+from classifier.networks import make_classifier
+from classifier.training import train_classifier
+from pipelines.arms import classifier_config
+from pipelines.cli import resolve_precision
+from pipelines.compare import _tensor
+from pipelines.data.datasets import load_dataset
+from pipelines.data.splits import load_or_make_split
+from pipelines.profiles import PROFILES
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    size: int = 32
+    width: int = 16
+    steps: int = 600
+    lr: float = 3e-3
+    precision: str = "auto"
+    label_smoothing: float = 0.1
+
+
+RECIPES = [
+    Recipe("quick profile (reference)"),
+    Recipe("fp32", precision="fp32"),
+    Recipe("1200 steps", steps=1200),
+    Recipe("width 24", width=24),
+    Recipe("width 32", width=32),
+    Recipe("lr 6e-3", lr=6e-3),
+    Recipe("no label smoothing", label_smoothing=0.0),
+    Recipe("64 px", size=64),
+    Recipe("width 24, 1200 steps", width=24, steps=1200),
+]
+
+
+def run_recipe(recipe: Recipe, data: str, out: Path) -> dict:
+    ds = load_dataset(data, recipe.size, progress=False)
+    split = load_or_make_split(ds, out / f"split{recipe.size}")
+    precision = resolve_precision(recipe.precision, torch.device("cpu"))
+    cfg = replace(
+        classifier_config(PROFILES["quick"], len(split.train), 0, precision),
+        steps=recipe.steps,
+        lr=recipe.lr,
+        label_smoothing=recipe.label_smoothing,
+        eval_every=max(recipe.steps // 5, 10),
+    )
+    torch.manual_seed(0)
+    k = len(ds.class_names)
+    t0 = time.perf_counter()
+    trained = train_classifier(
+        make_classifier(k, recipe.width),
+        _tensor(ds.images[split.train], torch.device("cpu")),
+        torch.from_numpy(ds.labels[split.train]),
+        _tensor(ds.images[split.val], torch.device("cpu")),
+        torch.from_numpy(ds.labels[split.val]),
+        k,
+        cfg,
+        progress=False,
+    )
+    return {
+        "recipe": recipe.__dict__,
+        "precision": precision,
+        "seconds": time.perf_counter() - t0,
+        "val_balanced_accuracy": trained.best_val_balanced_accuracy,
+        "best_step": trained.best_step,
+    }
+
+
+@click.command()
+@click.option("--data", required=True, help="HAM10000 folder.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/clf_budget"))
+@click.option("--only", multiple=True, help="Run only recipes whose name contains this.")
+def main(data: str, out: Path, only: tuple[str, ...]) -> None:
+    torch.set_num_threads(torch.get_num_threads())
+    results_file = out / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    out.mkdir(parents=True, exist_ok=True)
+    for recipe in RECIPES:
+        wanted = not only or any(o in recipe.name for o in only) or recipe is RECIPES[0]
+        if wanted and recipe.name not in results:
+            print(f"== {recipe.name}", flush=True)
+            results[recipe.name] = run_recipe(recipe, data, out)
+            results_file.write_text(json.dumps(results, indent=1))
+    ref = results[RECIPES[0].name]
+    print(f"\n{_cpu_name()}, {torch.get_num_threads()} threads; HAM10000 baseline arm, seed 0")
+    print("| recipe | precision | seconds | × reference time | best val balanced accuracy |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['precision']} | {r['seconds']:.0f} | "
+            f"{r['seconds'] / ref['seconds']:.2f} | {r['val_balanced_accuracy']:.3f} |"
+        )
+
+
+def _cpu_name() -> str:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.startswith("model name")), "unknown CPU")  # fmt: skip
+    return name + (" (AVX512-BF16)" if "avx512_bf16" in info else " (no bf16)")
+
+
+if __name__ == "__main__":
+    main()
