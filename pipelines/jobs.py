@@ -161,7 +161,9 @@ def gan_plan(cfg: ExperimentConfig, cls: str) -> tuple[Architecture, TrainConfig
     p = cfg.profile
     arch = Architecture(size=p.size, kind=p.gan_arch)
     if cls == SOURCE:
-        return arch, _gan_config(p, p.source_kimg, cfg.precision, sampling=p.source_sampling)
+        ds, split = data_and_split(cfg)
+        kimg = min(p.source_kimg, max(p.gan_kimg_min, p.source_epochs * len(split.train) / 1000))
+        return arch, _gan_config(p, kimg, cfg.precision, sampling=p.source_sampling)
     ds, split = data_and_split(cfg)
     n = int((ds.labels[split.train] == ds.class_index(cls)).sum())
     kimg = min(p.gan_kimg_cap, max(p.gan_kimg_min, p.gan_epochs * n / 1000))

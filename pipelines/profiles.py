@@ -28,22 +28,25 @@ class Profile:
     gan_loss: str = "ns"
     gan_r1_gamma: float = 0.0
     source_kimg: float = 0.0  # > 0: train an all-classes source GAN this long, fine-tune from it
+    source_epochs: float = 4.0  # ... but at most this many passes over the training split
     source_sampling: str = "balanced"
     freeze_d: int = 1  # FreezeD blocks when fine-tuning from the source
 
 
 # fmt: off
 PROFILES = {
-    # 2-core CPU, full HAM10000: the GANs get today's ~130 s, spent as docs/generator_budget.md
-    # measured best: a 25-kimg all-classes source, then ~12 kimg fine-tunes per class
-    "quick": Profile(size=32, gan_epochs=150, gan_kimg_cap=14, gan_kimg_min=11, gan_batch=32,
-                     classifier_epochs=12, classifier_steps_cap=600, classifier_width=16,
+    # 2-core CPU, full HAM10000: the GANs are spent as docs/generator_budget.md measured best:
+    # a 25-kimg all-classes source, then 12-14 kimg fine-tunes per class; the classifier gets
+    # 1200 steps (benchmarks/classifier_budget.py: baseline val balanced accuracy 0.469 at 600
+    # steps, 0.503 at 1200). Small data (demo) trains proportionally less.
+    "quick": Profile(size=32, gan_epochs=150, gan_kimg_cap=14, gan_kimg_min=2, gan_batch=32,
+                     classifier_epochs=24, classifier_steps_cap=1200, classifier_width=16,
                      source_kimg=25),
     # meant for a GPU
     "full": Profile(size=64, gan_epochs=1000, gan_kimg_cap=150, gan_kimg_min=50,
                     gan_batch=64, classifier_epochs=40, classifier_steps_cap=8000,
                     classifier_width=64, feature_epochs=30, feature_steps_cap=3000,
-                    source_kimg=300),
+                    source_kimg=300, source_epochs=50),
     # seconds, for tests and a first look at the outputs: the numbers mean nothing
     "smoke": Profile(size=32, gan_epochs=5, gan_kimg_cap=0.2, gan_kimg_min=0.05, gan_batch=16,
                      classifier_epochs=1, classifier_steps_cap=20, classifier_width=8,

@@ -108,7 +108,7 @@ def test_step_budget_follows_the_profile_epochs_and_cap():
     quick = PROFILES["quick"]
     big = classifier_config(quick, 7000, 0, "fp32")
     small = classifier_config(quick, 1000, 0, "fp32")
-    assert big.steps == quick.classifier_steps_cap  # 12 epochs of 7000 would be 656 steps
+    assert big.steps == quick.classifier_steps_cap  # 24 epochs of 7000 would be 1312 steps
     assert small.steps == int(quick.classifier_epochs * 1000 / quick.batch_size)
     assert big.sampling == small.sampling == "uniform"  # rebalancing comes from the data only
 
