@@ -64,6 +64,12 @@ class ClassRun:
         return self.out / "last.pt"
 
 
+def has_checkpoint(run: ClassRun) -> bool:
+    """Whether the class's run got anywhere: a folder without last.pt or best.pt is a start
+    that was killed before its first checkpoint, and counts as not started."""
+    return run.checkpoint.is_file() or (run.out / "best.pt").is_file()
+
+
 def class_run(ds: Dataset, split: Split, class_name: str, run_dir: Path) -> ClassRun:
     out = Path(run_dir) / "gan" / class_name
     if class_name == SOURCE:
@@ -197,12 +203,12 @@ def train_class(
         _truncate_log(run.out / "eval.jsonl", state.step)
     else:
         if run.out.exists() and any(run.out.iterdir()):
-            if not overwrite:
+            if has_checkpoint(run) and not overwrite:
                 raise UserError(
                     f"{run.out} already holds a GAN run; pass --resume to continue it or "
-                    "--overwrite to replace it"
+                    "--overwrite to replace it (deletes its checkpoints and history)"
                 )
-            shutil.rmtree(run.out)
+            shutil.rmtree(run.out)  # replaced on request, or a start that saved nothing
         run.out.mkdir(parents=True)
         state = new_state(arch, cfg, device)
         if source_ckpt is not None:

@@ -27,6 +27,7 @@ import torch
 from classifier.metrics import classification_metrics
 from classifier.networks import make_classifier
 from classifier.training import ClassifierConfig, predict_proba, train_classifier
+from gan.checkpoint import CheckpointError, load_checkpoint
 from gan.networks import Architecture
 from gan.training import TrainConfig
 from pipelines.arms import SYNTHETIC_SOURCE, build_arms, classifier_config, targets_for
@@ -211,7 +212,14 @@ def _finished(run: ClassRun, arch: Architecture, kimg: float) -> bool:
     generator of another size or architecture there is refused, never silently replaced."""
     if not run.checkpoint.is_file():
         return False
-    saved = torch.load(run.checkpoint, map_location="cpu", weights_only=True)
+    try:
+        saved = load_checkpoint(run.checkpoint)
+    except CheckpointError as e:
+        best = run.out / "best.pt"
+        keep = f"copy {best} over it to continue from there, or " if best.is_file() else ""
+        raise UserError(
+            f"{e}; {keep}delete {run.out} to train {run.class_name!r} again, then rerun"
+        ) from e
     saved_arch = Architecture(**saved["arch"])
     if saved_arch != arch:
         raise UserError(

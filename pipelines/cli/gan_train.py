@@ -130,7 +130,7 @@ def generator_options(f):
     default=None,
     help="Training length in passes over the class's training images.",
 )
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--lr", type=float, default=2e-4, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -175,7 +175,7 @@ def generator_options(f):
 )
 @click.option(
     "--eval-n",
-    type=int,
+    type=click.IntRange(min=2),
     default=1000,
     show_default=True,
     help="Generated images per FID/KID evaluation.",
@@ -192,11 +192,13 @@ def gan_train(ctx: click.Context, **o) -> None:
     _check_flags(ctx, o)
     run_dir = o["run_dir"] or default_run_dir(o["data"])
     dev = resolve_device(o["device"])
-    arch = _architecture(ctx, o, run_dir)
-    source = source_checkpoint(run_dir) if o["from_"] and not o["resume"] else None
-    if source is not None:  # before any work: a missing or incompatible source is a user error
-        read_source(source, arch, run_dir)
-    with run_dir_lock(run_dir):
+    if o["resume"] and not run_dir.is_dir():
+        _saved_size(run_dir, o["classes"])  # nothing to resume: say so, and create nothing
+    with run_dir_lock(run_dir):  # first: what follows reads checkpoints another run may write
+        arch = _architecture(ctx, o, run_dir)
+        source = source_checkpoint(run_dir) if o["from_"] and not o["resume"] else None
+        if source is not None:  # before any work: a missing or incompatible source
+            read_source(source, arch, run_dir)
         ds = load_dataset(
             o["data"], arch.size, o["fmt"], o["cache_dir"], o["skip_bad_images"], not o["quiet"]
         )
@@ -225,6 +227,12 @@ def gan_train(ctx: click.Context, **o) -> None:
 def _check_flags(ctx: click.Context, o: dict) -> None:
     if o["kimg"] is not None and o["epochs"] is not None:
         raise UserError("pass --kimg or --epochs, not both")
+    for name in ("kimg", "epochs"):
+        if o[name] is not None and not o[name] > 0:  # `not >` also catches nan
+            raise UserError(
+                f"--{name} {o[name]:g}: a training length must be > 0 (e.g. --kimg 100); "
+                "a run that trains nothing writes no checkpoint"
+            )
     if o["resume"] and o["overwrite"]:
         raise UserError("--resume continues a run and --overwrite replaces it; pass one")
     if o["from_"] and SOURCE in o["classes"]:

@@ -1,0 +1,147 @@
+"""Issue 10: no stuck run directories, one writer per run, reproducible runs, no silent bad data.
+
+Kill cases run the command in a subprocess that SIGKILLs itself right after a chosen function
+returns (`run_killed`), so the run directory is left exactly as a kill -9 at that point would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import invoke_cli, one_line_error
+
+from pipelines.cli import gan_sample, gan_train
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--size", "32", "--batch-size", "8", "--snapshot-kimg", "0.01", "--quiet",
+        "--precision", "fp32", "--eval-every", "0"]  # fmt: skip
+
+KILLER = """
+import importlib, os, signal, sys
+module, name, condition, command, *args = sys.argv[1:]
+module = importlib.import_module(module)
+original = getattr(module, name)
+def hook(*a, **k):
+    result = original(*a, **k)
+    if eval(condition):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+setattr(module, name, hook)
+from pipelines import cli
+getattr(cli, command).main(args)
+"""
+
+
+def subprocess_env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def run_killed(command: str, args: list[str], module: str, name: str, condition: str = "True"):
+    """Run a CLI command in a subprocess that SIGKILLs itself when module.name returns and
+    `condition` (a Python expression over its arguments `a`, `k`) holds."""
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, module, name, condition, command, *args],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    return proc
+
+
+# ---------------------------------------------------------------- 1. stuck run directories
+
+
+def test_gan_train_killed_before_its_first_checkpoint_starts_again(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    args = ["--class", "df", "--run-dir", str(run_dir), "--kimg", "0.02", *TINY]
+    run_killed("gan_train", args, "pipelines.gan_run", "_append_record")
+    out = run_dir / "gan" / "df"
+    assert (out / "run.json").is_file() and not (out / "last.pt").exists()  # the stuck state
+    msg = one_line_error(invoke_cli(gan_train, [*args, "--resume"], False))
+    assert "no checkpoint at" in msg and "without --resume" in msg
+    invoke_cli(gan_train, args)  # a plain rerun starts it: no circle
+    assert torch.load(out / "last.pt", weights_only=True)["nimg"] >= 20
+    assert len(json.loads((out / "run.json").read_text())["runs"]) == 1  # a fresh history
+
+
+@pytest.mark.parametrize("budget", [["--kimg", "0"], ["--kimg", "-1"], ["--epochs", "0"]])
+def test_gan_train_refuses_a_budget_that_trains_nothing(tmp_path: Path, budget: list[str]):
+    run_dir = tmp_path / "run"
+    args = ["--class", "df", "--run-dir", str(run_dir), *budget, *TINY]
+    msg = one_line_error(invoke_cli(gan_train, args, False))
+    assert f"{budget[0]} " in msg and "must be > 0" in msg
+    assert not (run_dir / "gan").exists()
+
+
+# ---------------------------------------------------------------- 2. one writer per run
+
+
+def _lock_holder(run_dir: Path, pid: int, timeout: float = 120) -> None:
+    """Wait until process `pid` holds run_dir's lock (it writes its pid into the lock file)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if json.loads((run_dir / ".raregan.lock").read_text())["pid"] == pid:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"pid {pid} never took the lock of {run_dir}")
+
+
+def test_two_gan_train_overwrite_on_one_class_the_second_is_refused(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    args = ["--class", "df", "--run-dir", str(run_dir), *TINY]
+    first = subprocess.Popen(
+        [sys.executable, "-c", "from pipelines.cli import gan_train; gan_train.main()",
+         *args, "--kimg", "1000", "--overwrite"],
+        env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _lock_holder(run_dir, first.pid)
+        for flag in ("--overwrite", "--resume"):
+            msg = one_line_error(invoke_cli(gan_train, [*args, "--kimg", "0.02", flag], False))
+            assert f"is in use by pid {first.pid}" in msg and "--kimg 1000 --overwrite" in msg
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    invoke_cli(gan_train, [*args, "--kimg", "0.02", "--overwrite"])  # the dead one's lock is gone
+    assert (run_dir / "gan" / "df" / "last.pt").is_file()
+
+
+def _hold_lock(run_dir: Path) -> subprocess.Popen:
+    code = (
+        "import time; from pipelines.lock import run_dir_lock\n"
+        f"with run_dir_lock({str(run_dir)!r}):\n"
+        "    print('locked', flush=True); time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=subprocess_env()
+    )
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_gan_sample_is_refused_while_another_process_writes_the_run(tmp_path: Path):
+    from pipelines.data.datasets import load_dataset
+    from pipelines.data.splits import load_or_make_split
+
+    run_dir = tmp_path / "run"
+    load_or_make_split(load_dataset("demo", 32, progress=False), run_dir)
+    holder = _hold_lock(run_dir)
+    try:
+        msg = one_line_error(invoke_cli(gan_sample, ["--n", "4", "--run-dir", str(run_dir)], False))
+        assert f"is in use by pid {holder.pid}" in msg
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
