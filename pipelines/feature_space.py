@@ -90,7 +90,12 @@ def domain_space(
     size = ds.images.shape[1]
     path = Path(run_dir) / "features" / f"domain_{size}px.pt"
     num_classes = len(ds.class_names)
-    net = CompactCNN(num_classes, input_size=size)
+    with torch.random.fork_rng(devices=[]):
+        # its initial weights come from the config's seed, not from whatever the global RNG
+        # holds: every command (gan-train, gan-sample, each job) gets the same network, and
+        # with it the same FIDs, filter thresholds and kept samples
+        torch.manual_seed(cfg.seed)
+        net = CompactCNN(num_classes, input_size=size)
     sid = split_id(split)
     saved = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
     if saved is not None and saved["split_id"] == sid and saved["num_classes"] == num_classes:

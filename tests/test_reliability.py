@@ -6,6 +6,7 @@ returns (`run_killed`), so the run directory is left exactly as a kill -9 at tha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,8 @@ import pytest
 import torch
 from conftest import invoke_cli, one_line_error
 
-from pipelines.cli import gan_sample, gan_train
+from pipelines.cli import augment_and_compare, gan_sample, gan_train
+from pipelines.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--batch-size", "8", "--snapshot-kimg", "0.01", "--quiet",
@@ -81,6 +83,74 @@ def test_gan_train_refuses_a_budget_that_trains_nothing(tmp_path: Path, budget: 
     msg = one_line_error(invoke_cli(gan_train, args, False))
     assert f"{budget[0]} " in msg and "must be > 0" in msg
     assert not (run_dir / "gan").exists()
+
+
+COMPARE = ["--profile", "smoke", "--seeds", "1", "--classes", "df", "--arms", "baseline,gan",
+           "--target", "24", "--quiet", "--precision", "fp32", "--threads", "1"]  # fmt: skip
+TIMINGS = {"wall_seconds", "seconds", "versions", "record"}  # when and where, not what
+
+
+def _numbers(run_dir: Path):
+    """results.json without timings, versions and the run directory's own path."""
+
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in TIMINGS}
+        return [strip(v) for v in x] if isinstance(x, list) else x
+
+    text = (run_dir / "results.json").read_text().replace(str(run_dir), "RUN")
+    return strip(json.loads(text))
+
+
+@pytest.fixture(scope="module")
+def clean_compare(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("clean") / "run"
+    invoke_cli(augment_and_compare, ["--run-dir", str(run_dir), *COMPARE])
+    return run_dir
+
+
+def test_augment_and_compare_killed_in_a_gan_reruns_to_the_same_numbers(
+    clean_compare: Path, tmp_path: Path
+):
+    """Issue items 1 and 4: the kill leaves gan/df without last.pt (once: every rerun failed);
+    the rerun restarts it, and gives the numbers of a run that was never killed (once three
+    identical runs got three feature networks and different kept counts)."""
+    run_dir = tmp_path / "run"
+    cond = "a[0].class_name == 'df'"
+    run_killed(
+        "augment_and_compare", ["--run-dir", str(run_dir), *COMPARE],
+        "pipelines.gan_run", "_append_record", cond,
+    )  # fmt: skip
+    out = run_dir / "gan" / "df"
+    assert (out / "run.json").is_file() and not (out / "last.pt").exists()
+    assert (run_dir / "jobs" / "features.json").is_file()  # the feature net of the killed run
+    invoke_cli(augment_and_compare, ["--run-dir", str(run_dir), *COMPARE])
+    assert (out / "last.pt").is_file()
+    numbers, clean = _numbers(run_dir), _numbers(clean_compare)
+    assert numbers["synthetic_sets"]["df"]["gan"]["kept"] > 0
+    assert numbers == clean
+
+
+def test_domain_feature_network_does_not_depend_on_the_global_rng(tmp_path: Path):
+    from classifier.training import ClassifierConfig
+    from pipelines.data.datasets import load_dataset
+    from pipelines.data.splits import load_or_make_split
+    from pipelines.feature_space import domain_space
+
+    ds = load_dataset("demo", 32, progress=False)
+    cfg = ClassifierConfig(steps=2, batch_size=16, eval_every=2, sampling="balanced")
+    weights = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)  # what earlier work in the process left behind
+        run_dir = tmp_path / f"run{seed}"
+        with contextlib.suppress(UserError):  # 2 steps learn nothing; the file is written
+            domain_space(
+                ds, load_or_make_split(ds, run_dir), run_dir, torch.device("cpu"),
+                progress=False, cfg=cfg,
+            )  # fmt: skip
+        weights.append(torch.load(run_dir / "features" / "domain_32px.pt", weights_only=True))
+    a, b = (w["state_dict"] for w in weights)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ---------------------------------------------------------------- 2. one writer per run
