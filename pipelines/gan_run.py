@@ -333,6 +333,7 @@ def _append_record(run, ds, arch, cfg, device, resumed_from, source, best_by) ->
             "format": ds.format,
             "fingerprint": ds.fingerprint,
             "synthetic_demo_data": ds.synthetic,
+            "skipped_images": ds.skipped,
             "n_train_images": len(run.images),
             "n_heldout_images": len(run.heldout),
         },

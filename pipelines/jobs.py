@@ -61,6 +61,7 @@ class ExperimentConfig:
     fmt: str | None = None
     cache_dir: str | None = None
     skip_bad_images: bool = False
+    allow_new_classes: bool = False
     split_seed: int = 0
     classes: tuple[str, ...] = ("df", "mel")
     target: str = "auto"
@@ -98,8 +99,16 @@ def fold_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
 
 
 @functools.lru_cache(maxsize=1)
-def _dataset(data, size, fmt, cache_dir, skip_bad_images) -> Dataset:
-    return load_dataset(data, size, fmt, cache_dir, skip_bad_images, progress=False)
+def _dataset(data, size, fmt, cache_dir, skip_bad_images, allow_new_classes) -> Dataset:
+    return load_dataset(
+        data,
+        size,
+        fmt,
+        cache_dir,
+        skip_bad_images,
+        progress=False,
+        allow_new_classes=allow_new_classes,
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -111,7 +120,9 @@ def _split(cfg: ExperimentConfig) -> Split:
 
 def data_and_split_dataset(cfg: ExperimentConfig) -> Dataset:
     p = cfg.profile
-    return _dataset(cfg.data, p.size, cfg.fmt, cfg.cache_dir, cfg.skip_bad_images)
+    return _dataset(
+        cfg.data, p.size, cfg.fmt, cfg.cache_dir, cfg.skip_bad_images, cfg.allow_new_classes
+    )
 
 
 def data_and_split(cfg: ExperimentConfig) -> tuple[Dataset, Split]:
@@ -433,6 +444,7 @@ def report_job(cfg: ExperimentConfig, job: Job, wall: dict[str, float]) -> dict:
             "fingerprint": ds.fingerprint,
             "synthetic_demo_data": ds.synthetic,
             "class_names": ds.class_names,
+            "skipped_images": ds.skipped,
         },
         "versions": versions(),
         "wall_seconds": wall,
@@ -457,7 +469,15 @@ def _public(r: dict) -> dict:
 
 
 def _load_external(cfg: ExperimentConfig, path: str, size: int) -> Dataset:
-    return load_dataset(path, size, None, cfg.cache_dir, cfg.skip_bad_images, progress=False)
+    return load_dataset(
+        path,
+        size,
+        None,
+        cfg.cache_dir,
+        cfg.skip_bad_images,
+        progress=False,
+        allow_new_classes=cfg.allow_new_classes,
+    )
 
 
 # ---------------------------------------------------------------------------- the graph

@@ -15,9 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from conftest import invoke_cli, one_line_error
+from conftest import invoke_cli, one_line_error, write_image
 
 from pipelines.cli import augment_and_compare, gan_sample, gan_train
 from pipelines.errors import UserError
@@ -215,3 +216,97 @@ def test_gan_sample_is_refused_while_another_process_writes_the_run(tmp_path: Pa
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+# ---------------------------------------------------------------- 3, 6, 8: no silent bad data
+
+
+def _load(path: Path, tmp_path: Path, **kw):
+    from pipelines.data.datasets import load_dataset
+
+    return load_dataset(path, 16, cache_dir=tmp_path / "cache", progress=False, **kw)
+
+
+def test_16_bit_pngs_decode_to_their_grey_level_not_white(tmp_path: Path):
+    from PIL import Image
+
+    root = tmp_path / "folder"
+    levels = {"dark": 0x2000, "mid": 0x8000}  # 8-bit: 32 and 128
+    for cls, level in levels.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(2):
+            pixels = np.full((30, 40), level + 37 * i, dtype=np.uint16)
+            Image.fromarray(pixels).save(root / cls / f"{i}.png")
+            assert Image.open(root / cls / f"{i}.png").mode == "I;16"
+    ds = _load(root, tmp_path)
+    for label, cls in enumerate(ds.class_names):
+        mean = ds.images[ds.labels == label].mean()
+        assert abs(mean - levels[cls] / 257) < 1.5, (cls, mean)
+
+
+def test_float_images_are_refused_by_name(tmp_path: Path, imagefolder_dir: Path):
+    from PIL import Image
+
+    Image.fromarray(np.full((30, 40), 0.5, dtype=np.float32)).save(
+        imagefolder_dir / "cats" / "f.tif"
+    )
+    with pytest.raises(UserError) as err:
+        _load(imagefolder_dir, tmp_path)
+    assert "cats/f (unreadable: f.tif has floating-point pixels (mode F)" in err.value.message
+
+
+def test_a_decompression_bomb_is_a_named_bad_image_and_skippable(
+    tmp_path: Path, imagefolder_dir: Path, monkeypatch
+):
+    from PIL import Image
+
+    write_image(imagefolder_dir / "dogs" / "huge.png", (0, 200, 0), (200, 150), fmt="PNG")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # 30,000 px > 2 x 5,000; others 1,536
+    with pytest.raises(UserError) as err:  # not a DecompressionBombError traceback
+        _load(imagefolder_dir, tmp_path)
+    assert "dogs/huge (unreadable: huge.png is over Pillow's 10000-pixel safety limit)" in (
+        err.value.message
+    )
+    ds = _load(imagefolder_dir, tmp_path, skip_bad_images=True)
+    assert list(ds.skipped) == ["dogs/huge"] and len(ds.labels) == 7
+
+
+def test_skip_bad_images_prints_a_count_and_records_the_images(tmp_path: Path, ham_dir: Path):
+    images = sorted(ham_dir.rglob("*.jpg"))
+    images[0].unlink()
+    images[1].write_bytes(b"not a jpeg")
+    run_dir = tmp_path / "run"
+    args = ["--class", "nv", "--data", str(ham_dir), "--run-dir", str(run_dir), "--kimg", "0.02"]
+    result = invoke_cli(
+        gan_train, [*args, *TINY, "--skip-bad-images", "--cache-dir", str(tmp_path / "c")]
+    )
+    assert "--skip-bad-images left out 2 of 114 images" in result.output
+    want = {images[0].stem: "missing", images[1].stem: "unreadable"}
+    assert json.loads((run_dir / "split.json").read_text())["skipped_images"] == want
+    record = json.loads((run_dir / "gan" / "nv" / "run.json").read_text())["runs"][-1]
+    assert record["data"]["skipped_images"] == want
+    dry = invoke_cli(
+        augment_and_compare,
+        ["--data", str(ham_dir), "--run-dir", str(run_dir), "--skip-bad-images", "--dry-run",
+         "--cache-dir", str(tmp_path / "c"), "--classes", "df", "--profile", "smoke"],
+    )  # fmt: skip
+    assert "--skip-bad-images left out 2 of 114 images" in dry.output
+
+
+@pytest.mark.parametrize("bad", ["melanoma", "MEL", "", "xyz"])
+def test_ham10000_labels_outside_the_known_classes_are_refused_by_name(tmp_path: Path, bad):
+    from conftest import ham_rows, write_csv
+
+    root = tmp_path / "ham"
+    rows = ham_rows({"df": 12, "nv": 12})
+    rows[5]["dx"] = bad
+    write_csv(root / "HAM10000_metadata.csv", rows)
+    for r in rows:
+        write_image(root / f"{r['image_id']}.jpg", (100, 100, 100), (40, 30))
+    args = ["--class", "df", "--data", str(root), "--run-dir", str(tmp_path / "run"), "--kimg",
+            "0.02", "--cache-dir", str(tmp_path / "c"), *TINY]  # fmt: skip
+    msg = one_line_error(invoke_cli(gan_train, args, False))
+    assert f"dx value(s) {bad!r} (line 7)" in msg
+    assert "akiec, bcc, bkl, df, mel, nv, vasc" in msg and "--allow-new-classes" in msg
+    ds = _load(root, tmp_path, allow_new_classes=True)
+    assert bad in ds.class_names and ds.class_counts()[bad] == 1

@@ -16,6 +16,7 @@ from pipelines.cli.common import (
     data_options,
     default_run_dir,
     feature_options,
+    note_skipped,
     resolve_device,
     resolve_precision,
 )
@@ -159,6 +160,7 @@ def experiment_config(opts: dict):
         fmt=opts["fmt"],
         cache_dir=str(opts["cache_dir"]) if opts["cache_dir"] else None,
         skip_bad_images=opts["skip_bad_images"],
+        allow_new_classes=opts["allow_new_classes"],
         split_seed=opts["split_seed"],
         classes=classes,
         target=opts["target"],
@@ -196,6 +198,7 @@ def check_inputs(cfg) -> None:
         raise UserError(str(e)) from e
     if ds.synthetic:
         click.echo("note: built-in SYNTHETIC demo data (pass --data for real data)", err=True)
+    note_skipped(ds, f"{cfg.run_dir}/split.json and results.json")
 
 
 def execute(cfg, jobs, executor: str, ray_address: str | None, bar: bool) -> dict[str, dict]:

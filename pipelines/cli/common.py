@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import torch
 
-from pipelines.data.datasets import FORMATS
+from pipelines.data.datasets import FORMATS, Dataset
 from pipelines.errors import UserError
 from pipelines.feature_space import FEATURE_SPACES
 
@@ -51,7 +51,14 @@ def data_options(f):
             click.option(
                 "--skip-bad-images",
                 is_flag=True,
-                help="Go on without missing or unreadable images.",
+                help="Go on without missing or unreadable images (counted, and listed in the "
+                "run's records).",
+            ),
+            click.option(
+                "--allow-new-classes",
+                is_flag=True,
+                help="Keep HAM10000 dx values outside akiec,bcc,bkl,df,mel,nv,vasc as classes "
+                "of their own (default: refuse them as typos).",
             ),
             click.option(
                 "--split-seed",
@@ -87,6 +94,19 @@ def feature_options(f):
     ):
         f = option(f)
     return f
+
+
+def note_skipped(ds: Dataset, record: str) -> None:
+    """--skip-bad-images never drops images silently: say how many, and where they are listed."""
+    if ds.skipped:
+        first = ", ".join(f"{i} ({why})" for i, why in list(ds.skipped.items())[:3])
+        more = ", ..." if len(ds.skipped) > 3 else ""
+        click.echo(
+            f"note: --skip-bad-images left out {len(ds.skipped)} of "
+            f"{len(ds.skipped) + len(ds.labels)} images ({first}{more}); all are listed in "
+            f"{record}",
+            err=True,
+        )
 
 
 def default_run_dir(data: str | None) -> Path:

@@ -9,7 +9,12 @@ import click
 from tqdm import tqdm
 
 from gan.filtering import SCORES
-from pipelines.cli.common import feature_options, resolve_device, resolve_precision
+from pipelines.cli.common import (
+    feature_options,
+    note_skipped,
+    resolve_device,
+    resolve_precision,
+)
 from pipelines.cli.gan_train import _saved_size
 from pipelines.data.datasets import load_dataset
 from pipelines.data.splits import load_or_make_split
@@ -81,7 +86,8 @@ from pipelines.sampling import SampleOptions, sample_class, summary_table
 @feature_options
 @click.option("--data", default=None, help="Dataset path if it moved since gan-train.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None)
-@click.option("--skip-bad-images", is_flag=True)
+@click.option("--skip-bad-images", is_flag=True, help="As for gan-train.")
+@click.option("--allow-new-classes", is_flag=True, help="As for gan-train.")
 @click.option("--overwrite", is_flag=True, help="Replace samples already in --out.")
 @click.option("--quiet", is_flag=True)
 def gan_sample(**o) -> None:
@@ -94,8 +100,15 @@ def gan_sample(**o) -> None:
     _require_split(run_dir)  # before the lock creates anything
     with run_dir_lock(run_dir):
         ds, split = load_run_data(
-            run_dir, o["data"], o["cache_dir"], o["skip_bad_images"], quiet, o["classes"]
+            run_dir,
+            o["data"],
+            o["cache_dir"],
+            o["skip_bad_images"],
+            quiet,
+            o["classes"],
+            o["allow_new_classes"],
         )
+        note_skipped(ds, "each class's summary.json")
         names = o["classes"] or trained_classes(run_dir)
         runs = [class_run(ds, split, c, run_dir) for c in names]
         space = load_feature_space(
@@ -117,6 +130,7 @@ def gan_sample(**o) -> None:
             "source": ds.source,
             "fingerprint": ds.fingerprint,
             "synthetic_demo_data": ds.synthetic,
+            "skipped_images": ds.skipped,
         }
         summaries = []
         for run in tqdm(runs, desc="classes", disable=quiet or len(runs) == 1):
@@ -158,7 +172,9 @@ def _require_split(run_dir: Path) -> Path:
     return split_file
 
 
-def load_run_data(run_dir: Path, data, cache_dir, skip_bad_images, quiet, classes):
+def load_run_data(
+    run_dir: Path, data, cache_dir, skip_bad_images, quiet, classes, allow_new_classes=False
+):
     """The dataset and split a run directory was made with, at its generators' size."""
     split_file = _require_split(run_dir)
     record = json.loads(split_file.read_text())
@@ -166,5 +182,13 @@ def load_run_data(run_dir: Path, data, cache_dir, skip_bad_images, quiet, classe
     size = _saved_size(run_dir, names)
     source = data or record["source"]
     fmt = None if data else record["format"]
-    ds = load_dataset(source, size, fmt, cache_dir, skip_bad_images, progress=not quiet)
+    ds = load_dataset(
+        source,
+        size,
+        fmt,
+        cache_dir,
+        skip_bad_images,
+        progress=not quiet,
+        allow_new_classes=allow_new_classes,
+    )
     return ds, load_or_make_split(ds, run_dir)

@@ -15,6 +15,7 @@ from pipelines.cli.common import (
     data_options,
     default_run_dir,
     feature_options,
+    note_skipped,
     resolve_device,
     resolve_precision,
 )
@@ -200,8 +201,15 @@ def gan_train(ctx: click.Context, **o) -> None:
         if source is not None:  # before any work: a missing or incompatible source
             read_source(source, arch, run_dir)
         ds = load_dataset(
-            o["data"], arch.size, o["fmt"], o["cache_dir"], o["skip_bad_images"], not o["quiet"]
+            o["data"],
+            arch.size,
+            o["fmt"],
+            o["cache_dir"],
+            o["skip_bad_images"],
+            progress=not o["quiet"],
+            allow_new_classes=o["allow_new_classes"],
         )
+        note_skipped(ds, f"{run_dir}/split.json and each class's run.json")
         split = load_or_make_split(ds, run_dir, seed=o["split_seed"])
         runs = [class_run(ds, split, c, run_dir) for c in dict.fromkeys(o["classes"])]
         if ds.synthetic:

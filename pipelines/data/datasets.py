@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -40,7 +41,9 @@ ISIC_CLASSES = {
     "VASC": "vasc",
 }
 DERMAMNIST_CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")  # its label order
-CACHE_VERSION = 1
+HAM10000_CLASSES = DERMAMNIST_CLASSES  # the dx codes of HAM10000_metadata.csv
+CACHE_VERSION = 2  # 2: 16-bit images scaled to 8 bits (1 decoded them as white)
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # "I": 32-bit ints, 16-bit data
 
 
 @dataclass
@@ -56,7 +59,7 @@ class Dataset:
     source: str
     fingerprint: str  # of the data itself (listing + file sizes), not of the pixel size
     official_split: list[str] | None = None  # "train"/"val"/"test" per image (MedMNIST)
-    skipped: list[str] = field(default_factory=list)  # bad images left out on request
+    skipped: dict[str, str] = field(default_factory=dict)  # image id -> why, left out on request
 
     @property
     def synthetic(self) -> bool:
@@ -102,8 +105,12 @@ def load_dataset(
     skip_bad_images: bool = False,
     workers: int | None = None,
     progress: bool = True,
+    allow_new_classes: bool = False,
 ) -> Dataset:
-    """Load `source` (a path, or None/'demo' for the built-in synthetic data) at size×size px."""
+    """Load `source` (a path, or None/'demo' for the built-in synthetic data) at size×size px.
+
+    allow_new_classes: keep labels outside a format's fixed class set (HAM10000's dx codes) as
+    classes of their own, instead of refusing them as typos ('MEL', 'melanoma', '')."""
     if source is None or str(source) == "demo" or fmt == "demo":
         return _load_demo(size)
     path = Path(source)
@@ -112,18 +119,20 @@ def load_dataset(
     fmt = fmt or detect_format(path)
     if fmt == "medmnist":
         return _load_medmnist(path, size)
-    listing = {"ham10000": _list_ham10000, "isic": _list_isic, "imagefolder": _list_imagefolder}[
-        fmt
-    ](path)
-    images, ok = _decode_cached(
+    if fmt == "ham10000":
+        listing = _list_ham10000(path, allow_new_classes)
+    else:
+        listing = {"isic": _list_isic, "imagefolder": _list_imagefolder}[fmt](path)
+    images, ok, why = _decode_cached(
         listing, size, Path(cache_dir) if cache_dir else default_cache_dir(), workers, progress
     )
-    skipped = [i for i, good in zip(listing.image_ids, ok) if not good]
+    bad = np.flatnonzero(~ok)
+    skipped = {
+        listing.image_ids[i]: "missing" if listing.paths[i] is None else why[i] or "unreadable"
+        for i in bad
+    }
     if skipped and not skip_bad_images:
-        kinds = [
-            "missing" if listing.paths[i] is None else "unreadable" for i in np.flatnonzero(~ok)
-        ]
-        first = ", ".join(f"{i} ({k})" for i, k in list(zip(skipped, kinds))[:5])
+        first = ", ".join(f"{i} ({k})" for i, k in list(skipped.items())[:5])
         raise UserError(
             f"{len(skipped)} of {len(ok)} images in {path} are missing or unreadable "
             f"(first: {first}); restore them, or pass --skip-bad-images to go on without them"
@@ -197,13 +206,31 @@ def _listing(rows: list[tuple[str, str, str]], files: dict[str, Path]) -> _Listi
     )
 
 
-def _list_ham10000(root: Path) -> _Listing:
+def _list_ham10000(root: Path, allow_new_classes: bool = False) -> _Listing:
     csv_path = root / "HAM10000_metadata.csv"
     if not csv_path.is_file():
         raise UserError(f"{root} has no HAM10000_metadata.csv; point --data at the HAM10000 folder")
     table = _read_csv(csv_path, HAM_COLUMNS)
     rows = [(r["image_id"], r["lesion_id"], r["dx"]) for r in table]
+    if not allow_new_classes:
+        _refuse_unknown_labels(csv_path, [r[2] for r in rows], HAM10000_CLASSES, "dx")
     return _listing(rows, _images_below(root))
+
+
+def _refuse_unknown_labels(csv_path: Path, labels: list[str], known, column: str) -> None:
+    """A label outside the format's class set is a typo far more often than a new class, and
+    would silently become one ('MEL' next to 'mel'): refuse it by name."""
+    first: dict[str, int] = {}
+    for line, label in enumerate(labels, start=2):  # line 1 is the header
+        if label not in known:
+            first.setdefault(label, line)
+    if first:
+        found = ", ".join(f"{label!r} (line {line})" for label, line in list(first.items())[:5])
+        raise UserError(
+            f"{csv_path}: {column} value(s) {found} are not classes of this format "
+            f"({', '.join(known)}); fix them, or pass --allow-new-classes to keep them as new "
+            "classes"
+        )
 
 
 def _find_isic_csv(root: Path) -> Path | None:
@@ -343,30 +370,55 @@ def _fingerprint(fmt: str, listing: _Listing, keep: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
+class UnsupportedImage(ValueError):
+    """An image whose pixels have no faithful 8-bit RGB reading."""
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB. 16-bit grey levels are scaled to 8 bits: convert("RGB") would clip every
+    value above 255 and turn a 16-bit PNG white. Float pixels have no known range: refused."""
+    if im.mode in SIXTEEN_BIT_MODES:
+        a = np.asarray(im).astype(np.int64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise UnsupportedImage(f"{im.mode} pixels outside 0..65535")
+        im = Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), "L")
+    elif im.mode == "F":
+        raise UnsupportedImage("floating-point pixels (mode F); convert it to 8 or 16 bits")
+    return im.convert("RGB")
+
+
 def _square(im: Image.Image, size: int) -> np.ndarray:
     """Center-crop to a square and resize with an antialiasing filter."""
     w, h = im.size
     s = min(w, h)
     left, top = (w - s) // 2, (h - s) // 2
-    im = im.convert("RGB").crop((left, top, left + s, top + s))
+    im = to_rgb(im).crop((left, top, left + s, top + s))
     return np.asarray(im.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0))
 
 
-def _decode_one(job: tuple[str | None, int]) -> np.ndarray | None:
+def _decode_one(job: tuple[str | None, int]) -> tuple[np.ndarray | None, str]:
+    """(pixels, "") or (None, why): a file that cannot be decoded is a bad image, whatever
+    the reason, never a crash of the whole load."""
     path, size = job
     if path is None:
-        return None
+        return None, "missing"
     try:
         with Image.open(path) as im:
             im.draft("RGB", (size * 2, size * 2))  # JPEG: decode at reduced scale when large
-            return _square(im, size)
-    except (OSError, UnidentifiedImageError, ValueError):
-        return None
+            return _square(im, size), ""
+    except Image.DecompressionBombError:
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        return None, f"unreadable: {Path(path).name} is over Pillow's {limit}-pixel safety limit"
+    except UnsupportedImage as e:
+        return None, f"unreadable: {Path(path).name} has {e}"
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return None, "unreadable"
 
 
 def _decode_cached(
     listing: _Listing, size: int, cache_dir: Path, workers: int | None, progress: bool
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decoded images, which decoded, and why each of the others did not."""
     key = hashlib.sha256(f"v{CACHE_VERSION}|{size}".encode())
     for p, i in zip(listing.paths, listing.image_ids):
         stat = p.stat() if p is not None else None
@@ -375,25 +427,27 @@ def _decode_cached(
     if cache_file.is_file():
         try:
             with np.load(cache_file) as z:
-                return z["images"], z["ok"]
-        except (OSError, ValueError, KeyError):
+                return z["images"], z["ok"], z["why"].tolist()
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a damaged cache entry is rebuilt below
     images = np.zeros((len(listing.paths), size, size, 3), dtype=np.uint8)
     ok = np.zeros(len(listing.paths), dtype=bool)
+    why = [""] * len(listing.paths)
     jobs = [(str(p) if p is not None else None, size) for p in listing.paths]
     workers = workers or min(os.cpu_count() or 1, 8)
     with get_context("spawn" if os.name == "nt" else "fork").Pool(workers) as pool:
         decoded = pool.imap(_decode_one, jobs, chunksize=64)
-        for i, im in enumerate(
+        for i, (im, reason) in enumerate(
             tqdm(
                 decoded, total=len(jobs), desc=f"decode {size}px", unit="img", disable=not progress
             )
         ):
             if im is not None:
                 images[i], ok[i] = im, True
+            why[i] = reason
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
     with os.fdopen(fd, "wb") as f:
-        np.savez(f, images=images, ok=ok)
+        np.savez(f, images=images, ok=ok, why=np.array(why, dtype=str))
     os.replace(tmp, cache_file)
-    return images, ok
+    return images, ok, why

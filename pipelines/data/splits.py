@@ -164,6 +164,7 @@ def load_or_make_split(
         "fingerprint": ds.fingerprint,
         "source": ds.source,
         "format": ds.format,
+        "skipped_images": ds.skipped,  # left out by --skip-bad-images: id -> why
         "kind": kind,
         "fold": list(fold) if fold else None,
         "seed": seed,
