@@ -102,7 +102,36 @@ def read_checkpoint(run: ClassRun) -> dict:
     try:
         return load_checkpoint(run.checkpoint)
     except CheckpointError as e:
-        raise UserError(f"{e}; start over with --overwrite") from e
+        raise damaged_last(e, run.out) from e
+
+
+def damaged_last(e: CheckpointError, out: Path) -> UserError:
+    """The error for an unreadable last.pt. Its fix must not throw away an intact best.pt and
+    the run's history, which is all --overwrite would offer."""
+    best = Path(out) / "best.pt"
+    try:
+        kimg = load_checkpoint(best)["nimg"] / 1000
+    except CheckpointError:
+        return UserError(f"{e}; restore it, or start over with --overwrite")
+    return UserError(
+        f"{e}; to continue from the intact best.pt ({kimg:g} kimg), copy {best} over it and "
+        "rerun with --resume (--overwrite would start over and delete best.pt and the history)"
+    )
+
+
+def readable_checkpoint(out: Path, prefer: str = "last") -> dict:
+    """A readable checkpoint of the class folder `out`, the preferred one (last/best) first:
+    for what any of them can tell (size, architecture), a damaged one must not hide the other."""
+    names = ["last.pt", "best.pt"] if prefer == "last" else ["best.pt", "last.pt"]
+    found = [Path(out) / n for n in names if (Path(out) / n).is_file()]
+    for path in found:
+        try:
+            return load_checkpoint(path)
+        except CheckpointError:
+            continue
+    if found:
+        load_checkpoint(found[0])  # raises its CheckpointError
+    raise CheckpointError(f"no checkpoint at {Path(out) / names[0]}")
 
 
 class FidTracker:
@@ -242,6 +271,7 @@ def train_class(
     evaluate = None
     if space is not None and cfg.eval_kimg > 0:
         evaluate = FidTracker(run, space, eval_n, arch.nz, cfg.seed, save_best, cfg.precision)
+        extra |= {"eval_n": eval_n, "feature_space": space.name}  # what --resume keeps
     _append_record(
         run,
         ds,
@@ -251,6 +281,7 @@ def train_class(
         resumed_from=state.nimg if resume else None,
         source=extra.get("source"),
         best_by=evaluate.selection if evaluate else "no FID/KID tracking: best.pt is not kept",
+        evaluation={"eval_n": eval_n, "feature_space": space.name} if evaluate else None,
     )
     weights = sampling_weights(run, cfg.sampling)
 
@@ -315,7 +346,7 @@ def _truncate_log(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(r + "\n" for r in rows))
 
 
-def _append_record(run, ds, arch, cfg, device, resumed_from, source, best_by) -> None:
+def _append_record(run, ds, arch, cfg, device, resumed_from, source, best_by, evaluation) -> None:
     path = run.out / "run.json"
     history = json.loads(path.read_text())["runs"] if path.is_file() else []
     record = run_record(
@@ -327,6 +358,7 @@ def _append_record(run, ds, arch, cfg, device, resumed_from, source, best_by) ->
             "resumed_from_kimg": None if resumed_from is None else resumed_from / 1000,
             "initialised_from": source,
             "best_checkpoint": best_by,
+            "evaluation": evaluation,
         },
         {
             "source": ds.source,

@@ -68,7 +68,10 @@ def load_generator(path: Path, size: int, device: torch.device) -> tuple[Generat
     try:
         ckpt = load_checkpoint(path)
     except CheckpointError as e:
-        raise UserError(f"{e}; pass a checkpoint written by gan-train") from e
+        other = {"last.pt": "best", "best.pt": "last"}.get(path.name)
+        alt = f"--checkpoint {other}" if other and (path.parent / f"{other}.pt").is_file() else ""
+        hint = f"try {alt}, or pass" if alt else "pass"
+        raise UserError(f"{e}; {hint} a checkpoint written by gan-train") from e
     arch = Architecture(**ckpt["arch"])
     if arch.size != size:
         raise UserError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -310,3 +311,74 @@ def test_ham10000_labels_outside_the_known_classes_are_refused_by_name(tmp_path:
     assert "akiec, bcc, bkl, df, mel, nv, vasc" in msg and "--allow-new-classes" in msg
     ds = _load(root, tmp_path, allow_new_classes=True)
     assert bad in ds.class_names and ds.class_counts()[bad] == 1
+
+
+# ---------------------------------------------------------------- 5, 7: checkpoints and resume
+
+EVAL = ["--size", "32", "--batch-size", "8", "--snapshot-kimg", "0.01", "--quiet",
+        "--precision", "fp32", "--eval-every", "0.01"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def evaluated_once(tmp_path_factory) -> Path:
+    """A demo run with a quickly trained domain feature network and one GAN (df) trained with
+    FID tracking at --eval-n 16, so it has best.pt and eval.jsonl."""
+    from classifier.training import ClassifierConfig
+    from pipelines.data.datasets import load_dataset
+    from pipelines.data.splits import load_or_make_split
+    from pipelines.feature_space import domain_space
+
+    run_dir = tmp_path_factory.mktemp("evaluated") / "run"
+    ds = load_dataset("demo", 32, progress=False)
+    quick = ClassifierConfig(steps=80, batch_size=32, eval_every=40, sampling="balanced")
+    split = load_or_make_split(ds, run_dir)
+    domain_space(ds, split, run_dir, torch.device("cpu"), progress=False, cfg=quick)
+    args = ["--class", "df", "--run-dir", str(run_dir), "--kimg", "0.03", "--eval-n", "16"]
+    invoke_cli(gan_train, [*args, *EVAL])
+    return run_dir
+
+
+@pytest.fixture
+def evaluated(evaluated_once: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(evaluated_once, tmp_path / "run"))
+
+
+def _eval_ns(out: Path) -> list[str]:
+    rows = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
+    return [r["train_kid_label"].rsplit(" vs ", 1)[1].rstrip("]") for r in rows]
+
+
+def test_a_damaged_last_pt_leaves_best_pt_usable(evaluated: Path):
+    out = evaluated / "gan" / "df"
+    assert (out / "best.pt").is_file()
+    (out / "last.pt").write_bytes((out / "last.pt").read_bytes()[:200])  # torn
+    sample = ["--n", "4", "--run-dir", str(evaluated), "--quiet", "--filter", "none"]
+    invoke_cli(gan_sample, sample)  # the class is found, and best.pt read, despite last.pt
+    summary = json.loads((evaluated / "samples" / "df" / "summary.json").read_text())
+    assert summary["checkpoint"].endswith("best.pt")
+    msg = one_line_error(
+        invoke_cli(gan_sample, [*sample, "--checkpoint", "last", "--overwrite"], False)
+    )
+    assert "not a readable checkpoint" in msg and "try --checkpoint best" in msg
+    resume = ["--class", "df", "--run-dir", str(evaluated), "--kimg", "0.04", "--resume", "--quiet"]
+    msg = one_line_error(invoke_cli(gan_train, resume, False))
+    assert f"copy {out / 'best.pt'} over it and rerun with --resume" in msg
+    assert "--overwrite would start over and delete best.pt" in msg
+    shutil.copyfile(out / "best.pt", out / "last.pt")  # the advice works
+    invoke_cli(gan_train, [*resume, "--eval-every", "0"])  # (no FID: a faster test)
+    assert torch.load(out / "last.pt", weights_only=True)["nimg"] >= 40
+
+
+def test_resume_keeps_eval_n_unless_changed_and_then_says_so(evaluated: Path):
+    out = evaluated / "gan" / "df"
+    base = ["--class", "df", "--run-dir", str(evaluated), "--resume", "--quiet"]
+    assert set(_eval_ns(out)) == {"16"}
+    invoke_cli(gan_train, [*base, "--kimg", "0.04"])
+    assert set(_eval_ns(out)) == {"16"}  # not the default 1000
+    result = invoke_cli(gan_train, [*base, "--kimg", "0.05", "--eval-n", "24"])
+    assert "--eval-n 24 replaces the run's 16" in result.output
+    assert _eval_ns(out)[-1] == "24"
+    records = json.loads((out / "run.json").read_text())["runs"]
+    assert [r["config"]["evaluation"]["eval_n"] for r in records] == [16, 16, 24]
+    msg = one_line_error(invoke_cli(gan_train, [*base, "--feature-space", "inception"], False))
+    assert "in the domain feature space, not inception" in msg

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from gan.checkpoint import CheckpointError
 from gan.filtering import SCORES
 from pipelines.cli.common import (
     feature_options,
@@ -15,12 +16,11 @@ from pipelines.cli.common import (
     resolve_device,
     resolve_precision,
 )
-from pipelines.cli.gan_train import _saved_size
 from pipelines.data.datasets import load_dataset
 from pipelines.data.splits import load_or_make_split
 from pipelines.errors import UserError
 from pipelines.feature_space import load_feature_space
-from pipelines.gan_run import SOURCE, class_run
+from pipelines.gan_run import SOURCE, class_run, readable_checkpoint
 from pipelines.sampling import SampleOptions, sample_class, summary_table
 
 
@@ -107,6 +107,7 @@ def gan_sample(**o) -> None:
             quiet,
             o["classes"],
             o["allow_new_classes"],
+            o["checkpoint"],
         )
         note_skipped(ds, "each class's summary.json")
         names = o["classes"] or trained_classes(run_dir)
@@ -153,7 +154,7 @@ def _echo_summary(s: dict, folder: Path) -> None:
 
 def trained_classes(run_dir: Path) -> list[str]:
     found = sorted(
-        p.parent.name for p in (Path(run_dir) / "gan").glob("*/last.pt") if p.parent.name != SOURCE
+        {p.parent.name for p in (Path(run_dir) / "gan").glob("*/*.pt")} - {SOURCE},
     )
     if not found:
         raise UserError(
@@ -172,14 +173,33 @@ def _require_split(run_dir: Path) -> Path:
     return split_file
 
 
+def run_size(run_dir: Path, cls: str, checkpoint: str = "best") -> int:
+    """The image size the run's generators make, from whichever of the class's checkpoints
+    can be read (the one to be sampled first): a damaged last.pt must not block best.pt."""
+    out = Path(run_dir) / "gan" / cls
+    try:
+        ckpt = readable_checkpoint(out, "last" if checkpoint == "last" else "best")
+    except CheckpointError as e:
+        fix = "restore it, or retrain with --overwrite:" if any(out.glob("*.pt")) else "train it:"
+        raise UserError(f"{e}; {fix} `gan-train --class {cls} --run-dir {run_dir}`") from e
+    return int(ckpt["arch"]["size"])
+
+
 def load_run_data(
-    run_dir: Path, data, cache_dir, skip_bad_images, quiet, classes, allow_new_classes=False
+    run_dir: Path,
+    data,
+    cache_dir,
+    skip_bad_images,
+    quiet,
+    classes,
+    allow_new_classes=False,
+    checkpoint: str = "best",
 ):
     """The dataset and split a run directory was made with, at its generators' size."""
     split_file = _require_split(run_dir)
     record = json.loads(split_file.read_text())
     names = list(classes) or trained_classes(run_dir)
-    size = _saved_size(run_dir, names)
+    size = run_size(run_dir, names[0], checkpoint)
     source = data or record["source"]
     fmt = None if data else record["format"]
     ds = load_dataset(

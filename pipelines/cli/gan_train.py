@@ -27,6 +27,7 @@ from pipelines.gan_run import (
     RESUMABLE_CHANGES,
     SOURCE,
     class_run,
+    damaged_last,
     read_checkpoint,
     read_source,
     source_checkpoint,
@@ -215,10 +216,17 @@ def gan_train(ctx: click.Context, **o) -> None:
         if ds.synthetic:
             click.echo("note: training on the built-in SYNTHETIC demo data (pass --data)")
         cfg = _base_config(o, dev)
+        plans = [_run_config(ctx, o, cfg, run) for run in runs]
+        spaces = {name for run_cfg, _, name in plans if run_cfg.eval_kimg > 0}
+        if len(spaces) > 1:
+            raise UserError(
+                f"--resume: these classes were evaluated in different feature spaces "
+                f"({', '.join(sorted(spaces))}); resume them one --class at a time"
+            )
         space = None
-        if o["eval_every"] > 0:
+        if spaces:
             space = load_feature_space(
-                o["feature_space"],
+                spaces.pop(),
                 ds,
                 split,
                 run_dir,
@@ -227,9 +235,8 @@ def gan_train(ctx: click.Context, **o) -> None:
                 o["inception_weights"],
                 progress=not o["quiet"],
             )
-        for run in runs:
-            run_cfg = _run_config(ctx, o, cfg, run)
-            _train_and_report(run, ds, arch, run_cfg, dev, o, space, source)
+        for run, (run_cfg, eval_n, _) in zip(runs, plans):
+            _train_and_report(run, ds, arch, run_cfg, dev, o, space, source, eval_n)
 
 
 def _check_flags(ctx: click.Context, o: dict) -> None:
@@ -283,22 +290,56 @@ def _architecture(ctx: click.Context, o: dict, run_dir: Path) -> Architecture:
     return Architecture(size=int(size or 64), kind=kind)
 
 
-def _run_config(ctx: click.Context, o: dict, cfg: TrainConfig, run) -> TrainConfig:
-    """One class's config: the command line's, or the saved one on --resume; and its length."""
+def _run_config(ctx: click.Context, o: dict, cfg: TrainConfig, run) -> tuple[TrainConfig, int, str]:
+    """One class's config, FID sample size and feature space: the command line's, or the saved
+    ones on --resume; and its length."""
     sampling = o["sampling"] if run.class_name == SOURCE else "uniform"
     run_cfg = dataclasses.replace(cfg, sampling=sampling)
+    eval_n, space = o["eval_n"], o["feature_space"]
     if o["resume"]:
-        run_cfg = _resumed_config(ctx, read_checkpoint(run)["config"])
+        ckpt = read_checkpoint(run)
+        run_cfg = _resumed_config(ctx, ckpt["config"])
+        eval_n, space = _resumed_evaluation(ctx, ckpt.get("extra", {}), run.class_name)
     if o["epochs"] is not None:
         run_cfg.kimg = o["epochs"] * len(run.images) / 1000
     elif o["kimg"] is not None:
         run_cfg.kimg = o["kimg"]
     elif not o["resume"]:
         run_cfg.kimg = TrainConfig.kimg
-    return run_cfg
+    return run_cfg, eval_n, space
 
 
-def _train_and_report(run, ds, arch, run_cfg, dev, o: dict, space, source) -> None:
+def _resumed_evaluation(ctx: click.Context, extra: dict, cls: str) -> tuple[int, str]:
+    """--resume keeps the run's --eval-n and --feature-space: best.pt is the checkpoint of the
+    lowest KID so far, and KIDs only compare at one n in one feature space. A changed --eval-n
+    is allowed and said; a changed feature space is refused."""
+    n, space = ctx.params["eval_n"], ctx.params["feature_space"]
+    saved_n, saved_space = extra.get("eval_n"), extra.get("feature_space")  # older runs: none
+    if saved_space is not None:
+        if _given(ctx, "feature_space") and space != saved_space:
+            raise UserError(
+                f"--resume: {cls}'s FIDs so far are in the {saved_space} feature space, not "
+                f"{space}, and best.pt compares them; drop --feature-space or start over with "
+                "--overwrite"
+            )
+        space = saved_space
+    if saved_n is not None:
+        if not _given(ctx, "eval_n"):
+            n = saved_n
+        elif n != saved_n:
+            click.echo(
+                f"note: {cls}: --eval-n {n} replaces the run's {saved_n}; FIDs from here on use "
+                f"{n} generated images, so best.pt compares FIDs at different n",
+                err=True,
+            )
+    return n, space
+
+
+def _given(ctx: click.Context, option: str) -> bool:
+    return ctx.get_parameter_source(option) == click.core.ParameterSource.COMMANDLINE
+
+
+def _train_and_report(run, ds, arch, run_cfg, dev, o: dict, space, source, eval_n) -> None:
     click.echo(
         f"{run.class_name}: {len(run.images)} training images, {arch.size} px {arch.kind}, "
         f"{run_cfg.kimg:g} kimg, {run_cfg.precision}, {dev} -> {run.out}"
@@ -314,7 +355,7 @@ def _train_and_report(run, ds, arch, run_cfg, dev, o: dict, space, source) -> No
             o["overwrite"],
             progress=not o["quiet"],
             space=space,
-            eval_n=o["eval_n"],
+            eval_n=eval_n,
             source=source,
         )
     except KeyboardInterrupt:
@@ -336,10 +377,12 @@ def _train_and_report(run, ds, arch, run_cfg, dev, o: dict, space, source) -> No
 
 
 def _best_row(out: Path) -> dict | None:
-    path = out / "best.pt"
-    if not path.is_file():
+    from gan.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(out / "best.pt")["extra"].get("eval")
+    except CheckpointError:
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)["extra"].get("eval")
 
 
 def _saved_size(run_dir: Path, classes) -> int:
@@ -354,7 +397,7 @@ def _saved_size(run_dir: Path, classes) -> int:
     try:
         return int(load_checkpoint(path)["arch"]["size"])
     except CheckpointError as e:
-        raise UserError(f"{e}; start over with --overwrite") from e
+        raise damaged_last(e, path.parent) from e
 
 
 def _saved_arch(run_dir: Path, classes) -> str:
@@ -393,6 +436,11 @@ def _resumed_config(ctx: click.Context, saved: dict) -> TrainConfig:
         elif option == "precision" and value == "auto":
             continue
         if field_name in RESUMABLE_CHANGES:
+            if field_name == "eval_kimg" and value != cfg.eval_kimg:
+                click.echo(
+                    f"note: --eval-every {value:g} replaces the run's {cfg.eval_kimg:g} kimg",
+                    err=True,
+                )
             setattr(cfg, field_name, value)
         elif value != getattr(cfg, field_name):
             raise UserError(
