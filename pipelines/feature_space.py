@@ -13,6 +13,7 @@ import io
 import json
 from pathlib import Path
 
+import click
 import torch
 from torch import nn
 
@@ -30,6 +31,7 @@ from pipelines.errors import UserError
 from pipelines.rundir import atomic_write_bytes
 
 FEATURE_SPACES = ("domain", "inception")
+FEATURE_DIMS = {"domain": 256, "inception": 2048}  # CompactCNN's default, Inception's pool3
 DOMAIN_CONFIG = ClassifierConfig(
     steps=600, batch_size=64, lr=3e-3, sampling="balanced", eval_every=100
 )
@@ -67,7 +69,10 @@ def load_feature_space(
     inception_weights: str | None = None,
     progress: bool = True,
     cfg: ClassifierConfig = DOMAIN_CONFIG,
-) -> FeatureSpace:
+    existing_only: bool = False,
+) -> FeatureSpace | None:
+    """The feature space `name`. existing_only: the domain network only if it is already
+    trained (else None), for commands that would train it only to report numbers."""
     if name == "inception":
         weights = find_inception_weights(inception_weights)
         if weights is None:
@@ -75,7 +80,25 @@ def load_feature_space(
         return inception_space(weights, device)
     if name != "domain":
         raise UserError(f"unknown feature space {name!r}; use {', '.join(FEATURE_SPACES)}")
-    return domain_space(ds, split, run_dir, device, precision, progress, cfg)
+    return domain_space(ds, split, run_dir, device, precision, progress, cfg, existing_only)
+
+
+def _read_saved(path: Path) -> dict | None:
+    """The cached network, or None. One that cannot be read (a disk error, a copy cut short)
+    is trained again: its seeded training gives the same network."""
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        for key in ("state_dict", "split_id", "num_classes", "val_balanced_accuracy"):
+            saved[key]  # noqa: B018 - all there
+        return saved
+    except Exception as e:  # noqa: BLE001 - any failure means "not usable"
+        click.echo(
+            f"note: {path} is unreadable ({type(e).__name__}); training the feature network again",
+            err=True,
+        )
+        return None
 
 
 def domain_space(
@@ -86,7 +109,8 @@ def domain_space(
     precision: str = "fp32",
     progress: bool = True,
     cfg: ClassifierConfig = DOMAIN_CONFIG,
-) -> FeatureSpace:
+    existing_only: bool = False,
+) -> FeatureSpace | None:
     size = ds.images.shape[1]
     path = Path(run_dir) / "features" / f"domain_{size}px.pt"
     num_classes = len(ds.class_names)
@@ -97,10 +121,12 @@ def domain_space(
         torch.manual_seed(cfg.seed)
         net = CompactCNN(num_classes, input_size=size)
     sid = split_id(split)
-    saved = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+    saved = _read_saved(path)
     if saved is not None and saved["split_id"] == sid and saved["num_classes"] == num_classes:
         net.load_state_dict(saved["state_dict"])
         bacc = saved["val_balanced_accuracy"]
+    elif existing_only:
+        return None
     else:
 
         def to_device(idx):

@@ -41,7 +41,7 @@ from pipelines.data.datasets import Dataset
 from pipelines.data.splits import Split
 from pipelines.errors import UserError
 from pipelines.plots import fid_curve
-from pipelines.rundir import atomic_write_bytes, atomic_write_text, run_record
+from pipelines.rundir import atomic_write_bytes, atomic_write_text, read_jsonl, run_record
 
 MIN_TRAIN_IMAGES = 10
 SOURCE = "all"  # the class name of the all-classes source GAN
@@ -168,7 +168,7 @@ class FidTracker:
     def rows(self) -> list[dict]:
         if not self.log.is_file():
             return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
+        return read_jsonl(self.log)
 
     def __call__(self, state: GanState) -> dict:
         t0 = time.perf_counter()
@@ -339,10 +339,11 @@ def read_source(path: Path, arch: Architecture, run_dir: Path) -> dict:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop log rows written after the checkpoint: the resumed run writes them again."""
+    """Drop log rows written after the checkpoint (the resumed run writes them again), and a
+    torn last line of a killed run."""
     if not path.is_file():
         return
-    rows = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+    rows = [json.dumps(r) for r in read_jsonl(path) if r.get("step", step + 1) <= step]
     atomic_write_text(path, "".join(r + "\n" for r in rows))
 
 

@@ -23,15 +23,16 @@ LOCK_NAME = ".raregan.lock"
 
 
 @contextlib.contextmanager
-def run_dir_lock(run_dir: Path) -> Iterator[None]:
-    """Hold the run directory's lock, or refuse at once with who holds it."""
+def run_dir_lock(run_dir: Path, option: str = "--run-dir") -> Iterator[None]:
+    """Hold the directory's lock, or refuse at once with who holds it. `option` names the
+    command-line option the directory came from, for the refusal."""
     run_dir = Path(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as e:
         raise UserError(
-            f"cannot use run directory {run_dir}: {e.strerror}; pass another --run-dir"
+            f"cannot use {option} {run_dir}: {e.strerror}; pass another {option}"
         ) from e
     try:
         try:
@@ -39,7 +40,7 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             raise UserError(
                 f"{run_dir} is in use by {_holder(fd)}; wait for it to finish (or stop it), "
-                "or use another --run-dir"
+                f"or use another {option}"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(_me()).encode(), 0)

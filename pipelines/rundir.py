@@ -2,20 +2,75 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import secrets
 import sys
-import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+
+from pipelines.errors import UserError
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Fail at once, in one line, if `path` cannot be (or become) a directory this process can
+    write to: not after the work, when the first output is written."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == path else f"is under the file {existing}"
+        raise UserError(f"{option} {path} {what}, not a directory; pass a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(
+            f"{option} {path}: {existing} is not writable by this user; pass a directory you "
+            "can write to"
+        )
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON-lines log. A line that does not parse is the torn end of a write cut
+    short by a kill: it is dropped (a resumed run writes its step again), not a crash."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def new_temp_file(folder: Path, prefix: str) -> tuple[int, Path]:
+    """A new, uniquely named file opened for writing, with the mode open() would give it.
+    (tempfile.mkstemp makes 0600 files whatever the umask: renamed into place, they would be
+    the only outputs of a run that others sharing the folder cannot read.)"""
+    while True:
+        path = Path(folder) / f"{prefix}{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+        except FileExistsError:
+            continue
+
+
+def new_temp_dir(folder: Path, prefix: str) -> Path:
+    """A new, uniquely named folder with the mode mkdir would give it (mkdtemp: 0700)."""
+    while True:
+        path = Path(folder) / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir(0o777)
+            return path
+        except FileExistsError:
+            continue
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same directory and rename: never a half file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = new_temp_file(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -15,9 +15,11 @@ saw: summary.json leads with the held-out one.
 from __future__ import annotations
 
 import csv
+import glob
 import json
+import os
+import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +36,7 @@ from gan.networks import Architecture, Generator
 from gan.training import sample
 from pipelines.errors import UserError
 from pipelines.gan_run import ClassRun, write_grid
-from pipelines.rundir import run_record
+from pipelines.rundir import new_temp_dir, run_record
 
 
 @dataclass
@@ -47,6 +49,50 @@ class SampleOptions:
     fmt: str = "png"
     seed: int = 0
     precision: str = "fp32"
+
+
+def pool_size(opts: SampleOptions) -> int:
+    """Samples drawn to keep opts.n: the pool the filter chooses from (n itself without one)."""
+    return opts.n if opts.filter == "none" else max(opts.n, int(round(opts.pool_factor * opts.n)))
+
+
+def memory_needed(opts: SampleOptions, size: int, dim: int, n_real: int, nz: int = 100) -> int:
+    """Peak bytes of sample_class, roughly: the pool's images (and the kept copy), latents,
+    features and, for the matching filter, its real x pool distance and rank matrices."""
+    per_sample = 2 * 3 * size * size + 4 * nz + 8 * dim + 100  # + per-sample lists
+    if opts.filter == "fid" and opts.score == "matching":
+        per_sample += 16 * max(n_real, 1)
+    return pool_size(opts) * per_sample
+
+
+def available_memory() -> int:
+    """Bytes that can still be allocated without swapping (Linux MemAvailable), else the
+    physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: do not refuse
+
+
+def check_memory(opts: SampleOptions, size: int, dim: int, n_real: int) -> None:
+    """Refuse, before any work, a request whose pool cannot fit in memory: the pool is held
+    whole (the filter ranks all of it), so a huge --n would end in an out-of-memory kill
+    or a traceback hours in."""
+    need, have = memory_needed(opts, size, dim, n_real), available_memory()
+    if need > 0.8 * have:
+        gib = 1 << 30
+        raise UserError(
+            f"--n {opts.n:,} draws a pool of {pool_size(opts):,} images, about "
+            f"{need / gib:.1f} GiB of memory, and {have / gib:.1f} GiB are available; lower "
+            "--n (or --pool-factor), or sample in several runs with other --seed and --out"
+        )
 
 
 def checkpoint_path(run: ClassRun, which: str) -> Path:
@@ -103,11 +149,17 @@ def sample_class(
             "--out for another directory"
         )
     t0 = time.perf_counter()
+    _remove_stale_temporaries(out_root, run.class_name)
+    check_memory(opts, run.images.shape[1], space.dim if space else 0, len(run.images))
     ckpt_path = checkpoint_path(run, opts.checkpoint)
     G, ckpt = load_generator(ckpt_path, run.images.shape[1], device)
-    pool_n = opts.n if opts.filter == "none" else max(opts.n, int(round(opts.pool_factor * opts.n)))
+    _check_data(ckpt, ckpt_path, data)
+    pool_n = pool_size(opts)
     z = torch.randn(pool_n, G.nz, generator=torch.Generator().manual_seed(opts.seed)).to(device)
     pool = sample(G, z, precision=opts.precision).cpu()
+    t_sample = time.perf_counter() - t0
+    if space is None:  # --filter none without a trained feature network: no FID/KID
+        return _unmeasured(run, opts, ckpt_path, ckpt, pool, data, out_root / run.class_name, t0)
     real = extract_features(space, torch.from_numpy(run.images).permute(0, 3, 1, 2))
     heldout = extract_features(space, torch.from_numpy(run.heldout).permute(0, 3, 1, 2))
     feats = extract_features(space, pool)
@@ -167,6 +219,56 @@ def sample_class(
     return summary
 
 
+def _unmeasured(run, opts, ckpt_path, ckpt, pool, data, target, t0) -> dict:
+    """Write --filter none samples without measuring them: there is no feature network, and
+    training one only to measure would be the slow part of the command."""
+    n = len(pool)
+    sel = Selection(torch.arange(n), [KEPT] * n, torch.zeros(n), torch.zeros(n), 0.0)
+    summary = {
+        "class": run.class_name,
+        "checkpoint": str(ckpt_path),
+        "checkpoint_kimg": ckpt["nimg"] / 1000,
+        "feature_space": None,
+        "n_real": len(run.images),
+        "n_heldout": len(run.heldout),
+        "requested": opts.n,
+        "kept": n,
+        "pool": n,
+        "options": vars(opts),
+        "rejected": {},
+        "sets": {},
+        "verdict": "not measured: --filter none, and no feature network is trained in this run "
+        "(gan-train with --eval-every, or gan-sample --filter fid, trains one)",
+        "seconds": {"total": time.perf_counter() - t0},
+    }
+    summary["record"] = run_record(summary["options"], data)
+    _write_class_dir(target, run, pool, sel.kept, sel, summary, opts, ckpt_path)
+    return summary
+
+
+def _check_data(ckpt: dict, path: Path, data: dict) -> None:
+    """A generator trained on other data would pass for this run's: compare fingerprints."""
+    trained_on = ckpt.get("extra", {}).get("data_fingerprint")
+    if trained_on is not None and trained_on != data.get("fingerprint"):
+        raise UserError(
+            f"{path} was trained on other data (fingerprint {trained_on}; this run's data is "
+            f"{data.get('fingerprint')}, {data.get('source')}); pass a generator of this run, "
+            "or the --run-dir it was trained in"
+        )
+
+
+def _remove_stale_temporaries(out_root: Path, cls: str) -> None:
+    """Folders a killed gan-sample left behind (the caller holds the run's lock, so no other
+    writer owns them): .<class>.tmp-*, .<class>.old-*, and .<class>.XXXXXXXX of older versions."""
+    if not out_root.is_dir():
+        return
+    legacy = re.compile(rf"\.{re.escape(cls)}\.[A-Za-z0-9_]{{8}}")
+    for p in out_root.glob(f".{glob.escape(cls)}.*"):
+        name = p.name[len(cls) + 2 :]
+        if p.is_dir() and (name.startswith(("tmp-", "old-")) or legacy.fullmatch(p.name)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def _verdict(side: str, sets: dict, metric: str) -> str:
     k, r = sets["kept"], sets["random"]
     beats = k[metric] < r[metric]
@@ -183,7 +285,7 @@ def _fmt(metric: str, value: float) -> str:
 
 def _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{run.class_name}."))
+    tmp = new_temp_dir(target.parent, f".{run.class_name}.tmp-")
     try:
         files = {}
         images = pool[kept].permute(0, 2, 3, 1).numpy()

@@ -382,3 +382,216 @@ def test_resume_keeps_eval_n_unless_changed_and_then_says_so(evaluated: Path):
     assert [r["config"]["evaluation"]["eval_n"] for r in records] == [16, 16, 24]
     msg = one_line_error(invoke_cli(gan_train, [*base, "--feature-space", "inception"], False))
     assert "in the domain feature space, not inception" in msg
+
+
+# ---------------------------------------------------------------- tracebacks -> one line
+
+
+@pytest.mark.parametrize("command", [gan_train, gan_sample, augment_and_compare])
+def test_device_gpu_is_a_one_line_error(command, tmp_path: Path):
+    args = {gan_train: ["--class", "df"], gan_sample: ["--n", "4"]}.get(command, [])
+    msg = one_line_error(
+        invoke_cli(command, [*args, "--run-dir", str(tmp_path), "--device", "gpu"], False)
+    )
+    assert "--device gpu: not a device; use auto, cpu, cuda or cuda:N" in msg
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory) -> Path:
+    """A demo run with one tiny GAN (df), no feature network."""
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    invoke_cli(gan_train, ["--class", "df", "--run-dir", str(run_dir), "--kimg", "0.02", *TINY])
+    return run_dir
+
+
+@pytest.fixture
+def trained(trained_once: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(trained_once, tmp_path / "run"))
+
+
+def test_run_dir_or_out_that_is_a_file_fails_before_any_work(trained: Path, monkeypatch):
+    gan_sample_module = sys.modules["pipelines.cli.gan_sample"]  # (the package exports the command)
+
+    def no_work(*a, **k):
+        raise AssertionError("the work started before the outputs were checked")
+
+    monkeypatch.setattr(gan_sample_module, "load_run_data", no_work)
+    a_file = trained.parent / "a_file"
+    a_file.write_text("mine")
+    for command, args in [
+        (gan_train, ["--class", "df", "--kimg", "0.02", "--run-dir", str(a_file)]),
+        (augment_and_compare, ["--profile", "smoke", "--run-dir", str(a_file)]),
+        (gan_sample, ["--n", "4", "--run-dir", str(a_file)]),
+        (gan_sample, ["--n", "4", "--run-dir", str(trained), "--out", str(a_file)]),
+        (gan_sample, ["--n", "4", "--run-dir", str(trained), "--out", str(a_file / "x")]),
+    ]:
+        msg = one_line_error(invoke_cli(command, args, False))
+        assert "not a directory; pass a directory" in msg and str(a_file) in msg
+    assert a_file.read_text() == "mine"
+
+
+def _as_another_user(args: list[str], home: Path) -> subprocess.CompletedProcess:
+    """Run a CLI as an unprivileged user (root may write anywhere): nobody when we are root.
+    setpriv, not Popen(user=): it drops the capabilities only at exec, so that the
+    interpreter can still be reached if it lives under root's home."""
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot make a directory unwritable")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    env = {**subprocess_env(), "HOME": str(home), "MPLCONFIGDIR": str(home)}
+    return subprocess.run(
+        [*prefix, sys.executable, "-c", "import sys; from pipelines import cli; "
+         "getattr(cli, sys.argv[1]).main(sys.argv[2:])", *args],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_unwritable_run_dir_or_out_is_a_one_line_error(trained: Path):
+    import tempfile
+
+    top = Path(tempfile.mkdtemp())  # not under pytest's 0700 tmp: the other user must reach it
+    try:
+        top.chmod(0o777)
+        shutil.copytree(trained, top / "run")
+        (top / "run").chmod(0o777)  # gan-sample's lock goes in the run directory
+        (top / "ro").mkdir(mode=0o555)
+        (top / "ro").chmod(0o555)
+        for args, option in [
+            (["gan_train", "--class", "df", "--run-dir", str(top / "ro" / "r")], "--run-dir"),
+            (["augment_and_compare", "--run-dir", str(top / "ro")], "--run-dir"),
+            (["gan_sample", "--n", "4", "--run-dir", str(top / "run"), "--out",
+              str(top / "ro" / "out")], "--out"),
+        ]:  # fmt: skip
+            proc = _as_another_user(args, top)
+            assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+            errors = [line for line in proc.stderr.splitlines() if line.startswith("Error")]
+            assert len(errors) == 1 and f"Error: {option} " in errors[0]
+            assert "is not writable by this user" in errors[0]
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_a_truncated_medmnist_npz_is_a_one_line_error(npz_file: Path, tmp_path: Path):
+    npz_file.write_bytes(npz_file.read_bytes()[:3000])
+    args = ["--class", "df", "--data", str(npz_file), "--run-dir", str(tmp_path / "r"), *TINY]
+    msg = one_line_error(invoke_cli(gan_train, args, False))
+    assert f"{npz_file} is not a readable .npz" in msg and "download it again" in msg
+
+
+def test_an_isic_csv_with_a_non_numeric_cell_is_a_one_line_error(isic_dir: Path, tmp_path):
+    csv_path = isic_dir / "Task3_GroundTruth" / "GroundTruth.csv"
+    lines = csv_path.read_text().splitlines()
+    lines[3] = lines[3].replace("1.0", "yes", 1)
+    csv_path.write_text("\n".join(lines) + "\n")
+    args = ["--class", "df", "--data", str(isic_dir), "--run-dir", str(tmp_path / "r"), *TINY]
+    msg = one_line_error(invoke_cli(gan_train, args, False))
+    assert "line 4, column" in msg and "'yes' is not a number" in msg
+
+
+def test_a_truncated_domain_feature_file_is_trained_again(tmp_path: Path, capsys):
+    from classifier.training import ClassifierConfig
+    from pipelines.data.datasets import load_dataset
+    from pipelines.data.splits import load_or_make_split
+    from pipelines.feature_space import domain_space
+
+    ds = load_dataset("demo", 32, progress=False)
+    split = load_or_make_split(ds, tmp_path)
+    path = tmp_path / "features" / "domain_32px.pt"
+    path.parent.mkdir()
+    path.write_bytes(b"PK\x03\x04 torn")
+    cfg = ClassifierConfig(steps=2, batch_size=16, eval_every=2, sampling="balanced")
+    with contextlib.suppress(UserError):  # 2 steps learn nothing; what matters is the file
+        domain_space(ds, split, tmp_path, torch.device("cpu"), progress=False, cfg=cfg)
+    assert f"note: {path} is unreadable" in capsys.readouterr().err
+    assert torch.load(path, weights_only=True)["split_id"]  # written again, readable
+
+
+def test_a_truncated_last_pt_under_augment_and_compare_is_a_one_line_error(
+    clean_compare: Path, tmp_path: Path
+):
+    run_dir = Path(shutil.copytree(clean_compare, tmp_path / "run"))
+    (run_dir / "jobs" / "gan__df.json").unlink()  # the GAN job runs again and reads last.pt
+    last = run_dir / "gan" / "df" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    msg = one_line_error(
+        invoke_cli(augment_and_compare, ["--run-dir", str(run_dir), *COMPARE], False)
+    )
+    assert f"{last} is not a readable checkpoint" in msg
+    assert f"copy {last.parent / 'best.pt'} over it" in msg and f"delete {last.parent}" in msg
+
+
+def test_resume_drops_a_torn_last_line_of_metrics_jsonl(trained: Path):
+    metrics = trained / "gan" / "df" / "metrics.jsonl"
+    with open(metrics, "a") as f:
+        f.write('{"kimg": 0.03, "step": 4, "loss_D"')  # killed mid-write
+    invoke_cli(gan_train, ["--class", "df", "--run-dir", str(trained), "--kimg", "0.03",
+                           "--resume", "--quiet"])  # fmt: skip
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    steps = [r["step"] for r in rows]
+    assert steps == sorted(set(steps)) and rows[-1]["kimg"] >= 0.03
+
+
+def test_gan_sample_with_a_huge_n_is_refused_up_front(trained: Path, monkeypatch):
+    gan_sample_module = sys.modules["pipelines.cli.gan_sample"]
+
+    def no_work(*a, **k):
+        raise AssertionError("the work started: the memory check let 10,000,000 through")
+
+    monkeypatch.setattr(gan_sample_module, "load_feature_space", no_work)
+    args = ["--n", "10000000", "--run-dir", str(trained), "--quiet"]
+    msg = one_line_error(invoke_cli(gan_sample, args, False))
+    assert "--n 10,000,000 draws a pool of 20,000,000 images" in msg and "GiB" in msg
+    assert "lower --n" in msg
+
+
+# ---------------------------------------------------------------- low
+
+
+def test_a_killed_gan_sample_leaves_no_temporary_folders(trained: Path):
+    args = ["--n", "4", "--run-dir", str(trained), "--quiet", "--filter", "none"]
+    run_killed("gan_sample", args, "pipelines.sampling", "new_temp_dir")
+    samples = trained / "samples"
+    assert [p.name[:8] for p in samples.iterdir() if p.name != ".raregan.lock"] == [".df.tmp-"]
+    (samples / ".df.a1b2c3d4").mkdir()  # an older version's leftover (mkdtemp's name)
+    (samples / ".dfx.tmp-00000000").mkdir()  # another class's: not ours to touch
+    invoke_cli(gan_sample, args)
+    left = sorted(p.name for p in samples.iterdir())
+    assert left == [".dfx.tmp-00000000", "df"]
+
+
+def test_outputs_respect_the_umask(trained: Path, tmp_path: Path):
+    from pipelines.rundir import atomic_write_text, new_temp_dir
+
+    old = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+        assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
+        assert new_temp_dir(tmp_path, ".x.").stat().st_mode & 0o777 == 0o750
+        os.umask(0o022)
+        invoke_cli(gan_sample, ["--n", "4", "--run-dir", str(trained), "--quiet",
+                                "--filter", "none"])  # fmt: skip
+    finally:
+        os.umask(old)
+    out = trained / "samples" / "df"
+    assert out.stat().st_mode & 0o777 == 0o755  # was 0700 (mkdtemp)
+    assert (out / "summary.json").stat().st_mode & 0o777 == 0o644
+    ckpt = trained / "gan" / "df" / "last.pt"  # was 0600 (mkstemp)
+    assert ckpt.stat().st_mode & 0o777 == 0o644
+
+
+def test_filter_none_does_not_train_the_feature_network(trained: Path):
+    result = invoke_cli(gan_sample, ["--n", "4", "--run-dir", str(trained), "--filter", "none"])
+    assert not (trained / "features").exists()
+    summary = json.loads((trained / "samples" / "df" / "summary.json").read_text())
+    assert summary["kept"] == 4 and summary["verdict"].startswith("not measured")
+    assert "not measured" in result.output
+
+
+def test_a_generator_trained_on_other_data_is_refused(trained: Path, tmp_path: Path):
+    ckpt = torch.load(trained / "gan" / "df" / "last.pt", weights_only=True)
+    ckpt["extra"]["data_fingerprint"] = "0123456789abcdef"
+    torch.save(ckpt, tmp_path / "foreign.pt")
+    args = ["--n", "4", "--run-dir", str(trained), "--filter", "none", "--checkpoint"]
+    msg = one_line_error(invoke_cli(gan_sample, [*args, str(tmp_path / "foreign.pt")], False))
+    assert "was trained on other data (fingerprint 0123456789abcdef" in msg

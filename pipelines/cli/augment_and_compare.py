@@ -22,6 +22,7 @@ from pipelines.cli.common import (
 )
 from pipelines.errors import UserError
 from pipelines.profiles import PROFILES
+from pipelines.rundir import check_output_dir
 
 EXECUTORS = ("local", "ray")
 
@@ -128,6 +129,7 @@ def augment_and_compare(**opts) -> None:
         from pipelines.ray_executor import import_ray
 
         import_ray()  # a missing extra fails now, not after loading the data
+    check_output_dir(Path(cfg.run_dir), "--run-dir")
     check_inputs(cfg)
     jobs = experiment_graph(cfg)
     if opts["dry_run"]:

@@ -13,11 +13,27 @@ from pipelines.feature_space import FEATURE_SPACES
 
 
 def resolve_device(name: str) -> torch.device:
+    """auto, cpu, cuda or cuda:N (mps where present), checked before any work."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is visible; use --device cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name}: no CUDA device is visible; use --device cpu")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise UserError(
+                f"--device {name}: {count} CUDA device(s) are visible; use cuda:0..cuda:{count - 1}"
+            )
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError(f"--device {name}: no Apple GPU is visible; use --device cpu")
+    elif dev.type != "cpu":
+        raise UserError(f"--device {name}: not supported; use auto, cpu, cuda or cuda:N")
+    return dev
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

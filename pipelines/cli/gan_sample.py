@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -19,9 +20,10 @@ from pipelines.cli.common import (
 from pipelines.data.datasets import load_dataset
 from pipelines.data.splits import load_or_make_split
 from pipelines.errors import UserError
-from pipelines.feature_space import load_feature_space
+from pipelines.feature_space import FEATURE_DIMS, load_feature_space
 from pipelines.gan_run import SOURCE, class_run, readable_checkpoint
-from pipelines.sampling import SampleOptions, sample_class, summary_table
+from pipelines.rundir import check_output_dir
+from pipelines.sampling import SampleOptions, check_memory, sample_class, summary_table
 
 
 @click.command("gan-sample")
@@ -97,8 +99,21 @@ def gan_sample(**o) -> None:
     dev = resolve_device(o["device"])
     precision = resolve_precision(o["precision"], dev)
     run_dir, quiet = Path(o["run_dir"]), o["quiet"]
+    out = o["out"] or run_dir / "samples"
+    check_output_dir(run_dir, "--run-dir")
     _require_split(run_dir)  # before the lock creates anything
-    with run_dir_lock(run_dir):
+    check_output_dir(out, "--out")  # before the work, not when its results are written
+    opts = SampleOptions(
+        n=o["n"],
+        checkpoint=o["checkpoint"],
+        filter=o["filter_"],
+        pool_factor=o["pool_factor"],
+        score=o["score"],
+        fmt=o["fmt"],
+        seed=o["seed"],
+        precision=precision,
+    )
+    with run_dir_lock(run_dir), _out_lock(out, run_dir):
         ds, split = load_run_data(
             run_dir,
             o["data"],
@@ -112,21 +127,15 @@ def gan_sample(**o) -> None:
         note_skipped(ds, "each class's summary.json")
         names = o["classes"] or trained_classes(run_dir)
         runs = [class_run(ds, split, c, run_dir) for c in names]
+        for run in runs:  # every refusal before the first class's work
+            _check_target(out / run.class_name, o["overwrite"])
+            check_memory(
+                opts, ds.images.shape[1], FEATURE_DIMS[o["feature_space"]], len(run.images)
+            )
         space = load_feature_space(
             o["feature_space"], ds, split, run_dir, dev, precision, o["inception_weights"],
-            progress=not quiet,
+            progress=not quiet, existing_only=opts.filter == "none",
         )  # fmt: skip
-        opts = SampleOptions(
-            n=o["n"],
-            checkpoint=o["checkpoint"],
-            filter=o["filter_"],
-            pool_factor=o["pool_factor"],
-            score=o["score"],
-            fmt=o["fmt"],
-            seed=o["seed"],
-            precision=precision,
-        )
-        out = o["out"] or run_dir / "samples"
         data = {
             "source": ds.source,
             "fingerprint": ds.fingerprint,
@@ -141,6 +150,24 @@ def gan_sample(**o) -> None:
         if ds.synthetic:
             click.echo("(built-in SYNTHETIC demo data: these numbers say nothing about dermoscopy)")
         click.echo(summary_table([s for s in summaries if s["sets"]]))
+
+
+def _out_lock(out: Path, run_dir: Path):
+    """--out outside the run directory gets its own lock: two runs may share it."""
+    from pipelines.lock import run_dir_lock
+
+    inside = out.resolve().is_relative_to(run_dir.resolve())
+    return contextlib.nullcontext() if inside else run_dir_lock(out, "--out")
+
+
+def _check_target(folder: Path, overwrite: bool) -> None:
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise UserError(
+            f"{folder} already holds samples; pass --overwrite to replace them or "
+            "--out for another directory"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a folder of samples; move it, or pass --out")
 
 
 def _echo_summary(s: dict, folder: Path) -> None:

@@ -33,6 +33,7 @@ from pipelines.gan_run import (
     source_checkpoint,
     train_class,
 )
+from pipelines.rundir import check_output_dir
 
 # The recommended generator recipe, chosen by held-out KID per CPU second
 # (docs/generator_budget.md).
@@ -194,6 +195,7 @@ def gan_train(ctx: click.Context, **o) -> None:
     _check_flags(ctx, o)
     run_dir = o["run_dir"] or default_run_dir(o["data"])
     dev = resolve_device(o["device"])
+    check_output_dir(run_dir, "--run-dir")
     if o["resume"] and not run_dir.is_dir():
         _saved_size(run_dir, o["classes"])  # nothing to resume: say so, and create nothing
     with run_dir_lock(run_dir):  # first: what follows reads checkpoints another run may write

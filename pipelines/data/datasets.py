@@ -11,7 +11,6 @@ import csv
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -22,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from pipelines.errors import UserError
+from pipelines.rundir import new_temp_file
 
 FORMATS = ("ham10000", "isic", "medmnist", "imagefolder", "demo")
 LAYOUTS_HELP = (
@@ -252,7 +252,7 @@ def _list_isic(root: Path) -> _Listing:
     diagnoses = [c for c in table[0] if c != "image"] if table else []
     rows = []
     for n, r in enumerate(table, start=2):
-        hot = [c for c in diagnoses if float(r[c] or 0) >= 0.5]
+        hot = [c for c in diagnoses if _number(r[c], csv_path, n, c) >= 0.5]
         if len(hot) != 1:
             raise UserError(
                 f"{csv_path} line {n} ({r['image']}) has {len(hot)} diagnoses; "
@@ -262,6 +262,16 @@ def _list_isic(root: Path) -> _Listing:
     lesions = _isic_lesion_groupings(root)
     rows = [(i, lesions.get(i, i), c) for i, _, c in rows]
     return _listing(rows, _images_below(root))
+
+
+def _number(cell: str | None, csv_path: Path, line: int, column: str) -> float:
+    try:
+        return float(cell or 0)
+    except ValueError:
+        raise UserError(
+            f"{csv_path} line {line}, column {column}: {cell!r} is not a number; "
+            "ground-truth cells hold 0.0 or 1.0"
+        ) from None
 
 
 def _isic_lesion_groupings(root: Path) -> dict[str, str]:
@@ -298,12 +308,20 @@ def _list_imagefolder(root: Path) -> _Listing:
 
 
 def _load_medmnist(path: Path, size: int) -> Dataset:
-    with np.load(path) as npz:
-        missing = [f"{s}_{k}" for s in ("train", "val", "test") for k in ("images", "labels")]
-        missing = [k for k in missing if k not in npz.files]
-        if missing:
-            raise UserError(f"{path} lacks the array(s) {', '.join(missing)}; not a MedMNIST file")
-        parts = {s: (npz[f"{s}_images"], npz[f"{s}_labels"]) for s in ("train", "val", "test")}
+    try:
+        with np.load(path) as npz:
+            missing = [f"{s}_{k}" for s in ("train", "val", "test") for k in ("images", "labels")]
+            missing = [k for k in missing if k not in npz.files]
+            if missing:
+                raise UserError(
+                    f"{path} lacks the array(s) {', '.join(missing)}; not a MedMNIST file"
+                )
+            parts = {s: (npz[f"{s}_images"], npz[f"{s}_labels"]) for s in ("train", "val", "test")}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise UserError(
+            f"{path} is not a readable .npz ({type(e).__name__}: truncated or damaged); "
+            "download it again"
+        ) from e
     images = np.concatenate([_to_rgb_size(p[0], size) for p in parts.values()])
     labels = np.concatenate([p[1].reshape(len(p[1]), -1)[:, 0] for p in parts.values()])
     split = [s for s, p in parts.items() for _ in range(len(p[1]))]
@@ -446,7 +464,7 @@ def _decode_cached(
                 images[i], ok[i] = im, True
             why[i] = reason
     cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
+    fd, tmp = new_temp_file(cache_dir, f".{cache_file.name}.")
     with os.fdopen(fd, "wb") as f:
         np.savez(f, images=images, ok=ok, why=np.array(why, dtype=str))
     os.replace(tmp, cache_file)
