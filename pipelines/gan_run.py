@@ -215,50 +215,17 @@ def train_class(
     """Train (or continue) the GAN of one class; returns the final state. With a feature
     space, FID/KID are tracked every cfg.eval_kimg (eval.jsonl, fid_curve.png, best.pt).
     `source`: a checkpoint whose weights a new (not a resumed) run starts from."""
-    metrics = run.out / "metrics.jsonl"
-    source_ckpt = None
-    if source is not None and not resume:
-        source_ckpt = read_source(source, arch, run.out.parent.parent)
-    if resume:
-        ckpt = read_checkpoint(run)
-        try:
-            check_architecture(ckpt, arch, run.checkpoint)
-        except CheckpointError as e:
-            raise UserError(
-                f"--resume: {e}; resume with the same options or use --overwrite"
-            ) from e
-        state = restore_state(ckpt, cfg, device)
-        _truncate_log(metrics, state.step)
-        _truncate_log(run.out / "eval.jsonl", state.step)
-    else:
-        if run.out.exists() and any(run.out.iterdir()):
-            if has_checkpoint(run) and not overwrite:
-                raise UserError(
-                    f"{run.out} already holds a GAN run; pass --resume to continue it or "
-                    "--overwrite to replace it (deletes its checkpoints and history)"
-                )
-            shutil.rmtree(run.out)  # replaced on request, or a start that saved nothing
-        run.out.mkdir(parents=True)
-        state = new_state(arch, cfg, device)
-        if source_ckpt is not None:
-            init_from_source(state, source_ckpt)
-        write_grid(run.out / "reals.png", torch.from_numpy(run.images[:64]).permute(0, 3, 1, 2))
-
-    images = torch.from_numpy(run.images).permute(0, 3, 1, 2).to(device)  # NHWC = channels_last
+    state, source_entry = _open_run(run, arch, cfg, device, resume, overwrite, source)
     z_grid = torch.randn(
         64, arch.nz, generator=torch.Generator().manual_seed(cfg.seed + GRID_SEED_OFFSET)
     ).to(device)
-
     extra = {
         "class": run.class_name,
         "data_fingerprint": ds.fingerprint,
         "n_train": len(run.images),
         "n_heldout": len(run.heldout),
+        "source": source_entry,
     }
-    if source_ckpt is not None:
-        extra["source"] = {"path": str(source), "kimg": source_ckpt["nimg"] / 1000}
-    elif resume:
-        extra["source"] = ckpt.get("extra", {}).get("source")
 
     def snapshot(s: GanState) -> None:
         grid = sample(s.sampler, z_grid, precision=cfg.precision)
@@ -279,27 +246,70 @@ def train_class(
         cfg,
         device,
         resumed_from=state.nimg if resume else None,
-        source=extra.get("source"),
+        source=source_entry,
         best_by=evaluate.selection if evaluate else "no FID/KID tracking: best.pt is not kept",
         evaluation={"eval_n": eval_n, "feature_space": space.name} if evaluate else None,
     )
-    weights = sampling_weights(run, cfg.sampling)
+    images = _nchw(run.images).to(device)  # NHWC memory = channels_last
+    weights = _to(sampling_weights(run, cfg.sampling), device)
+    return _train_logged(run, state, images, cfg, snapshot, progress, evaluate, weights)
 
-    with open(metrics, "a", encoding="utf-8") as log_file:
+
+def _open_run(
+    run: ClassRun,
+    arch: Architecture,
+    cfg: TrainConfig,
+    device: torch.device,
+    resume: bool,
+    overwrite: bool,
+    source: Path | None,
+) -> tuple[GanState, dict | None]:
+    """The state to train from — a resumed checkpoint, or a new run (from the source's
+    weights, if any) in an emptied folder — and the run's source record."""
+    if resume:
+        ckpt = read_checkpoint(run)
+        try:
+            check_architecture(ckpt, arch, run.checkpoint)
+        except CheckpointError as e:
+            raise UserError(
+                f"--resume: {e}; resume with the same options or use --overwrite"
+            ) from e
+        state = restore_state(ckpt, cfg, device)
+        _truncate_log(run.out / "metrics.jsonl", state.step)
+        _truncate_log(run.out / "eval.jsonl", state.step)
+        return state, ckpt.get("extra", {}).get("source")
+    source_ckpt = None if source is None else read_source(source, arch, run.out.parent.parent)
+    if run.out.exists() and any(run.out.iterdir()):
+        if has_checkpoint(run) and not overwrite:
+            raise UserError(
+                f"{run.out} already holds a GAN run; pass --resume to continue it or "
+                "--overwrite to replace it (deletes its checkpoints and history)"
+            )
+        shutil.rmtree(run.out)  # replaced on request, or a start that saved nothing
+    run.out.mkdir(parents=True)
+    state = new_state(arch, cfg, device)
+    write_grid(run.out / "reals.png", _nchw(run.images[:64]))
+    if source_ckpt is None:
+        return state, None
+    init_from_source(state, source_ckpt)
+    return state, {"path": str(source), "kimg": source_ckpt["nimg"] / 1000}
+
+
+def _train_logged(run, state, images, cfg, snapshot, progress, evaluate, weights) -> GanState:
+    """The training loop with metrics.jsonl appended as it goes; divergence as a user error."""
+    with open(run.out / "metrics.jsonl", "a", encoding="utf-8") as log_file:
 
         def log(row: dict) -> None:
             log_file.write(json.dumps(row) + "\n")
             log_file.flush()
 
         try:
-            return train(
-                state, images, cfg, snapshot, log, progress, evaluate, _to(weights, device)
-            )
+            return train(state, images, cfg, snapshot, log, progress, evaluate, weights)
         except TrainingDiverged as e:
             kept = (
                 f"{run.checkpoint} is the last good state"
                 if run.checkpoint.is_file()
-                else ("no checkpoint was reached")
+                else "no checkpoint was reached"
             )
             raise UserError(
                 f"training of {run.class_name!r} diverged: {e}; {kept}; retry with "

@@ -104,12 +104,23 @@ def write_report(
 ) -> Path:
     """Figures, report.md and results.json; `pooled` holds the test predictions of every arm
     (pipelines.compare.Pooled), over all folds."""
-    names = ds.class_names
-    cmp = results["comparison"]
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+    _figures(out / "figures", results["comparison"], ds.class_names, pooled, sample_summaries)
+    md = [
+        *_head_md(results, ds, pooled),
+        *_tables_md(results, ds.class_names),
+        *_synthetic_md(sample_summaries),
+        *_external_md(external, ds.class_names),
+        *_figures_md(sample_summaries),
+        *_setup_md(results, pooled),
+    ]
+    text = "\n".join(md)
+    atomic_write_text(out / "report.md", text)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1, default=str))
+    return out / "report.md"
 
-    # figures -------------------------------------------------------------
+
+def _figures(figures: Path, cmp: dict, names: list[str], pooled, sample_summaries: dict) -> None:
+    figures.mkdir(parents=True, exist_ok=True)
     recall_bars(cmp["per_arm"], names, figures / "recall_per_class.png")
     pair = {
         a: np.sum(cmp["per_arm"][a]["confusion_matrix"], axis=0)
@@ -130,9 +141,12 @@ def write_report(
         if grid.is_file():
             shutil.copyfile(grid, figures / f"samples_{_file_name(c)}.png")
 
-    # markdown ------------------------------------------------------------
+
+def _head_md(results: dict, ds, pooled) -> list[str]:
+    """Title, headline gain table, target notes and what the test set was."""
+    md: list[str] = []
     seeds = results["config"]["seeds"]
-    md = ["# augment-and-compare report", ""]
+    md += ["# augment-and-compare report", ""]
     if ds.synthetic:
         md += [
             "> **SYNTHETIC demo data.** These numbers exercise the pipeline; they say "
@@ -169,6 +183,13 @@ def write_report(
         "never used to choose anything.",
         "",
     ]
+    return md
+
+
+def _tables_md(results: dict, names: list[str]) -> list[str]:
+    """Per-class recall; rare classes: AP, AUC, prior-matched recall; all gains; overall."""
+    md: list[str] = []
+    cmp = results["comparison"]
     md += [
         "## Per-class test recall (mean ± sd over seeds)",
         "",
@@ -211,6 +232,12 @@ def write_report(
             f"| {arm} | {_pm(r['balanced_accuracy'])} | {_pm(r['macro_f1'])} | "
             f"{_pm(r['macro_auc'])} | {_pm(r['accuracy'])} |"
         )
+    return md
+
+
+def _synthetic_md(sample_summaries: dict) -> list[str]:
+    """Held-out quality of the synthetic sets and the filter's verdicts."""
+    md: list[str] = []
     md += ["", "## Synthetic sets: held-out quality and the filter's verdict", ""]
     for c, kinds in sample_summaries.items():
         for kind, s in kinds.items():
@@ -227,6 +254,12 @@ def write_report(
         "space and sample size.",
         "",
     ]
+    return md
+
+
+def _external_md(external: dict | None, names: list[str]) -> list[str]:
+    """The external test set's metrics and gain table, if there is one."""
+    md: list[str] = []
     if external:
         md += [
             "## External test set",
@@ -246,6 +279,12 @@ def write_report(
                 + " |"
             )
         md += ["", *gain_table(external["gains"]), ""]
+    return md
+
+
+def _figures_md(sample_summaries: dict) -> list[str]:
+    """Links to the figures."""
+    md: list[str] = []
     md += [
         "## Figures",
         "",
@@ -261,6 +300,12 @@ def write_report(
         "rejected (bottom)"
         for c in sample_summaries
     ]
+    return md
+
+
+def _setup_md(results: dict, pooled) -> list[str]:
+    """Training-set sizes, classifier recipe, wall times, config and versions."""
+    md: list[str] = []
     md += [
         "",
         "## Setup",
@@ -277,7 +322,4 @@ def write_report(
         "```",
         "",
     ]
-    text = "\n".join(md)
-    atomic_write_text(out / "report.md", text)
-    atomic_write_text(out / "results.json", json.dumps(results, indent=1, default=str))
-    return out / "report.md"
+    return md

@@ -157,7 +157,6 @@ def sample_class(
     pool_n = pool_size(opts)
     z = torch.randn(pool_n, G.nz, generator=torch.Generator().manual_seed(opts.seed)).to(device)
     pool = sample(G, z, precision=opts.precision).cpu()
-    t_sample = time.perf_counter() - t0
     if space is None:  # --filter none without a trained feature network: no FID/KID
         return _unmeasured(run, opts, ckpt_path, ckpt, pool, data, out_root / run.class_name, t0)
     real = extract_features(space, torch.from_numpy(run.images).permute(0, 3, 1, 2))
@@ -165,12 +164,7 @@ def sample_class(
     feats = extract_features(space, pool)
     t_sample = time.perf_counter() - t0
 
-    if opts.filter == "fid":
-        sel = select(feats, real, opts.n, opts.score)
-    else:
-        sel = Selection(
-            torch.arange(pool_n), [KEPT] * pool_n, torch.zeros(pool_n), torch.zeros(pool_n), 0.0
-        )
+    sel = select(feats, real, opts.n, opts.score) if opts.filter == "fid" else _keep_all(pool_n)
     kept = sel.kept
     random_n = torch.randperm(pool_n, generator=torch.Generator().manual_seed(opts.seed + 1))
     random_n = random_n[: len(kept)]
@@ -191,23 +185,7 @@ def sample_class(
     }
     if len(kept) >= 2:
         subsets = {"kept": feats[kept], "random": feats[random_n], "pool": feats}
-        summary["sets"] = {k: set_metrics(real, v, space) for k, v in subsets.items()}
-        verdicts = [_verdict("selection (training) reals", summary["sets"], "fid")]
-        if len(heldout) >= 2:
-            summary["heldout_sets"] = {
-                k: set_metrics(heldout, v, space, len(real)) for k, v in subsets.items()
-            }
-            summary["floor"] = real_floor(real, heldout, space)
-            verdicts.insert(0, _verdict("held-out reals", summary["heldout_sets"], "kid"))
-            summary["filter_beats_random_heldout"] = (
-                summary["heldout_sets"]["kept"]["kid"] < summary["heldout_sets"]["random"]["kid"]
-            )
-        else:
-            verdicts.insert(0, f"no held-out verdict: only {len(heldout)} validation images")
-        summary["filter_beats_random"] = (
-            summary["sets"]["kept"]["fid"] < (summary["sets"]["random"]["fid"])
-        )
-        summary["verdict"] = "; ".join(verdicts)
+        summary |= _set_quality(subsets, real, heldout, space)
     if len(kept) < opts.n:
         summary["warning"] = (
             f"only {len(kept)} of {opts.n} samples passed the filter; raise "
@@ -217,6 +195,33 @@ def sample_class(
     summary["record"] = run_record(summary["options"], data)
     _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path)
     return summary
+
+
+def _keep_all(n: int) -> Selection:
+    """--filter none: every pool sample kept, in drawing order."""
+    return Selection(torch.arange(n), [KEPT] * n, torch.zeros(n), torch.zeros(n), 0.0)
+
+
+def _set_quality(subsets: dict, real: torch.Tensor, heldout: torch.Tensor, space) -> dict:
+    """FID/KID/precision/recall of the kept, random and pool sets against the selection
+    (training) reals and, where there are >= 2, the held-out reals with the real-vs-real floor;
+    the verdict leads with held-out, since the filter chose with the training reals."""
+    out: dict = {"sets": {k: set_metrics(real, v, space) for k, v in subsets.items()}}
+    verdicts = [_verdict("selection (training) reals", out["sets"], "fid")]
+    if len(heldout) >= 2:
+        out["heldout_sets"] = {
+            k: set_metrics(heldout, v, space, len(real)) for k, v in subsets.items()
+        }
+        out["floor"] = real_floor(real, heldout, space)
+        verdicts.insert(0, _verdict("held-out reals", out["heldout_sets"], "kid"))
+        out["filter_beats_random_heldout"] = (
+            out["heldout_sets"]["kept"]["kid"] < out["heldout_sets"]["random"]["kid"]
+        )
+    else:
+        verdicts.insert(0, f"no held-out verdict: only {len(heldout)} validation images")
+    out["filter_beats_random"] = out["sets"]["kept"]["fid"] < out["sets"]["random"]["fid"]
+    out["verdict"] = "; ".join(verdicts)
+    return out
 
 
 def _unmeasured(run, opts, ckpt_path, ckpt, pool, data, target, t0) -> dict:
