@@ -79,12 +79,23 @@ class _BasicBlock(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """ResNet with a 3x3 stem and four stages of `blocks` basic blocks (ResNet-18: 2,2,2,2)."""
+    """ResNet with a 3x3 stem and four stages of `blocks` basic blocks (ResNet-18: 2,2,2,2).
 
-    def __init__(self, num_classes: int, width: int = 32, blocks: tuple[int, ...] = (1, 1, 1, 1)):
+    `stem_stride=2` halves the resolution in the stem: on a CPU the full-resolution layers cost
+    most of the time, so a 32 px network twice as wide with a strided stem trains in the time of
+    the narrow one with four times the weights (benchmarks/classifier_budget.py).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        width: int = 32,
+        blocks: tuple[int, ...] = (1, 1, 1, 1),
+        stem_stride: int = 1,
+    ):
         super().__init__()
         layers: list[nn.Module] = [
-            nn.Conv2d(3, width, 3, 1, 1, bias=False),
+            nn.Conv2d(3, width, 3, stem_stride, 1, bias=False),
             nn.BatchNorm2d(width),
             nn.ReLU(True),
         ]
@@ -145,6 +156,10 @@ class PretrainedResNet18(nn.Module):
         return self.head(self.features(x))
 
 
-def make_classifier(num_classes: int, width: int, pretrained: bool = False) -> nn.Module:
+def make_classifier(
+    num_classes: int, width: int, pretrained: bool = False, stem_stride: int = 1
+) -> nn.Module:
     """The downstream classifier: SmallResNet from scratch, or ImageNet ResNet-18."""
-    return PretrainedResNet18(num_classes) if pretrained else SmallResNet(num_classes, width)
+    if pretrained:
+        return PretrainedResNet18(num_classes)
+    return SmallResNet(num_classes, width, stem_stride=stem_stride)

@@ -31,6 +31,7 @@ class ClassifierConfig:
     precision: str = "fp32"
     seed: int = 0
     eval_every: int = 250
+    tta: bool = False  # predict with the mean softmax over the 8 dihedral views (see below)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -57,11 +58,23 @@ def augment(images_uint8: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return color_jitter(random_dihedral(x, g), g)
 
 
+def dihedral_views(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 flips/90-degree rotations of square images: the symmetries a dermoscopy image
+    (no up or left) does not care about and training augments with."""
+    rotations = [x, x.flip(3), x.flip(2), x.flip(2).flip(3)]
+    return rotations + [v.transpose(2, 3) for v in rotations]
+
+
 @torch.no_grad()
 def predict_proba(
-    model: nn.Module, images: torch.Tensor, batch_size: int = 512, precision: str = "fp32"
+    model: nn.Module,
+    images: torch.Tensor,
+    batch_size: int = 512,
+    precision: str = "fp32",
+    tta: bool = False,
 ) -> torch.Tensor:
-    """Softmax probabilities, N×K, in evaluation mode."""
+    """Softmax probabilities, N×K, in evaluation mode; with `tta`, the mean over the 8
+    dihedral views of each image (test-time augmentation)."""
     was_training = model.training
     model.eval()
     out = []
@@ -70,7 +83,8 @@ def predict_proba(
     )
     with autocast:
         for chunk in images.split(batch_size):
-            out.append(model(chunk).float().softmax(dim=1))
+            views = dihedral_views(chunk) if tta else [chunk]
+            out.append(torch.stack([model(v).float().softmax(dim=1) for v in views]).mean(0))
     model.train(was_training)
     return torch.cat(out)
 
@@ -153,7 +167,7 @@ def train_classifier(
         opt.step()
         sched.step()
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            probs = predict_proba(model, val_x, precision=cfg.precision)
+            probs = predict_proba(model, val_x, precision=cfg.precision, tta=cfg.tta)
             bacc = balanced_accuracy(probs, val_y, num_classes)
             history.append({"step": step, "loss": loss.item(), "val_balanced_accuracy": bacc})
             bar.set_postfix(loss=f"{loss.item():.3f}", val_bacc=f"{bacc:.3f}")

@@ -18,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from classifier.networks import make_classifier
 from classifier.training import ClassifierConfig
 from pipelines.data.datasets import Dataset
 from pipelines.data.splits import Split
@@ -101,6 +103,13 @@ def build_arms(
     return out
 
 
+def classifier_network(profile: Profile, num_classes: int, pretrained: bool) -> torch.nn.Module:
+    """The one classifier network of every arm, freshly initialised."""
+    return make_classifier(
+        num_classes, profile.classifier_width, pretrained, profile.classifier_stem_stride
+    )
+
+
 def classifier_config(
     profile: Profile, n_train: int, seed: int, precision: str, arm: str = "baseline"
 ) -> ClassifierConfig:
@@ -120,5 +129,6 @@ def classifier_config(
         precision=precision,
         seed=seed,
         eval_every=max(steps // 5, 10),
+        tta=profile.classifier_tta,
         logit_adjust_tau=REWEIGHT_TAU if arm == "reweight" else 0.0,
     )

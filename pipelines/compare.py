@@ -206,7 +206,8 @@ def external_test(
                 model = new_model()
                 model.load_state_dict(torch.load(r["_dir"] / "model.pt", weights_only=True))
                 model = model.to(device, memory_format=torch.channels_last)
-                p = predict_proba(model, x, precision=precision).cpu().numpy()
+                tta = r["config"].get("tta", False)  # as on its own test set
+                p = predict_proba(model, x, precision=precision, tta=tta).cpu().numpy()
                 probs[arm].append(p)
                 for k in rare:
                     is_k = ds.labels[split.val] == k

@@ -5,7 +5,13 @@ import torch
 
 from classifier.metrics import classification_metrics
 from classifier.networks import CompactCNN, SmallResNet
-from classifier.training import ClassifierConfig, balanced_accuracy, train_classifier
+from classifier.training import (
+    ClassifierConfig,
+    balanced_accuracy,
+    dihedral_views,
+    predict_proba,
+    train_classifier,
+)
 
 
 def one_hot(pred, k):
@@ -98,3 +104,24 @@ def test_pretrained_network_with_a_local_weights_file(monkeypatch):
     m = make_classifier(7, 16, pretrained=True)
     x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     assert m(x).shape == (2, 7) and m.features(x).shape == (2, 512)
+
+
+def test_dihedral_views_are_the_eight_distinct_symmetries_of_a_square():
+    x = torch.arange(16.0).view(1, 1, 4, 4)  # no symmetry: every view is different
+    views = dihedral_views(x)
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8
+    assert any(torch.equal(v, torch.rot90(x, 1, (2, 3))) for v in views)  # rotations included
+    assert torch.equal(views[0], x)
+
+
+def test_tta_is_the_mean_softmax_over_the_views():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3))
+    x = torch.randn(5, 3, 4, 4)
+    expected = torch.stack([model(v).softmax(1) for v in dihedral_views(x)]).mean(0)
+    tta = predict_proba(model, x, batch_size=2, tta=True)
+    assert torch.allclose(tta, expected, atol=1e-6)
+    assert not torch.allclose(tta, predict_proba(model, x), atol=1e-3)  # it changed something
+    invariant = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    invariant.append(torch.nn.Linear(3, 3))  # global pooling: every view gives the same output
+    assert torch.allclose(predict_proba(invariant, x, tta=True), predict_proba(invariant, x))
