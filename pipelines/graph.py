@@ -1,4 +1,4 @@
-"""Jobs with named dependencies, done-markers in the run directory, and the in-process executor.
+"""Jobs with named dependencies, done-markers in the run directory, and the local executors.
 
 A job's key hashes its own config with its dependencies' keys, so a change anywhere upstream
 reaches everything downstream. When a job finishes, the executor writes
@@ -9,8 +9,10 @@ says which process has it.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import hashlib
 import json
+import multiprocessing
 import os
 import socket
 import time
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pipelines.errors import UserError
 from pipelines.rundir import atomic_write_text
 
 
@@ -117,28 +120,86 @@ def log_line(job: Job, verb: str, where_: str, seconds: float | None = None) -> 
     return f"[{time.strftime('%H:%M:%S')}] {job.name} {verb} on {where_}{took}"
 
 
-def run_in_process(
+def run_marked(task: Callable[[Job, dict], dict], job: Job, wall: dict, run_dir: str) -> dict:
+    """The job in a worker process: its .running marker names that process."""
+    mark_running(Path(run_dir), job)
+    return {**task(job, wall), "where": where()}
+
+
+def run_local(
     run_dir: Path,
     jobs: list[Job],
     run: Callable[[Job, dict], dict],
     wall: Callable[[], dict],
     echo: Callable[[str], None],
     progress: bool,
+    workers: int = 1,
+    slots: Callable[[Job], int] = lambda job: 1,
+    run_quietly: Callable[[Job, dict], dict] | None = None,
 ) -> dict[str, dict]:
-    """Run every job that is not done, in dependency order, in this process."""
+    """Run every job that is not done, in dependency order, on this machine.
+
+    A job takes slots(job) of `workers` slots. A job that takes them all runs here, in this
+    process, with its progress bar; smaller ones run side by side in worker processes (started
+    on first need), each on its own share of the threads, where one job alone could not keep
+    every core busy (as `run_quietly`, without progress bars that would garble the terminal).
+    No job overtakes an earlier one that waits for slots, so none starves; a failure stops the
+    rest, and finished jobs keep their markers."""
     keys = job_keys(jobs)
-    results: dict[str, dict] = {}
-    with tqdm(total=len(jobs), desc="jobs", unit="job", disable=not progress) as bar:
-        for job in jobs:
-            if is_done(run_dir, job, keys[job.name]):
-                results[job.name] = read_marker(run_dir, job) or {}
-                bar.update()
-                continue
-            echo(log_line(job, "started", where()))
-            mark_running(run_dir, job)
-            result = {**run(job, wall() if job.name == "report" else {}), "where": where()}
-            mark_done(run_dir, job, keys[job.name], result)
-            echo(log_line(job, "finished", where(), result.get("seconds")))
-            results[job.name] = result
-            bar.update()
+    done = {j.name for j in jobs if is_done(run_dir, j, keys[j.name])}
+    results = {j.name: read_marker(run_dir, j) or {} for j in jobs if j.name in done}
+    running: dict[cf.Future, Job] = {}
+    pool: cf.ProcessPoolExecutor | None = None
+    bar = tqdm(total=len(jobs), initial=len(done), desc="jobs", unit="job", disable=not progress)
+
+    def finish(job: Job, result: dict) -> None:
+        mark_done(run_dir, job, keys[job.name], result)
+        echo(log_line(job, "finished", result.get("where", "?"), result.get("seconds")))
+        done.add(job.name)
+        results[job.name] = result
+        bar.update()
+
+    try:
+        while len(done) < len(jobs):
+            for job in jobs:
+                if job.name in done or job in running.values():
+                    continue
+                used = sum(slots(j) for j in running.values())
+                if not all(d in done for d in job.deps) or used + slots(job) > workers:
+                    break
+                wall_now = wall() if job.name == "report" else {}
+                if slots(job) >= workers:  # alone: here, with its progress bar
+                    echo(log_line(job, "started", where()))
+                    finish(job, run_marked(run, job, wall_now, str(run_dir)))
+                    break  # dependencies may be done now: look again from the start
+                if pool is None:
+                    context = multiprocessing.get_context("spawn")  # no fork of torch's threads
+                    pool = cf.ProcessPoolExecutor(workers, context)
+                echo(log_line(job, "started", "a worker process"))
+                args = (run_quietly or run, job, wall_now, str(run_dir))
+                running[pool.submit(run_marked, *args)] = job
+            if running:
+                finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                for future in finished:
+                    job = running.pop(future)
+                    finish(job, _result(future, job))
+    except BaseException:
+        if pool is not None:  # stop the other running jobs now (no public kill in 3.11)
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.kill()
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        bar.close()
     return results
+
+
+def _result(future: cf.Future, job: Job) -> dict:
+    try:
+        return future.result()
+    except cf.process.BrokenProcessPool:
+        raise UserError(
+            f"job {job.name}: its worker process died (killed, or out of memory); finished "
+            "jobs are kept, rerun the same command to continue (with --workers 1 if memory-bound)"
+        ) from None

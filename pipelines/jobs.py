@@ -25,12 +25,17 @@ import numpy as np
 import torch
 
 from classifier.metrics import classification_metrics
-from classifier.networks import make_classifier
 from classifier.training import ClassifierConfig, predict_proba, train_classifier
 from gan.checkpoint import CheckpointError, load_checkpoint
 from gan.networks import Architecture
 from gan.training import TrainConfig
-from pipelines.arms import SYNTHETIC_SOURCE, build_arms, classifier_config, targets_for
+from pipelines.arms import (
+    SYNTHETIC_SOURCE,
+    build_arms,
+    classifier_config,
+    classifier_network,
+    targets_for,
+)
 from pipelines.compare import _tensor, compare, config_id, external_test, pool_predictions
 from pipelines.data.datasets import Dataset, load_dataset
 from pipelines.data.splits import Split, load_or_make_split
@@ -76,7 +81,8 @@ class ExperimentConfig:
     feature_space: str = "domain"
     inception_weights: str | None = None
     pretrained: bool = False
-    threads: int = 1  # torch threads of every job, in every executor (results depend on it)
+    threads: int = 1  # torch threads of a job, in every executor (results depend on it) ...
+    workers: int = 1  # ... but classifier jobs run this many at a time and split them
     progress: bool = field(default=False, compare=False)
 
     def as_dict(self) -> dict:
@@ -346,7 +352,7 @@ def classifier_job(cfg: ExperimentConfig, job: Job) -> dict:
     device, k = torch.device(cfg.device), len(ds.class_names)
     torch.manual_seed(seed)  # the classifier's initial weights
     trained = train_classifier(
-        make_classifier(k, cfg.profile.classifier_width, cfg.pretrained),
+        classifier_network(cfg.profile, k, cfg.pretrained),
         _tensor(train_set.images, device),
         torch.from_numpy(train_set.labels).to(device),
         _tensor(ds.images[split.val], device),
@@ -357,9 +363,12 @@ def classifier_job(cfg: ExperimentConfig, job: Job) -> dict:
         desc=f"{arm} seed {seed}",
     )
     test_x = _tensor(ds.images[split.test], device)
-    probs = predict_proba(trained.model, test_x, precision=train_cfg.precision).cpu()
+    probs = predict_proba(trained.model, test_x, precision=train_cfg.precision, tta=train_cfg.tta)
+    probs = probs.cpu()
     val_x = _tensor(ds.images[split.val], device)
-    val_probs = predict_proba(trained.model, val_x, precision=train_cfg.precision).cpu()
+    val_probs = predict_proba(
+        trained.model, val_x, precision=train_cfg.precision, tta=train_cfg.tta
+    ).cpu()
     _save(out / "model.pt", trained.model.state_dict())
     buf = io.BytesIO()  # validation scores too: prior-matched thresholds are chosen on them
     np.savez(buf, probs=probs.numpy(), val_probs=val_probs.numpy())
@@ -415,7 +424,7 @@ def report_job(cfg: ExperimentConfig, job: Job, wall: dict[str, float]) -> dict:
     ext = None
     if cfg.external:
         new_model = functools.partial(
-            make_classifier, len(ds.class_names), cfg.profile.classifier_width, cfg.pretrained
+            classifier_network, cfg.profile, len(ds.class_names), cfg.pretrained
         )
         load = functools.partial(_load_external, cfg)
         ext = external_test(
@@ -428,7 +437,8 @@ def report_job(cfg: ExperimentConfig, job: Job, wall: dict[str, float]) -> dict:
         "config_id": out.name,
         "comparison": compare(ds, pooled, list(cfg.classes)),
         "classifier": f"{'PretrainedResNet18' if cfg.pretrained else 'SmallResNet'}"
-        f"(width={cfg.profile.classifier_width}), "
+        f"(width={cfg.profile.classifier_width}, "
+        f"stem stride {cfg.profile.classifier_stem_stride}), "
         f"{classifier_config(cfg.profile, n_train, 0, cfg.precision).as_dict()}",
         "test_set": {"images": len(pooled.labels), "lesions": len(set(pooled.lesion_ids))},
         "train_images": pooled.train_images,
@@ -541,7 +551,7 @@ def _gan_key(arch: Architecture, tc: TrainConfig) -> dict:
 def run_job(cfg: ExperimentConfig, job: Job, wall: dict[str, float] | None = None) -> dict:
     """Run one job in this process with the experiment's thread count and a job-specific
     seed, so that its result does not depend on which process or machine runs it."""
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(job_threads(cfg, job))
     torch.manual_seed(job.seed)
     np.random.seed(job.seed % 2**32)
     t0 = time.perf_counter()
@@ -552,6 +562,20 @@ def run_job(cfg: ExperimentConfig, job: Job, wall: dict[str, float] | None = Non
         fcfg = cfg if fold is None else fold_config(cfg, fold)
         result = JOBS[name.split("/", 1)[0]](fcfg, replace(job, name=name))
     return {**result, "seconds": time.perf_counter() - t0}
+
+
+def job_threads(cfg: ExperimentConfig, job: Job) -> int:
+    """Torch threads of a job, the same in every executor. The classifiers of a comparison
+    are many equal, independent jobs: `workers` of them run side by side on a share of the
+    threads each, which keeps the cores busier than one job on all of them (small convolutions
+    scale poorly across threads: benchmarks/parallel_jobs.py). The GAN chain and the feature
+    network, which little can run beside, get all of them."""
+    return max(1, cfg.threads // cfg.workers) if job_slots(cfg, job) == 1 else cfg.threads
+
+
+def job_slots(cfg: ExperimentConfig, job: Job) -> int:
+    """Of the `workers` slots of the local executor: 1 for a classifier job, all for others."""
+    return 1 if "classifier/" in job.name else cfg.workers
 
 
 def split_fold(name: str) -> tuple[int | None, str]:

@@ -1,10 +1,10 @@
 """Run the job graph as Ray tasks: every job whose inputs are done runs at once, anywhere.
 
-Each job is one task with its resources (a GPU where the experiment runs on CUDA, else
-`threads` CPUs), submitted as soon as its dependencies finish, so independent GANs and
-classifiers spread over the GPUs of a machine or the machines of a cluster. Workers read and
-write the run directory directly: it must be on a filesystem every node sees, which is checked
-first. A task whose worker dies is retried (MAX_RETRIES); a job that fails for a real reason
+Each job is one task with its resources (a GPU where the experiment runs on CUDA, else as
+many CPUs as its torch threads), submitted as soon as its dependencies finish, so independent
+GANs and classifiers spread over the GPUs of a machine or the machines of a cluster. Workers
+read and write the run directory directly: it must be on a filesystem every node sees, which is
+checked first. A task whose worker dies is retried (MAX_RETRIES); a job that fails for a real reason
 stops the graph with its one-line error, outstanding tasks are cancelled, and finished jobs
 keep their done-markers, so a rerun continues. Ray is optional: `pip install 'raregan[ray]'`.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipelines.errors import UserError
-from pipelines.graph import Job, is_done, job_keys, log_line, mark_done, mark_running, read_marker
+from pipelines.graph import Job, is_done, job_keys, log_line, mark_done, read_marker, run_marked
 
 MAX_RETRIES = 3  # a worker killed mid-job (node lost, OOM killer) gets this many more tries
 
@@ -93,7 +93,7 @@ def run_on_ray(
     task: Callable[[Job, dict], dict],
     wall: Callable[[], dict],
     echo: Callable[[str], None],
-    threads: int,
+    threads: Callable[[Job], int],
     progress: bool,
 ) -> dict[str, dict]:
     """Run every job that is not done as a Ray task, each as soon as its inputs are done."""
@@ -101,7 +101,7 @@ def run_on_ray(
     keys = job_keys(jobs)
     done = {j.name for j in jobs if is_done(run_dir, j, keys[j.name])}
     results = {name: read_marker(run_dir, j) or {} for j in jobs if (name := j.name) in done}
-    remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(_run_task)
+    remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(run_marked)
     running: dict = {}  # ObjectRef -> (job, start time)
     bar = tqdm(total=len(jobs), initial=len(done), desc="jobs", unit="job", disable=not progress)
     try:
@@ -109,7 +109,7 @@ def run_on_ray(
             for job in jobs:
                 ready = job.name not in done and all(d in done for d in job.deps)
                 if ready and job not in {j for j, _ in running.values()}:
-                    opts = {"num_gpus": 1, "num_cpus": 1} if job.gpu else {"num_cpus": threads}
+                    opts = {"num_gpus": 1, "num_cpus": 1} if job.gpu else {"num_cpus": threads(job)}
                     ref = remote.options(**opts, name=job.name).remote(
                         task, job, wall() if job.name == "report" else {}, str(run_dir)
                     )
@@ -130,14 +130,6 @@ def run_on_ray(
     finally:
         bar.close()
     return results
-
-
-def _run_task(task: Callable[[Job, dict], dict], job: Job, wall: dict, run_dir: str) -> dict:
-    """The job, in a Ray worker: its .running marker names this worker's process."""
-    from pipelines.graph import where
-
-    mark_running(Path(run_dir), job)
-    return {**task(job, wall), "where": where()}
 
 
 def _get(ray, ref, job: Job) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -160,3 +161,38 @@ def test_ray_missing_gives_one_line(monkeypatch, tmp_path: Path):
     shutil.rmtree(run_dir, ignore_errors=True)
     line = one_line_error(invoke(["--run-dir", str(run_dir), *SMOKE, "--executor", "ray"], False))
     assert "pip install 'raregan[ray]'" in line
+
+
+def _intervals(run_dir: Path) -> dict[str, tuple[float, float, str]]:
+    markers = [json.loads(p.read_text()) for p in (run_dir / "jobs").glob("*.json")]
+    return {m["name"]: (m["finished"] - m["seconds"], m["finished"], m["where"]) for m in markers}
+
+
+def test_local_workers_run_classifiers_side_by_side_with_the_one_at_a_time_numbers(tmp_path):
+    from pipelines import graph
+    from pipelines.cli.augment_and_compare import experiment_config
+    from pipelines.jobs import STAGES, experiment_graph, run_job
+
+    two = [a if a != "1" else "2" for a in SMOKE] + ["--workers", "2"]  # --threads 2
+    parallel = tmp_path / "parallel"
+    invoke(["--run-dir", str(parallel), *two])
+    spans = _intervals(parallel)
+    main = {where for name, (_, _, where) in spans.items() if "classifier/" not in name}
+    workers = {where for name, (_, _, where) in spans.items() if "classifier/" in name}
+    assert len(main) == 1 and len(workers) == 2 and not main & workers  # pool of 2, GANs here
+    for name, (start, end, _) in spans.items():  # a job that takes every slot runs alone
+        if "classifier/" not in name:
+            others = [s for n, s in spans.items() if n != name]
+            assert all(e <= start + 0.05 or s >= end - 0.05 for s, e, _ in others), name
+
+    # the same jobs with the same per-job threads, one at a time: the same numbers
+    sequential = tmp_path / "sequential"
+    ctx = augment_and_compare.make_context(
+        "augment-and-compare", ["--run-dir", str(sequential), *two]
+    )
+    cfg = experiment_config(ctx.params)
+    jobs = experiment_graph(cfg)
+    task = functools.partial(run_job, cfg)
+    wall = functools.partial(graph.stage_seconds, sequential, jobs, STAGES)
+    graph.run_local(sequential, jobs, task, wall, lambda line: None, False)  # 1 slot, here
+    assert _metrics(sequential) == _metrics(parallel)
