@@ -16,6 +16,7 @@ import pipelines.jobs as jobs
 from pipelines.arms import DEFAULT_ARMS, build_arms, classifier_config, targets_for
 from pipelines.cli import augment_and_compare
 from pipelines.data.datasets import load_dataset
+from pipelines.data.demo import DEMO_CLASS_COUNTS
 from pipelines.data.splits import load_or_make_split
 from pipelines.profiles import PROFILES
 
@@ -187,7 +188,7 @@ def test_external_test_set(run_dir: Path, tmp_path: Path):
     invoke(["--run-dir", str(run_dir), *SMOKE, "--external-test", "demo"])
     results = json.loads((run_dir / "results.json").read_text())
     ext = results["external_test"]
-    assert ext["n"] == 1271
+    assert ext["n"] == sum(DEMO_CLASS_COUNTS.values())
     # the same gain table as the home test set: every pair, class and metric, with CIs
     assert set(ext["gains"]) == set(results["comparison"]["gains"])
     g = ext["gains"]["gan vs reweight: df"]

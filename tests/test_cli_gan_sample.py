@@ -63,7 +63,9 @@ def test_fid_tracking_during_training(run_once: Path):
     out = run_once / "gan" / "df"
     rows = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
     assert [round(r["kimg"], 3) for r in rows] == [0.056, 0.104]
-    n_train, n_val = 16, 4  # demo df: training and validation images
+    counts = json.loads((run_once / "split.json").read_text())["counts"]
+    n_train, n_val = counts["train"]["per_class"]["df"], counts["val"]["per_class"]["df"]
+    assert (n_train, n_val) == (18, 3)  # demo df: training and validation images
     assert rows[0]["train_fid_label"] == f"FID[domain-256d, n={n_train} vs 64]"
     assert rows[0]["heldout_kid_label"] == f"KID[domain-256d, n={n_val} vs 64]"
     assert rows[0]["floor_fid_label"] == f"FID[domain-256d, n={n_val} vs {n_train}]"
@@ -95,7 +97,8 @@ def test_sample_all_classes_with_filter(run_dir: Path):
         assert label == f"FID[domain-256d, n={summary['n_real']} vs {kept}]"
         assert "filter_beats_random" in summary and "verdict" in summary
         held = summary["heldout_sets"]["kept"]
-        assert held["n_reference"] == summary["n_heldout"] == 4  # the class's validation images
+        n_val = json.loads((run_dir / "split.json").read_text())["counts"]["val"]["per_class"][cls]
+        assert held["n_reference"] == summary["n_heldout"] == n_val  # the class's validation images
         assert summary["floor"]["n"] == summary["n_real"]
         assert summary["verdict"].startswith("on held-out reals, kept KID[")
         assert summary["record"]["data"]["synthetic_demo_data"] is True

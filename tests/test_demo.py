@@ -92,7 +92,7 @@ def test_rephotographs_look_like_their_lesion(demo32: Demo) -> None:
     i = np.arange(len(images) - 3)
     same = i[lesions[i] == lesions[i + 1]]
     other = i[(lesions[i] != lesions[i + 3]) & (labels[i] == labels[i + 3])]
-    assert len(same) > 200 and len(other) > 1000
+    assert len(same) > 130 and len(other) > 600
     same_dist = np.abs(thumbs[same] - thumbs[same + 1]).mean(1)
     other_dist = np.abs(thumbs[other] - thumbs[other + 3]).mean(1)
     assert same_dist.mean() < 0.8 * other_dist.mean()
