@@ -85,15 +85,26 @@ def mark_done(run_dir: Path, job: Job, key: str, result: dict) -> None:
 
 
 def stage_seconds(run_dir: Path, jobs: list[Job], stages: dict[str, str]) -> dict[str, float]:
-    """Wall time per stage, summed over the jobs' markers (finished jobs only)."""
-    wall: dict[str, float] = {}
+    """Wall time per stage: the length of the union of its finished jobs' [start, end] spans,
+    so jobs that ran side by side (--workers, Ray) count once."""
+    spans: dict[str, list[tuple[float, float]]] = {}
     for job in jobs:
         marker = read_marker(run_dir, job)
         kind = job.name.split("/")[1 if job.name.startswith("fold") else 0]  # fold<k>/<kind>/...
         stage = stages.get(kind)
         if marker is not None and stage is not None and "seconds" in marker:
-            wall[stage] = wall.get(stage, 0.0) + marker["seconds"]
-    return wall
+            end = marker.get("finished", 0.0)
+            spans.setdefault(stage, []).append((end - marker["seconds"], end))
+    return {stage: covered_seconds(s) for stage, s in spans.items()}
+
+
+def covered_seconds(spans: list[tuple[float, float]]) -> float:
+    """Total length covered by possibly overlapping [start, end] spans."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        total += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return total
 
 
 def describe(run_dir: Path, jobs: list[Job]) -> str:

@@ -185,6 +185,10 @@ def test_local_workers_run_classifiers_side_by_side_with_the_one_at_a_time_numbe
             others = [s for n, s in spans.items() if n != name]
             assert all(e <= start + 0.05 or s >= end - 0.05 for s, e, _ in others), name
 
+    wall = json.loads((parallel / "results.json").read_text())["wall_seconds"]["classifiers"]
+    summed = sum(e - s for n, (s, e, _) in spans.items() if "classifier/" in n)
+    assert wall < summed  # the stage's wall time counts overlapping jobs once
+
     # the same jobs with the same per-job threads, one at a time: the same numbers
     sequential = tmp_path / "sequential"
     ctx = augment_and_compare.make_context(
@@ -196,3 +200,12 @@ def test_local_workers_run_classifiers_side_by_side_with_the_one_at_a_time_numbe
     wall = functools.partial(graph.stage_seconds, sequential, jobs, STAGES)
     graph.run_local(sequential, jobs, task, wall, lambda line: None, False)  # 1 slot, here
     assert _metrics(sequential) == _metrics(parallel)
+
+
+def test_stage_wall_time_counts_side_by_side_jobs_once():
+    from pipelines.graph import covered_seconds
+
+    assert covered_seconds([]) == 0.0
+    assert covered_seconds([(0, 10), (0, 10)]) == 10  # two jobs side by side
+    assert covered_seconds([(0, 10), (5, 12), (20, 21)]) == 13  # overlap, then a gap
+    assert covered_seconds([(0, 10), (2, 3)]) == 10  # one inside another
