@@ -40,8 +40,9 @@ PROFILES = {
     # 2-core CPU, full HAM10000: the GANs are spent as docs/generator_budget.md measured best:
     # a 25-kimg all-classes source, then 12-14 kimg fine-tunes per class; the classifier gets
     # 2400 steps of 64 images and 8-view TTA (benchmarks/classifier_budget.py, baseline val
-    # balanced accuracy over 2 seeds: 0.521 vs 0.505 for 1200 steps of 128 without TTA, at
-    # 1.17x the time). 22 epochs reach the cap on HAM10000; small data (demo) trains less.
+    # balanced accuracy over 4 seeds: 0.532 vs 0.522 for 1200 steps of 128 without TTA, at
+    # 1.18x the time: within seed noise). 22 epochs reach the cap on HAM10000; small data
+    # (demo) trains less.
     "quick": Profile(size=32, gan_epochs=150, gan_kimg_cap=14, gan_kimg_min=2, gan_batch=32,
                      classifier_epochs=22, classifier_steps_cap=2400, classifier_width=16,
                      batch_size=64, source_kimg=25),
