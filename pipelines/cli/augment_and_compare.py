@@ -102,8 +102,8 @@ EXECUTORS = ("local", "ray")
     type=click.Choice(EXECUTORS),
     default="local",
     show_default=True,
-    help="local: one job after another in this process; ray: every ready job at once as a "
-    "Ray task (pip install 'raregan[ray]').",
+    help="local: one job after another in this process (classifiers --workers at a time); "
+    "ray: every ready job at once as a Ray task (pip install 'raregan[ray]').",
 )
 @click.option(
     "--ray-address",
