@@ -27,6 +27,7 @@ from pipelines.compare import _tensor
 from pipelines.data.datasets import load_dataset
 from pipelines.data.splits import load_or_make_split
 from pipelines.profiles import PROFILES
+from pipelines.rundir import cpu_name
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def main(data: str, out: Path, only: tuple[str, ...], seeds: int) -> None:
             print(f"== {recipe.name}", flush=True)
             results[recipe.name] = run_recipe(recipe, data, out)
             results_file.write_text(json.dumps(results, indent=1))
-    print(f"\n{_cpu_name()}, {torch.get_num_threads()} threads; HAM10000 baseline arm")
+    print(f"\n{cpu_name()}, {torch.get_num_threads()} threads; HAM10000 baseline arm")
     print("| recipe | precision | seconds | × reference time | best val balanced accuracy per seed "
           "| mean |")  # fmt: skip
     print("| --- | --- | ---: | ---: | --- | ---: |")
@@ -142,16 +143,6 @@ def main(data: str, out: Path, only: tuple[str, ...], seeds: int) -> None:
             f"{sum(ratios) / max(len(ratios), 1):.2f} | {' / '.join(f'{a:.3f}' for a in accs)} | "
             f"{sum(accs) / len(accs):.3f} |"
         )
-
-
-def _cpu_name() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown CPU"
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                 if line.startswith("model name")), "unknown CPU")  # fmt: skip
-    return name + (" (AVX512-BF16)" if "avx512_bf16" in info else " (no bf16)")
 
 
 if __name__ == "__main__":

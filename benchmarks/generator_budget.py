@@ -18,7 +18,6 @@ a recipe whose result is on disk is not trained again.
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +36,7 @@ from pipelines.data.splits import load_or_make_split
 from pipelines.feature_space import domain_space
 from pipelines.gan_run import SOURCE, class_run, train_class
 from pipelines.plots import plt, save_figure
+from pipelines.rundir import cpu_name
 from pipelines.sampling import SampleOptions, sample_class
 
 CLASSES = ("df", "mel")
@@ -188,12 +188,10 @@ def main(data: str, out: Path, only: tuple[str, ...], scale: float) -> None:
         if recipe.name.endswith("(today)"):
             r = results[recipe.name]["classes"]
             budget = sum(c["seconds"] for c in r.values())
-    cpu_name = _cpu_name()
-    print(
-        f"\nCPU: {cpu_name}, {torch.get_num_threads()} threads, {precision}; budget {budget:.0f} s"
-    )
+    cpu = cpu_name()
+    print(f"\nCPU: {cpu}, {torch.get_num_threads()} threads, {precision}; budget {budget:.0f} s")
     print(table(results))
-    figure(results, out / "generator_budget.png", cpu_name)
+    figure(results, out / "generator_budget.png", cpu)
 
 
 def table(results: dict) -> str:
@@ -240,18 +238,6 @@ def figure(results: dict, path: Path, cpu_name: str) -> None:
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(f"{cpu_name}, 2 threads", fontsize=9)
     save_figure(fig, path)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = Path("/proc/cpuinfo").read_text()
-                bf16 = "avx512_bf16" in flags
-                return line.split(":", 1)[1].strip() + (" (AVX512-BF16)" if bf16 else " (no bf16)")
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import click
 import torch
 
+from pipelines.cli import resolve_precision
 from pipelines.profiles import PROFILES
+from pipelines.rundir import cpu_name
 
 _STEP_TIMER = """
 import sys, time, torch
@@ -58,12 +59,9 @@ def seconds_per_step(threads: int, precision: str, steps: int, processes: int) -
 @click.option("--workers", default=2, show_default=True)
 def main(steps: int, workers: int) -> None:
     threads = torch.get_num_threads()
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    cpu = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
-                if ln.startswith("model name")), "unknown CPU")  # fmt: skip
-    bf16 = "avx512_bf16" in info or "amx_bf16" in info
+    bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"  # what a run here would use
     p = PROFILES["quick"]
-    print(f"{cpu} ({'bf16' if bf16 else 'no bf16'}), {threads} threads; quick-profile classifier "
+    print(f"{cpu_name()}, {threads} threads; quick-profile classifier "
           f"(width {p.classifier_width}, batch {p.batch_size}, {p.size} px)")  # fmt: skip
     print("| precision | layout | s/step per job | images/s | × one job on all threads |")
     print("| --- | --- | ---: | ---: | ---: |")

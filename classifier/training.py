@@ -43,6 +43,7 @@ class TrainedClassifier:
     best_step: int
     best_val_balanced_accuracy: float
     history: list[dict]
+    val_probs: torch.Tensor  # the best step's validation probabilities (N×K)
 
 
 def color_jitter(x: torch.Tensor, g: torch.Generator, strength: float = 0.1) -> torch.Tensor:
@@ -147,7 +148,7 @@ def train_classifier(
     autocast = torch.autocast(
         device.type, dtype=PRECISIONS[cfg.precision], enabled=cfg.precision != "fp32"
     )
-    best = (-1.0, 0, None)
+    best = (-1.0, 0, None, None)
     history = []
     bar = tqdm(range(1, cfg.steps + 1), desc=desc, disable=not progress, leave=False)
     model.train()
@@ -172,7 +173,7 @@ def train_classifier(
             history.append({"step": step, "loss": loss.item(), "val_balanced_accuracy": bacc})
             bar.set_postfix(loss=f"{loss.item():.3f}", val_bacc=f"{bacc:.3f}")
             if bacc > best[0]:
-                best = (bacc, step, copy.deepcopy(model.state_dict()))
+                best = (bacc, step, copy.deepcopy(model.state_dict()), probs)
     model.load_state_dict(best[2])
     model.eval()
-    return TrainedClassifier(model, best[1], best[0], history)
+    return TrainedClassifier(model, best[1], best[0], history, best[3])

@@ -365,10 +365,7 @@ def classifier_job(cfg: ExperimentConfig, job: Job) -> dict:
     test_x = _tensor(ds.images[split.test], device)
     probs = predict_proba(trained.model, test_x, precision=train_cfg.precision, tta=train_cfg.tta)
     probs = probs.cpu()
-    val_x = _tensor(ds.images[split.val], device)
-    val_probs = predict_proba(
-        trained.model, val_x, precision=train_cfg.precision, tta=train_cfg.tta
-    ).cpu()
+    val_probs = trained.val_probs.cpu()  # the selected step's, kept for prior matching
     _save(out / "model.pt", trained.model.state_dict())
     buf = io.BytesIO()  # validation scores too: prior-matched thresholds are chosen on them
     np.savez(buf, probs=probs.numpy(), val_probs=val_probs.numpy())

@@ -94,6 +94,18 @@ def versions() -> dict[str, str]:
     return found
 
 
+def cpu_name() -> str:
+    """The CPU model and whether it has bf16, the line to print beside every timing."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    names = [line.split(":", 1)[1].strip() for line in info.splitlines()
+             if line.startswith("model name")]  # fmt: skip
+    name = names[0] if names else platform.processor() or "unknown CPU"
+    return name + (" (AVX512-BF16)" if "avx512_bf16" in info else " (no bf16)")
+
+
 def run_record(config: dict, data: dict) -> dict:
     """What a run directory keeps beside its results: config, seed, versions, data identity."""
     return {

@@ -72,6 +72,8 @@ def test_training_learns_a_separable_problem_and_keeps_the_best_step():
     assert result.best_step in {20, 40, 60} and len(result.history) == 3
     best = max(h["val_balanced_accuracy"] for h in result.history)
     assert result.best_val_balanced_accuracy == best
+    # the kept validation probabilities are the returned (best) model's, not the last step's
+    assert torch.equal(result.val_probs, predict_proba(result.model, x[90:]))
 
 
 def test_pretrained_without_weights_names_the_file(monkeypatch, tmp_path):
