@@ -393,7 +393,7 @@ def _save(path: Path, obj: object) -> None:
 def report_job(cfg: ExperimentConfig, job: Job, wall: dict[str, float]) -> dict:
     """Gains with CIs (pooled over folds), the external test, report.md and results.json;
     returns the headline."""
-    from pipelines.report import one_line_summary, write_report
+    from pipelines.report import one_line_summary, write_figures, write_report
 
     t0 = time.perf_counter()
     folds = fold_configs(cfg)
@@ -456,7 +456,7 @@ def report_job(cfg: ExperimentConfig, job: Job, wall: dict[str, float]) -> dict:
         "versions": versions(),
         "wall_seconds": wall,
     }
-    write_report(out, results, ds, pooled, summaries, ext)
+    write_figures(out, results, ds, pooled, summaries)
     results["wall_seconds"] = {**wall, "report": time.perf_counter() - t0}
     report = write_report(out, results, ds, pooled, summaries, ext)
     for name in ("report.md", "results.json"):

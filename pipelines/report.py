@@ -102,9 +102,8 @@ def write_report(
     sample_summaries: dict,
     external: dict | None,
 ) -> Path:
-    """Figures, report.md and results.json; `pooled` holds the test predictions of every arm
-    (pipelines.compare.Pooled), over all folds."""
-    _figures(out / "figures", results["comparison"], ds.class_names, pooled, sample_summaries)
+    """report.md and results.json (the figures come first, from write_figures); `pooled`
+    holds the test predictions of every arm (pipelines.compare.Pooled), over all folds."""
     md = [
         *_head_md(results, ds, pooled),
         *_tables_md(results, ds.class_names),
@@ -119,7 +118,10 @@ def write_report(
     return out / "report.md"
 
 
-def _figures(figures: Path, cmp: dict, names: list[str], pooled, sample_summaries: dict) -> None:
+def write_figures(out: Path, results: dict, ds, pooled, sample_summaries: dict) -> None:
+    """The report's figures, in out/figures: written before report.md so that the report can
+    state its own wall time, figures included."""
+    cmp, names, figures = results["comparison"], ds.class_names, out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     recall_bars(cmp["per_arm"], names, figures / "recall_per_class.png")
     pair = {

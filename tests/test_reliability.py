@@ -396,6 +396,14 @@ def test_device_gpu_is_a_one_line_error(command, tmp_path: Path):
     assert "--device gpu: not a device; use auto, cpu, cuda or cuda:N" in msg
 
 
+def test_more_workers_than_threads_is_a_one_line_error(tmp_path: Path):
+    args = ["--run-dir", str(tmp_path / "run"), "--threads", "2", "--workers", "3", "--dry-run"]
+    msg = one_line_error(invoke_cli(augment_and_compare, args, False))
+    assert "--workers 3 is more than the 2 thread(s) of a job" in msg
+    assert "use --workers 2 or fewer" in msg
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.fixture(scope="module")
 def trained_once(tmp_path_factory) -> Path:
     """A demo run with one tiny GAN (df), no feature network."""

@@ -164,6 +164,12 @@ def experiment_config(opts: dict):
     dev = resolve_device(opts["device"])
     profile = PROFILES[opts["profile"] or ("full" if dev.type == "cuda" else "quick")]
     threads = opts["threads"] or torch.get_num_threads()
+    if opts["workers"] > threads:
+        raise UserError(
+            f"--workers {opts['workers']} is more than the {threads} thread(s) of a job "
+            f"(--threads): each classifier worker needs one of its own; use --workers "
+            f"{threads} or fewer, or raise --threads"
+        )
     if opts["size"] is not None:
         profile = dataclasses.replace(profile, size=int(opts["size"]))
     return ExperimentConfig(
