@@ -39,6 +39,7 @@ class Recipe:
     lr: float = 3e-3
     precision: str = "auto"
     label_smoothing: float = 0.1
+    weight_decay: float = 0.05
     batch_size: int = 128
     tta: bool = False
     seed: int = 0
@@ -59,6 +60,14 @@ _CANDIDATES = [
            batch_size=64, tta=True),
     Recipe("batch 64, 2400 steps, TTA, no label smoothing", steps=2400, batch_size=64, tta=True,
            label_smoothing=0.0),
+    # the current quick profile against the levers the issue names: steps, image size, precision
+    Recipe("b64, 2400 steps, TTA, fp32", steps=2400, batch_size=64, tta=True, precision="fp32"),
+    Recipe("b64, 4800 steps, TTA", steps=4800, batch_size=64, tta=True),
+    Recipe("64 px, stride-2 stem, b64, 2400 steps, TTA", size=64, stem_stride=2, steps=2400,
+           batch_size=64, tta=True),
+    Recipe("24 px, b64, 3800 steps, TTA", size=24, steps=3800, batch_size=64, tta=True),
+    Recipe("b64, 2400 steps, TTA, no weight decay or label smoothing", steps=2400, batch_size=64,
+           tta=True, weight_decay=0.0, label_smoothing=0.0),
 ]
 # fmt: on
 
@@ -80,6 +89,7 @@ def run_recipe(recipe: Recipe, data: str, out: Path) -> dict:
         steps=recipe.steps,
         lr=recipe.lr,
         label_smoothing=recipe.label_smoothing,
+        weight_decay=recipe.weight_decay,
         batch_size=recipe.batch_size,
         tta=recipe.tta,
         seed=recipe.seed,

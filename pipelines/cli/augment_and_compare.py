@@ -15,6 +15,7 @@ from pipelines.arms import ARMS, DEFAULT_ARMS, classifier_network, targets_for
 from pipelines.cli.common import (
     data_options,
     default_run_dir,
+    device_options,
     feature_options,
     note_skipped,
     resolve_device,
@@ -89,13 +90,7 @@ EXECUTORS = ("local", "ray")
     is_flag=True,
     help="Classifier: torchvision's ImageNet ResNet-18 instead of training from scratch.",
 )
-@click.option("--device", default="auto", show_default=True)
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-    default="auto",
-    show_default=True,
-)
+@device_options
 @feature_options
 @click.option(
     "--executor",

@@ -47,6 +47,21 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return name
 
 
+def device_options(f):
+    """--device and --precision, which every command resolves the same way (above)."""
+    f = click.option(
+        "--precision",
+        type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+        default="auto",
+        show_default=True,
+        help="Autocast dtype; auto picks bf16 where the hardware runs it natively, else fp32 "
+        "(fp16 on CUDA without bf16).",
+    )(f)
+    return click.option(
+        "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
+    )(f)
+
+
 def data_options(f):
     for option in reversed(
         [

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from gan.checkpoint import CheckpointError
 from gan.filtering import SCORES
 from pipelines.cli.common import (
+    device_options,
     feature_options,
     note_skipped,
     resolve_device,
@@ -78,13 +79,7 @@ from pipelines.sampling import SampleOptions, check_memory, sample_class, summar
     "--format", "fmt", type=click.Choice(["png", "npz"]), default="png", show_default=True
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-    default="auto",
-    show_default=True,
-)
+@device_options
 @feature_options
 @click.option("--data", default=None, help="Dataset path if it moved since gan-train.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None)

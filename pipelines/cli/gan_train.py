@@ -14,6 +14,7 @@ from gan.training import LOSSES, TrainConfig
 from pipelines.cli.common import (
     data_options,
     default_run_dir,
+    device_options,
     feature_options,
     note_skipped,
     resolve_device,
@@ -136,14 +137,7 @@ def generator_options(f):
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--lr", type=float, default=2e-4, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-    default="auto",
-    show_default=True,
-    help="Autocast dtype; auto picks bf16 where the hardware supports it.",
-)
+@device_options
 @click.option(
     "--diffaugment/--no-diffaugment",
     default=True,
