@@ -195,9 +195,8 @@ def run_local(
                     job = running.pop(future)
                     finish(job, _result(future, job))
     except BaseException:
-        if pool is not None:  # stop the other running jobs now (no public kill in 3.11)
-            for process in list((getattr(pool, "_processes", None) or {}).values()):
-                process.kill()
+        if pool is not None:  # stop the other running jobs now
+            _kill_workers(pool)
         raise
     finally:
         if pool is not None:
@@ -214,3 +213,12 @@ def _result(future: cf.Future, job: Job) -> dict:
             f"job {job.name}: its worker process died (killed, or out of memory); finished "
             "jobs are kept, rerun the same command to continue (with --workers 1 if memory-bound)"
         ) from None
+
+
+def _kill_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Python 3.14's kill_workers(); before it, the same through the pool's process table."""
+    if hasattr(pool, "kill_workers"):
+        pool.kill_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()

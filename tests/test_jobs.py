@@ -209,3 +209,25 @@ def test_stage_wall_time_counts_side_by_side_jobs_once():
     assert covered_seconds([(0, 10), (0, 10)]) == 10  # two jobs side by side
     assert covered_seconds([(0, 10), (5, 12), (20, 21)]) == 13  # overlap, then a gap
     assert covered_seconds([(0, 10), (2, 3)]) == 10  # one inside another
+
+
+def test_an_error_stops_the_worker_processes_at_once():
+    """run_local kills its workers when a job fails or Ctrl-C comes, rather than waiting for
+    their jobs (minutes) to end."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    from pipelines.graph import _kill_workers
+
+    ctx = multiprocessing.get_context("spawn")
+    pool = cf.ProcessPoolExecutor(1, mp_context=ctx)
+    try:
+        pool.submit(os.getpid).result(timeout=60)  # the worker is up
+        long_job = pool.submit(time.sleep, 120)
+        t0 = time.perf_counter()
+        _kill_workers(pool)
+        with pytest.raises(cf.process.BrokenProcessPool):
+            long_job.result(timeout=60)
+        assert time.perf_counter() - t0 < 30
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
