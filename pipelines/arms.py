@@ -22,7 +22,7 @@ import torch
 
 from classifier.networks import make_classifier
 from classifier.training import ClassifierConfig
-from pipelines.data.datasets import Dataset
+from pipelines.data.datasets import Dataset, resize_images
 from pipelines.data.splits import Split
 from pipelines.errors import UserError
 from pipelines.profiles import Profile
@@ -108,6 +108,13 @@ def classifier_network(profile: Profile, num_classes: int, pretrained: bool) -> 
     return make_classifier(
         num_classes, profile.classifier_width, pretrained, profile.classifier_stem_stride
     )
+
+
+def classifier_inputs(profile: Profile, images: np.ndarray) -> np.ndarray:
+    """Images as every arm's classifier takes them: real and synthetic alike resized from the
+    GANs' size to the profile's classifier size by one filter, so no arm's images reach the
+    classifier by another path (a no-op where the sizes are equal)."""
+    return resize_images(images, profile.classifier_size or profile.size)
 
 
 def classifier_config(

@@ -33,6 +33,7 @@ from pipelines.arms import (
     SYNTHETIC_SOURCE,
     build_arms,
     classifier_config,
+    classifier_inputs,
     classifier_network,
     targets_for,
 )
@@ -353,16 +354,16 @@ def classifier_job(cfg: ExperimentConfig, job: Job) -> dict:
     torch.manual_seed(seed)  # the classifier's initial weights
     trained = train_classifier(
         classifier_network(cfg.profile, k, cfg.pretrained),
-        _tensor(train_set.images, device),
+        _tensor(classifier_inputs(cfg.profile, train_set.images), device),
         torch.from_numpy(train_set.labels).to(device),
-        _tensor(ds.images[split.val], device),
+        _tensor(classifier_inputs(cfg.profile, ds.images[split.val]), device),
         torch.from_numpy(ds.labels[split.val]).to(device),
         k,
         train_cfg,
         cfg.progress,
         desc=f"{arm} seed {seed}",
     )
-    test_x = _tensor(ds.images[split.test], device)
+    test_x = _tensor(classifier_inputs(cfg.profile, ds.images[split.test]), device)
     probs = predict_proba(trained.model, test_x, precision=train_cfg.precision, tta=train_cfg.tta)
     probs = probs.cpu()
     val_probs = trained.val_probs.cpu()  # the selected step's, kept for prior matching
@@ -435,7 +436,8 @@ def report_job(cfg: ExperimentConfig, job: Job, wall: dict[str, float]) -> dict:
         "comparison": compare(ds, pooled, list(cfg.classes)),
         "classifier": f"{'PretrainedResNet18' if cfg.pretrained else 'SmallResNet'}"
         f"(width={cfg.profile.classifier_width}, "
-        f"stem stride {cfg.profile.classifier_stem_stride}), "
+        f"stem stride {cfg.profile.classifier_stem_stride}, "
+        f"{cfg.profile.classifier_size or cfg.profile.size} px inputs), "
         f"{classifier_config(cfg.profile, n_train, 0, cfg.precision).as_dict()}",
         "test_set": {"images": len(pooled.labels), "lesions": len(set(pooled.lesion_ids))},
         "train_images": pooled.train_images,
@@ -476,7 +478,9 @@ def _public(r: dict) -> dict:
 
 
 def _load_external(cfg: ExperimentConfig, path: str, size: int) -> Dataset:
-    return load_dataset(
+    """The external test set as the classifiers take it: loaded at the GANs' size like the
+    home data, then resized as classifier_inputs resizes every arm's images."""
+    ext = load_dataset(
         path,
         size,
         None,
@@ -485,6 +489,7 @@ def _load_external(cfg: ExperimentConfig, path: str, size: int) -> Dataset:
         progress=False,
         allow_new_classes=cfg.allow_new_classes,
     )
+    return replace(ext, images=classifier_inputs(cfg.profile, ext.images))
 
 
 # ---------------------------------------------------------------------------- the graph

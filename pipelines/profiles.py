@@ -22,6 +22,7 @@ class Profile:
     classifier_steps_cap: int  # ... but at most this many optimiser steps
     classifier_width: int
     classifier_stem_stride: int = 1  # 2: the classifier's stem halves the resolution
+    classifier_size: int | None = None  # classifier input px (<= size); None: the GANs' size
     feature_epochs: float = 8  # domain feature network: passes over the training split ...
     feature_steps_cap: int = 600  # ... but at most this many steps
     batch_size: int = 128  # classifier batch
@@ -38,14 +39,15 @@ class Profile:
 # fmt: off
 PROFILES = {
     # 2-core CPU, full HAM10000: the GANs are spent as docs/generator_budget.md measured best:
-    # a 25-kimg all-classes source, then 12-14 kimg fine-tunes per class; the classifier gets
-    # 2400 steps of 64 images and 8-view TTA (benchmarks/classifier_budget.py, baseline val
-    # balanced accuracy over 4 seeds: 0.532 vs 0.522 for 1200 steps of 128 without TTA, at
-    # 1.18x the time: within seed noise). 22 epochs reach the cap on HAM10000; small data
-    # (demo) trains less.
+    # a 25-kimg all-classes source, then 12-14 kimg fine-tunes per class. The classifier is
+    # under-trained at CPU budgets (its best step is its last), so it takes every image at
+    # 24 px (resized from the GANs' 32) and spends the time that saves on steps: 3700 of 64
+    # images with 8-view TTA in the time 2400 took at 32 px (benchmarks/classifier_budget.py,
+    # baseline val balanced accuracy over 4 seeds: see the README). 34 epochs reach the cap on
+    # HAM10000; small data (demo) trains less.
     "quick": Profile(size=32, gan_epochs=150, gan_kimg_cap=14, gan_kimg_min=2, gan_batch=32,
-                     classifier_epochs=22, classifier_steps_cap=2400, classifier_width=16,
-                     batch_size=64, source_kimg=25),
+                     classifier_epochs=34, classifier_steps_cap=3700, classifier_width=16,
+                     classifier_size=24, batch_size=64, source_kimg=25),
     # meant for a GPU
     "full": Profile(size=64, gan_epochs=1000, gan_kimg_cap=150, gan_kimg_min=50,
                     gan_batch=64, classifier_epochs=40, classifier_steps_cap=8000,

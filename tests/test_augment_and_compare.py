@@ -15,7 +15,8 @@ from conftest import invoke_cli, one_line_error
 import pipelines.jobs as jobs
 from pipelines.arms import DEFAULT_ARMS, build_arms, classifier_config, targets_for
 from pipelines.cli import augment_and_compare
-from pipelines.data.datasets import load_dataset
+from pipelines.compare import _tensor
+from pipelines.data.datasets import load_dataset, resize_images
 from pipelines.data.demo import DEMO_CLASS_COUNTS
 from pipelines.data.splits import load_or_make_split
 from pipelines.profiles import PROFILES
@@ -109,7 +110,8 @@ def test_step_budget_follows_the_profile_epochs_and_cap():
     quick = PROFILES["quick"]
     big = classifier_config(quick, 7000, 0, "fp32")
     small = classifier_config(quick, 1000, 0, "fp32")
-    assert big.steps == quick.classifier_steps_cap  # 24 epochs of 7000 would be 1312 steps
+    assert quick.classifier_epochs * 7000 / quick.batch_size > quick.classifier_steps_cap
+    assert big.steps == quick.classifier_steps_cap  # HAM10000-sized data reaches the cap
     assert small.steps == int(quick.classifier_epochs * 1000 / quick.batch_size)
     assert big.sampling == small.sampling == "uniform"  # rebalancing comes from the data only
 
@@ -198,6 +200,54 @@ def test_external_test_set(run_dir: Path, tmp_path: Path):
     report = (run_dir / "report.md").read_text()
     external = report[report.index("## External test set") :]
     assert "| df | gan | reweight |" in external
+
+
+def test_a_smaller_classifier_takes_real_and_synthetic_images_through_one_filter(
+    run_dir: Path, monkeypatch
+):
+    """profile.classifier_size below the GANs' size: training (real and synthetic), validation,
+    test and external images all reach the classifier resized by resize_images."""
+    monkeypatch.setitem(
+        PROFILES, "smoke", dataclasses.replace(PROFILES["smoke"], classifier_size=16)
+    )
+    seen: dict[str, tuple] = {}
+    real_train = jobs.train_classifier
+
+    def spy(model, train_x, train_y, val_x, val_y, *args, **kwargs):
+        seen[kwargs["desc"]] = (train_x.clone(), train_y.clone(), val_x.shape)
+        return real_train(model, train_x, train_y, val_x, val_y, *args, **kwargs)
+
+    import pipelines.compare as compare
+
+    predicted: list[tuple] = []
+    real_predict = compare.predict_proba
+
+    def predict_spy(model, images, *args, **kwargs):
+        predicted.append(tuple(images.shape[1:]))
+        return real_predict(model, images, *args, **kwargs)
+
+    monkeypatch.setattr(jobs, "train_classifier", spy)
+    monkeypatch.setattr(compare, "predict_proba", predict_spy)  # the external test's
+    one_seed = [a if a != "2" else "1" for a in SMOKE]
+    invoke(["--run-dir", str(run_dir), *one_seed, "--arms", "baseline,gan", "--external-test",
+            "demo"])  # fmt: skip
+    results = json.loads((run_dir / "results.json").read_text())
+    names = results["data"]["class_names"]
+    base_x, base_y, val_shape = seen["baseline seed 0"]
+    gan_x, gan_y, _ = seen["gan seed 0"]
+    assert base_x.shape[1:] == gan_x.shape[1:] == val_shape[1:] == (3, 16, 16)
+    assert torch.equal(gan_x[: len(base_x)], base_x)  # the same real images, same filter
+    start = len(base_x)
+    for c in ("df", "vasc"):  # synthetic rows follow, class by class
+        n = int((gan_y == names.index(c)).sum() - (base_y == names.index(c)).sum())
+        with np.load(run_dir / "samples" / "filtered" / c / "samples.npz") as z:
+            expected = resize_images(z["images"][:n], 16)
+        assert n > 0 and torch.equal(gan_x[start : start + n], _tensor(expected, "cpu"))
+        start += n
+    assert start == len(gan_x)
+    assert "16 px inputs" in results["classifier"]
+    assert results["external_test"]["n"] == sum(DEMO_CLASS_COUNTS.values())
+    assert predicted and set(predicted) == {(3, 16, 16)}
 
 
 def test_bad_input(run_dir: Path, imagefolder_dir: Path, tmp_path: Path):

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import CLASS_COLOURS, write_csv, write_image
+from PIL import Image
 
 import pipelines.data.datasets as datasets
 from pipelines.data.datasets import load_dataset
@@ -153,3 +154,17 @@ def test_unknown_class_lists_classes(ham_dir: Path, tmp_path: Path):
     ds = load(ham_dir, 16, tmp_path / "cache")
     with pytest.raises(UserError, match="class 'bcc' is not in .*classes are df, mel, nv"):
         ds.class_index("bcc")
+
+
+def test_resize_images_uses_the_loaders_filter_and_keeps_flat_colour():
+    from pipelines.data.datasets import resize_images
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    assert resize_images(images, 32) is images  # nothing to do
+    small = resize_images(images, 24)
+    assert small.shape == (5, 24, 24, 3) and small.dtype == np.uint8
+    lanczos = Image.fromarray(images[2]).resize((24, 24), Image.Resampling.LANCZOS, reducing_gap=3)
+    assert np.array_equal(small[2], np.asarray(lanczos))
+    flat = np.full((2, 32, 32, 3), (200, 120, 90), dtype=np.uint8)
+    assert (resize_images(flat, 16) == np.array([200, 120, 90], dtype=np.uint8)).all()

@@ -82,7 +82,7 @@ EXECUTORS = ("local", "ray")
     "--size",
     type=click.Choice([str(s) for s in SUPPORTED_SIZES]),
     default=None,
-    help="Override the profile's image size.",
+    help="Image size of the GANs and the classifier alike (overrides the profile's sizes).",
 )
 @click.option("--external-test", default=None, help="Also evaluate on this dataset.")
 @click.option(
@@ -166,7 +166,7 @@ def experiment_config(opts: dict):
             f"{threads} or fewer, or raise --threads"
         )
     if opts["size"] is not None:
-        profile = dataclasses.replace(profile, size=int(opts["size"]))
+        profile = dataclasses.replace(profile, size=int(opts["size"]), classifier_size=None)
     return ExperimentConfig(
         run_dir=str(opts["run_dir"] or default_run_dir(opts["data"])),
         profile=profile,

@@ -345,8 +345,14 @@ def _load_medmnist(path: Path, size: int) -> Dataset:
 def _to_rgb_size(images: np.ndarray, size: int) -> np.ndarray:
     if images.ndim == 3:  # grayscale MedMNIST sets
         images = np.repeat(images[..., None], 3, axis=-1)
+    return resize_images(images.astype(np.uint8), size)
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 N×S×S×3 images at another square size, with the loader's antialiasing filter:
+    how real and synthetic images alike reach a classifier smaller than the GANs."""
     if images.shape[1] == size:
-        return images.astype(np.uint8)
+        return images
     return np.stack([_square(Image.fromarray(im), size) for im in images])
 
 
