@@ -307,7 +307,7 @@ def train(
                 shown |= {k: f"{row[k]:.3g}" for k in ("loss_D", "loss_G", "D_real", "D_fake")}
                 shown["img/s"] = f"{row['img_s']:.0f}"
                 bar.set_postfix(shown)
-                bar.update(round(state.nimg / 1000, 1) - bar.n)
+                bar.update(min(round(state.nimg / 1000, 1), bar.total) - bar.n)  # last batch
             if due_eval:  # before the snapshot: every evaluated state has a checkpoint
                 shown |= {k: f"{v:.4g}" for k, v in evaluate(state).items()}
                 bar.set_postfix(shown)
