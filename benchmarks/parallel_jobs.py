@@ -31,7 +31,8 @@ torch.manual_seed(0)
 profile = PROFILES["quick"]
 model = classifier_network(profile, 7, False).to(memory_format=torch.channels_last)
 opt = torch.optim.AdamW(model.parameters(), 1e-3)
-x = torch.randint(0, 256, (profile.batch_size, 3, profile.size, profile.size), dtype=torch.uint8)
+px = profile.classifier_size or profile.size  # the classifier's input, as in a run
+x = torch.randint(0, 256, (profile.batch_size, 3, px, px), dtype=torch.uint8)
 x = x.contiguous(memory_format=torch.channels_last)
 y = torch.randint(0, 7, (profile.batch_size,))
 autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
@@ -62,7 +63,8 @@ def main(steps: int, workers: int) -> None:
     bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"  # what a run here would use
     p = PROFILES["quick"]
     print(f"{cpu_name()}, {threads} threads; quick-profile classifier "
-          f"(width {p.classifier_width}, batch {p.batch_size}, {p.size} px)")  # fmt: skip
+          f"(width {p.classifier_width}, batch {p.batch_size}, "
+          f"{p.classifier_size or p.size} px)")  # fmt: skip
     print("| precision | layout | s/step per job | images/s | × one job on all threads |")
     print("| --- | --- | ---: | ---: | ---: |")
     for precision in ["fp32", "bf16"] if bf16 else ["fp32"]:

@@ -211,9 +211,9 @@ def test_stage_wall_time_counts_side_by_side_jobs_once():
     assert covered_seconds([(0, 10), (2, 3)]) == 10  # one inside another
 
 
-def test_an_error_stops_the_worker_processes_at_once():
-    """run_local kills its workers when a job fails or Ctrl-C comes, rather than waiting for
-    their jobs (minutes) to end."""
+def test_kill_workers_stops_a_running_job_at_once():
+    """What run_local calls when a job fails or Ctrl-C comes: the workers die now, rather than
+    after their jobs (minutes) end."""
     import concurrent.futures as cf
     import multiprocessing
 
