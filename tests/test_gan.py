@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 
+import numpy as np
 import pytest
 import torch
 
@@ -125,31 +127,88 @@ def test_sampling_leaves_the_generator_untouched():
     assert all(torch.equal(before[k], v) for k, v in state.G.state_dict().items())
 
 
-def run_steps(cfg, images, until_kimg, state=None, snapshots=None):
+def run_steps(cfg, images, until_kimg, state=None, snapshots=None, log=None):
     cfg.kimg = until_kimg
     state = state or new_state(tiny_arch(), cfg, CPU)
     snap = snapshots.append if snapshots is not None else (lambda s: None)
-    return train(state, images, cfg, snap, lambda row: None, progress=False)
+    return train(state, images, cfg, snap, log or (lambda row: None), progress=False)
+
+
+def seed_global_rngs(seed: int) -> None:
+    """What a fresh process (or a job, see pipelines.jobs.run_job) starts from."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def global_draws() -> tuple[list, list, list]:
+    """The next values of torch's, numpy's and Python's global RNGs, normal draws included
+    (numpy and Python cache the second normal of a pair: that cache is part of the state)."""
+    return (
+        torch.randn(3).tolist(),
+        [*np.random.random_sample(2).tolist(), np.random.standard_normal()],
+        [random.random(), random.gauss(0.0, 1.0)],
+    )
+
+
+def drawing_log(rows: list):
+    """A log callback that draws from every global RNG, as code running between steps in the
+    same process may (a library, a user hook). The training step itself draws only from the
+    state's own generator, so without such a consumer a resume never shows whether the global
+    streams were put back."""
+
+    def log(row: dict) -> None:
+        rows.append((row["step"], *global_draws()))
+
+    return log
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_resume_is_bit_exact(tmp_path, precision):
-    """2N steps in one go == N steps, checkpoint, fresh process state, N more steps."""
+    """2N steps in one go == N steps, checkpoint, fresh process state, N more steps: the same
+    weights, loop RNG and global RNG streams (what the callbacks drew after step N)."""
     images = class_images()
-    straight = run_steps(tiny_config(precision=precision), images, 0.16)  # 20 steps of 8
+    seed_global_rngs(0)
+    straight_rows = []
+    straight = run_steps(
+        tiny_config(precision=precision), images, 0.16, log=drawing_log(straight_rows)
+    )  # 20 steps of 8
 
     cfg = tiny_config(precision=precision)
-    half = run_steps(cfg, images, 0.08)
+    seed_global_rngs(0)
+    half = run_steps(cfg, images, 0.08, log=drawing_log([]))
     save_checkpoint(tmp_path / "last.pt", half, cfg)
-    torch.manual_seed(12345)  # disturb global RNG: the checkpoint must restore it
+    seed_global_rngs(12345)  # disturb the global RNGs: the checkpoint must restore them
     ckpt = load_checkpoint(tmp_path / "last.pt")
-    resumed = run_steps(cfg, images, 0.16, state=restore_state(ckpt, cfg, CPU))
+    resumed_rows = []
+    state = restore_state(ckpt, cfg, CPU)
+    resumed = run_steps(cfg, images, 0.16, state=state, log=drawing_log(resumed_rows))
 
     assert resumed.step == straight.step == 20
     for name in ("G", "D", "G_ema"):
         a, b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name
     assert torch.equal(straight.rng.get_state(), resumed.rng.get_state())
+    assert [r[0] for r in resumed_rows] == [12, 14, 16, 18, 20]
+    assert resumed_rows == [r for r in straight_rows if r[0] > 10]
+
+
+def test_restore_state_puts_every_global_rng_back(tmp_path):
+    """A checkpoint holds torch's, numpy's and Python's global RNG states; restoring it makes
+    the next draws of each exactly those that followed the save, whatever ran in between.
+    Each stream is checked on its own, so restoring only some of them fails too."""
+    cfg = tiny_config()
+    state = new_state(tiny_arch(), cfg, CPU)
+    seed_global_rngs(7)
+    global_draws()  # leaves a cached normal in numpy and in Python's random
+    save_checkpoint(tmp_path / "last.pt", state, cfg)
+    expected = global_draws()
+    seed_global_rngs(12345)  # another process, or later work in this one
+    global_draws()
+    restore_state(load_checkpoint(tmp_path / "last.pt"), cfg, CPU)
+    got = global_draws()
+    for stream, e, g in zip(("torch", "numpy", "python"), expected, got):
+        assert g == e, stream
 
 
 def test_snapshots_at_interval_and_end():
