@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from classifier.gains import N_BOOT, ap_gain, prior_matched_hits, recall_gain, resamples
+from classifier.gains import N_BOOT, ap_gain, recall_gain, resamples
 from classifier.metrics import classification_metrics
+from classifier.prior_matching import prior_matched_hits
 from classifier.training import predict_proba
 from pipelines.arms import CONTROLS
 from pipelines.data.datasets import Dataset
@@ -73,9 +74,7 @@ def pool_predictions(ds: Dataset, parts: list[tuple[Split, dict]], classes: list
             test, val = _fold_probs(results[arm])
             probs[arm].append(test)
             for k in rare:
-                matched[arm][k].append(
-                    prior_matched_hits(val[..., k], val_labels == k, test[..., k])
-                )
+                matched[arm][k].append(prior_matched_hits(val, val_labels, test, k))
     test_idx = np.concatenate([split.test for split, _ in parts])
     return Pooled(
         labels=ds.labels[test_idx],
@@ -100,10 +99,10 @@ def class_evidence(pooled: Pooled, arm: str, k: int) -> dict[str, np.ndarray]:
 
 
 def paired_gains(pooled: Pooled, classes: dict[str, int], n_boot: int = N_BOOT) -> dict:
-    """Every GAIN_PAIRS gain of every rare class and metric, with two-level bootstrap CIs
-    (one draw of seeds and lesions shared by all of them, so they are paired)."""
+    """Every GAIN_PAIRS gain of every rare class and metric, with crossed seed × lesion
+    intervals (one lesion draw shared by all of them, so they are paired)."""
     n_seeds = min(len(p) for p in pooled.probs.values())
-    rs = resamples(n_seeds, pooled.lesion_ids, n_boot)
+    rs = resamples(pooled.lesion_ids, n_boot)
     gain_of = {
         "recall": recall_gain,
         "prior_matched_recall": recall_gain,
@@ -210,9 +209,8 @@ def external_test(
                 p = predict_proba(model, x, precision=precision, tta=tta).cpu().numpy()
                 probs[arm].append(p)
                 for k in rare:
-                    is_k = ds.labels[split.val] == k
                     matched[arm][k].append(
-                        prior_matched_hits(val_s[None, :, k], is_k, p[None, :, k])[0]
+                        prior_matched_hits(val_s[None], ds.labels[split.val], p[None], k)[0]
                     )
     pooled = Pooled(
         labels=labels,

@@ -158,10 +158,13 @@ def _head_md(results: dict, ds, pooled) -> list[str]:
     md += [
         f"## Headline: gains of the synthetic arms over each control ({len(seeds)} seeds)",
         "",
-        "95 % two-level bootstrap CIs (seeds, then test lesions, paired across arms); n.s. = "
-        "the CI includes 0. Prior-matched recall: each model's threshold flags as many "
-        "validation images as the class has there, so a gain that is only a shifted prior "
-        "vanishes. AP: average precision of the class's one-vs-rest scores.",
+        "95 % CIs: gain ± t·SE, the SE from the seeds' spread and the test lesions they share "
+        "(lesion bootstrap, paired across arms), Welch-Satterthwaite df; coverage measured by "
+        "benchmarks/interval_coverage.py. n.s. = the CI includes 0. Prior-matched recall: each "
+        "model's scores are put on the validation prior (a per-class bias fitted there), then "
+        "thresholded to flag as many validation images as the class has, so a gain that is only "
+        "a shifted prior or logit offset vanishes. AP: average precision of the class's "
+        "one-vs-rest scores (tied scores are one threshold).",
         "",
         *headline(results),
         "",

@@ -3,11 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 from torchmetrics.functional.classification import binary_average_precision
 
 from classifier.gains import (
     ap_gain,
-    prior_matched_hits,
+    crossed_interval,
     recall_gain,
     resamples,
     weighted_average_precision,
@@ -17,36 +18,69 @@ from classifier.gains import (
 def test_recall_gain_known_answers():
     lesions = [f"L{i // 2}" for i in range(200)]  # 100 lesions, 2 images each
     is_class = np.ones(200, bool)
-    rs = resamples(3, lesions, n_boot=4000)
+    rs = resamples(lesions, n_boot=4000)
     never, always = np.zeros((3, 200), bool), np.ones((3, 200), bool)
     r = recall_gain(never, always, is_class, rs)
     assert r["gain"] == 1.0 and r["ci95"] == [1.0, 1.0] and r["excludes_zero"]
     same = recall_gain(always, always, is_class, rs)
     assert same["gain"] == 0.0 and same["ci95"] == [0.0, 0.0] and not same["excludes_zero"]
-    # b is right on exactly half of the lesions (every seed), a never: gain 0.5, and the CI is
-    # the binomial one over 100 lesions: 0.5 +- 1.96 * sqrt(0.25 / 100) = [0.402, 0.598]
+    # b is right on exactly half of the lesions (every seed), a never: gain 0.5; no seed
+    # spread, so the interval is the lesion one, t with 99 df on SE sqrt(0.25 / 99) = 0.05
     half = np.zeros((3, 200), bool)
     half[:, :100] = True
     r = recall_gain(never, half, is_class, rs)
-    assert r["gain"] == 0.5 and r["test_lesions"] == 100
-    assert r["ci95"][0] == pytest.approx(0.402, abs=0.02)
-    assert r["ci95"][1] == pytest.approx(0.598, abs=0.02)
+    assert r["gain"] == 0.5 and r["test_lesions"] == 100 and r["seed_var"] == 0.0
+    assert r["ci95"][0] == pytest.approx(0.5 - 1.984 * 0.05, abs=0.01)
+    assert r["ci95"][1] == pytest.approx(0.5 + 1.984 * 0.05, abs=0.01)
+
+
+def test_a_worse_arm_has_a_negative_gain_whose_interval_excludes_zero():
+    lesions = [f"L{i}" for i in range(100)]
+    is_class = np.ones(100, bool)
+    a = np.ones((3, 100), bool)
+    b = a.copy()
+    b[:, :60] = False  # b misses 60 % of what a finds, in every seed
+    r = recall_gain(a, b, is_class, resamples(lesions))
+    assert r["gain"] == pytest.approx(-0.6)
+    assert r["ci95"][1] < 0 and r["excludes_zero"]
 
 
 def test_recall_gain_counts_only_the_class():
     is_class = np.array([True, True, False, False])
     a = np.array([[False, False, True, True]])
     b = np.array([[True, False, False, False]])
-    assert recall_gain(a, b, is_class, resamples(1, ["a", "b", "c", "d"]))["gain"] == 0.5
+    assert recall_gain(a, b, is_class, resamples(["a", "b", "c", "d"]))["gain"] == 0.5
 
 
-def test_interval_widens_with_seed_variance():
+def test_identical_arms_that_vary_by_lesion_have_a_zero_width_interval():
+    """Paired resampling: the same lesion draw for both arms, so an arm compared with itself
+    has gain 0 on every draw, however much its recall or AP varies from lesion to lesion. An
+    unpaired bootstrap (independent draws per arm) would give a wide interval here."""
+    rng = np.random.default_rng(0)
+    n = 300
+    lesions = [f"L{i // 3}" for i in range(n)]
+    is_class = rng.random(n) < 0.4
+    hits = rng.random((3, n)) < 0.5
+    scores = rng.random((3, n))
+    rs = resamples(lesions, n_boot=500)
+    for r in (recall_gain(hits, hits, is_class, rs), ap_gain(scores, scores, is_class, rs)):
+        assert r["gain"] == 0.0 and r["ci95"] == [0.0, 0.0]
+    # a few flips: a narrow interval around a small gain, not the width of recall's own noise
+    flipped = hits.copy()
+    flipped[:, :6] = ~flipped[:, :6]
+    r = recall_gain(hits, flipped, is_class, rs)
+    assert r["ci95"][1] - r["ci95"][0] < 0.1
+
+
+def test_interval_is_the_t_interval_of_the_seeds_when_seeds_dominate():
     """Same mean gain (0.5) over 3 seeds; in one case every seed agrees, in the other the
-    seeds gain 0, 0.5 and 1. Only the seed level of the bootstrap can see the difference."""
+    seeds gain 0, 0.5 and 1 on every lesion. The seed part is then the variance of (0, 0.5, 1)
+    over 3 (the lesion part is negligible on 400 lesions), with a t of ~2 df: 0.5 +- 4.30 *
+    sqrt(0.25 / 3)."""
     n = 400
     lesions = [f"L{i}" for i in range(n)]
     is_class = np.ones(n, bool)
-    rs = resamples(3, lesions)
+    rs = resamples(lesions)
     never = np.zeros((3, n), bool)
     steady = np.zeros((3, n), bool)
     steady[:, ::2] = True  # every seed: half the images
@@ -56,11 +90,37 @@ def test_interval_widens_with_seed_variance():
     r_steady = recall_gain(never, steady, is_class, rs)
     r_shaky = recall_gain(never, shaky, is_class, rs)
     assert r_steady["gain"] == r_shaky["gain"] == 0.5
-    width = {k: r["ci95"][1] - r["ci95"][0] for k, r in (("steady", r_steady), ("shaky", r_shaky))}
-    assert width["shaky"] > 5 * width["steady"]
-    # 3 seeds drawn with replacement are all seed 0 (gain 0) or all seed 2 (gain 1) with
-    # probability 1/27 = 3.7 % each, more than the 2.5 % tails: the interval is [0, 1]
-    assert r_shaky["ci95"] == pytest.approx([0.0, 1.0], abs=0.02)
+    assert r_shaky["per_seed"] == [0.0, 0.5, 1.0]
+    half = 4.303 * np.sqrt(0.25 / 3)
+    assert r_shaky["ci95"] == pytest.approx([0.5 - half, 0.5 + half], abs=0.01)
+    assert r_shaky["df"] == pytest.approx(2.0, abs=0.05)
+    assert r_steady["ci95"][1] - r_steady["ci95"][0] < 0.15
+
+
+def test_crossed_interval_counts_the_shared_lesion_noise_once():
+    """Closed-form components: L lesions, S seeds, d[s, l] = a_l + e_sl with no seed effect.
+    The seed-averaged gain's variance is var_a / L (lesions shared by every seed) plus
+    var_e / (L S) (what the per-seed gains' spread shows, over S). The two-level bootstrap
+    counted var_e / L once in each level."""
+    rng = np.random.default_rng(3)
+    L, S, B = 400, 5, 4000
+    a = rng.normal(size=L)
+    e = rng.normal(size=(S, L))
+    d = a + e  # S×L
+    counts = rng.multinomial(L, np.full(L, 1 / L), size=B)
+    boot = counts @ d.T / L  # B×S
+    iv = crossed_interval(d.mean(1), boot, L)
+    assert iv.lesion_var == pytest.approx(1 / L, rel=0.15)
+    assert iv.seed_var == pytest.approx(d.mean(1).var(ddof=1) / S)
+    assert iv.seed_var < 0.6 * iv.lesion_var  # ~1/(LS): interaction, not 1/L again
+    # a real seed effect b_s enters through the per-seed spread, with S - 1 df
+    b = np.array([-1.5, -0.5, 0.0, 0.5, 1.5])
+    iv_b = crossed_interval(d.mean(1) + b, boot + b, L)
+    assert iv_b.lesion_var == pytest.approx(iv.lesion_var)
+    assert iv_b.seed_var == pytest.approx((d.mean(1) + b).var(ddof=1) / S)
+    assert iv_b.df == pytest.approx(S - 1, abs=0.1)
+    t = stats.t.ppf(0.975, iv_b.df)
+    assert iv_b.high - iv_b.gain == pytest.approx(t * np.sqrt(iv_b.lesion_var + iv_b.seed_var))
 
 
 def test_weighted_ap_equals_ap_of_repeated_images():
@@ -74,40 +134,68 @@ def test_weighted_ap_equals_ap_of_repeated_images():
         assert ap == pytest.approx(want.item(), abs=1e-6)
 
 
-def test_ap_gain_against_hand_computed_resamples():
+def test_weighted_ap_treats_tied_scores_as_one_threshold_like_torchmetrics():
+    """Scores rounded to 0.1: many ties between positives and negatives. Ordering tied images
+    by index would make AP depend on the images' order; torchmetrics takes every distinct
+    score as one threshold, and so must the gain."""
+    rng = np.random.default_rng(1)
+    n = 200
+    scores = np.round(rng.random(n), 1)
+    is_class = rng.random(n) < 0.3
+    weights = rng.integers(0, 3, size=(4, n)).astype(float)
+    for perm in (np.arange(n), rng.permutation(n), np.argsort(is_class)):
+        got = weighted_average_precision(scores[perm], is_class[perm], weights[:, perm])
+        for w, ap in zip(weights, got):
+            idx = np.repeat(np.arange(n), w.astype(int))
+            want = binary_average_precision(
+                torch.tensor(scores[idx]), torch.tensor(is_class[idx].astype(int))
+            )
+            assert ap == pytest.approx(want.item(), abs=1e-6)
+
+
+def test_ap_gain_interval_sees_the_seeds():
+    """Arm b's AP gain is large with seed 2 and nil with seeds 0 and 1: the interval must be
+    far wider than when every seed gains the same, and each seed's AP gain is its own."""
+    rng = np.random.default_rng(2)
+    n = 400
+    lesions = [f"L{i}" for i in range(n)]
+    is_class = np.arange(n) < 100
+    a = rng.random((3, n))
+    perfect = np.where(is_class, 1.0 + rng.random(n), rng.random(n))
+    b_shaky = a.copy()
+    b_shaky[2] = perfect
+    b_steady = np.stack([perfect] * 3)
+    rs = resamples(lesions, n_boot=500)
+    shaky, steady = ap_gain(a, b_shaky, is_class, rs), ap_gain(a, b_steady, is_class, rs)
+    ones = np.ones((1, n))
+    want = [
+        weighted_average_precision(b, is_class, ones)[0]
+        - weighted_average_precision(x, is_class, ones)[0]
+        for x, b in zip(a, b_shaky)
+    ]
+    assert shaky["per_seed"] == pytest.approx(want)
+    assert shaky["gain"] == pytest.approx(np.mean(want))
+    assert shaky["seed_var"] > 10 * steady["seed_var"]
+    assert shaky["ci95"][1] - shaky["ci95"][0] > 5 * (steady["ci95"][1] - steady["ci95"][0])
+
+
+def test_ap_gain_on_lesions_by_hand():
     """Two lesions of two images each (a positive and a negative), one seed. The bootstrap can
     draw lesions {1,1}, {1,2}, {2,2} with probabilities 1/4, 1/2, 1/4.
     scores, images (L1+, L1-, L2+, L2-): arm a (0.9, 0.8, 0.1, 0.7), arm b (0.9, 0.1, 0.8, 0.2).
     AP of b is 1 in every draw (positives first). AP of a:
       {1,1}: 1 (L1+ above L1-);  {2,2}: 0.5 (L2+ last of 2);
       {1,2}: ranking L1+, L1-, L2-, L2+: precisions 1 and 2/4: AP = 0.75.
-    So the gain is 0.25 on the data and {0, 0.25, 0.5} on the draws; the 2.5 and 97.5
-    percentiles are the extremes 0 and 0.5."""
+    So the gain is 0.25 on the data and {0, 0.25, 0.5} on the draws with probabilities
+    1/4, 1/2, 1/4: bootstrap variance 0.03125, times L / (L - 1) = 2 for the bootstrap's bias,
+    and the interval 0.25 +- t(1) * 0.25."""
     lesions = ["L1", "L1", "L2", "L2"]
     is_class = np.array([True, False, True, False])
     a = np.array([[0.9, 0.8, 0.1, 0.7]])
     b = np.array([[0.9, 0.1, 0.8, 0.2]])
-    r = ap_gain(a, b, is_class, resamples(1, lesions, n_boot=4000))
+    r = ap_gain(a, b, is_class, resamples(lesions, n_boot=20000))
     assert r["gain"] == pytest.approx(0.25)
-    assert r["ci95"] == pytest.approx([0.0, 0.5])
+    assert r["lesion_var"] == pytest.approx(0.0625, rel=0.05)
+    half = stats.t.ppf(0.975, 1) * 0.25
+    assert r["ci95"] == pytest.approx([0.25 - half, 0.25 + half], rel=0.05)
     assert not r["excludes_zero"]
-
-
-def test_prior_matched_hits_flag_as_many_validation_images_as_the_class_has():
-    val = np.array([[0.9, 0.2, 0.6, 0.1, 0.5]])  # 2 class images in validation
-    val_is_class = np.array([True, False, False, False, True])
-    hits = prior_matched_hits(val, val_is_class, np.array([[0.95, 0.6, 0.59, 0.0]]))
-    assert hits.tolist() == [[True, True, False, False]]  # threshold: 2nd largest = 0.6
-    with pytest.raises(ValueError, match="no validation image"):
-        prior_matched_hits(val, np.zeros(5, bool), val)
-
-
-def test_prior_matching_removes_a_pure_prior_shift():
-    """Arm b is arm a with its class score multiplied by 3 (a shifted prior, same ranking):
-    its argmax recall is higher, but at matched validation positive rate the hits are equal."""
-    rng = np.random.default_rng(1)
-    val_a, test_a = rng.random((1, 300)), rng.random((1, 300))
-    val_is = rng.random(300) < 0.2
-    a = prior_matched_hits(val_a, val_is, test_a)
-    b = prior_matched_hits(3 * val_a, val_is, 3 * test_a)
-    assert (a == b).all()

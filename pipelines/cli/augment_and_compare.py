@@ -55,7 +55,13 @@ EXECUTORS = ("local", "ray")
     show_default=True,
     help=f"Comma-separated arms out of {', '.join(ARMS)}.",
 )
-@click.option("--seeds", type=int, default=3, show_default=True)
+@click.option(
+    "--seeds",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Classifier seeds per arm; the intervals' seed part has seeds - 1 df.",
+)
 @click.option(
     "--folds",
     type=click.IntRange(min=1),

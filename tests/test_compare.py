@@ -1,0 +1,111 @@
+"""pool_predictions and paired_gains on hand-made fold results (no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifier.prior_matching import prior_matched_hits
+from pipelines.compare import paired_gains, pool_predictions
+from pipelines.data.datasets import Dataset
+from pipelines.data.splits import Split
+
+CLASSES = ["nv", "mel", "df"]
+
+
+def _dataset(n: int, rng: np.random.Generator) -> Dataset:
+    labels = rng.choice(3, size=n, p=[0.6, 0.25, 0.15])
+    return Dataset(
+        images=np.zeros((n, 4, 4, 3), np.uint8),
+        labels=labels,
+        class_names=CLASSES,
+        image_ids=[f"I{i}" for i in range(n)],
+        lesion_ids=[f"L{i // 2}" for i in range(n)],
+        format="test",
+        source="hand-made",
+        fingerprint="x",
+    )
+
+
+def _probs(rng: np.random.Generator, labels: np.ndarray, skill: float, shape=()) -> np.ndarray:
+    z = rng.normal(size=(*shape, len(labels), 3)) + skill * np.eye(3)[labels]
+    e = np.exp(z)
+    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def _fold_results(tmp: Path, ds, split, rng, skills: dict[str, float], seeds: int) -> dict:
+    out = {}
+    for arm, skill in skills.items():
+        out[arm] = []
+        for s in range(seeds):
+            d = tmp / arm / f"seed{s}"
+            d.mkdir(parents=True)
+            np.savez(
+                d / "test_probs.npz",
+                probs=_probs(rng, ds.labels[split.test], skill),
+                val_probs=_probs(rng, ds.labels[split.val], skill),
+            )
+            out[arm].append({"_dir": d, "train_images": len(split.train)})
+    return out
+
+
+def _two_folds(tmp_path: Path, skills: dict[str, float], seeds: int = 2):
+    """Two folds whose validation sets have very different class mixes: a fold thresholded
+    with the other's labels would flag a different number of images."""
+    rng = np.random.default_rng(0)
+    ds = _dataset(400, rng)
+    idx = np.arange(400)
+    mel, other = idx[ds.labels == 1], idx[ds.labels != 1]
+    val0 = np.r_[mel[:60], other[:40]]  # mel-rich validation for fold 0
+    rest = np.setdiff1d(idx, val0)
+    folds = [
+        Split(train=rest[:100], val=val0, test=rest[100:250]),
+        Split(train=idx[:100], val=idx[100:200], test=idx[200:300]),
+    ]
+    parts = [
+        (split, _fold_results(tmp_path / f"fold{f}", ds, split, rng, skills, seeds))
+        for f, split in enumerate(folds)
+    ]
+    return ds, folds, parts
+
+
+def test_each_fold_is_matched_on_its_own_validation_set(tmp_path: Path):
+    ds, folds, parts = _two_folds(tmp_path, {"baseline": 2.0})
+    pooled = pool_predictions(ds, parts, ["mel", "df"])
+    assert len(pooled.labels) == sum(len(s.test) for s in folds)
+    start = 0
+    for split, results in parts:
+        probs = np.stack(
+            [np.load(r["_dir"] / "test_probs.npz")["probs"] for r in results["baseline"]]
+        )
+        val = np.stack(
+            [np.load(r["_dir"] / "test_probs.npz")["val_probs"] for r in results["baseline"]]
+        )
+        for k in (1, 2):
+            want = prior_matched_hits(val, ds.labels[split.val], probs, k)
+            got = pooled.matched["baseline"][k][:, start : start + len(split.test)]
+            assert (got == want).all()
+            # and not the test set's own labels: they give another threshold here
+            on_test = prior_matched_hits(probs, ds.labels[split.test], probs, k)
+            assert (on_test != want).any()
+        start += len(split.test)
+    assert pooled.labels.tolist() == np.concatenate([ds.labels[s.test] for s in folds]).tolist()
+
+
+def test_a_better_arm_gains_with_the_right_sign(tmp_path: Path):
+    ds, _, parts = _two_folds(tmp_path, {"baseline": 0.5, "oversample": 3.0}, seeds=3)
+    pooled = pool_predictions(ds, parts, ["mel", "df"])
+    gains = paired_gains(pooled, {"mel": 1, "df": 2}, n_boot=300)
+    g = gains["oversample vs baseline: mel"]
+    assert (g["arm"], g["reference"], g["class"]) == ("oversample", "baseline", "mel")
+    for metric in ("recall", "prior_matched_recall", "average_precision"):
+        assert g[metric]["gain"] > 0.1, metric
+        assert g[metric]["excludes_zero"], metric
+        assert g[metric]["ci95"][0] > 0
+    rec = [
+        (pooled.probs[a].argmax(2) == 1)[:, pooled.labels == 1].mean(1)
+        for a in ("baseline", "oversample")
+    ]
+    assert g["recall"]["gain"] == pytest.approx((rec[1] - rec[0]).mean())
