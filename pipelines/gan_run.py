@@ -58,6 +58,8 @@ class ClassRun:
     images: np.ndarray  # uint8 N×S×S×3, training split of the class only
     heldout: np.ndarray  # uint8, the class's validation images: quality is judged on these
     labels: np.ndarray | None = None  # class labels of `images` (the all-classes source only)
+    lesions: list[str] | None = None  # lesion id of each of `images`, where the data has them
+    heldout_lesions: list[str] | None = None  # lesion id of each of `heldout`
 
     @property
     def checkpoint(self) -> Path:
@@ -72,18 +74,23 @@ def has_checkpoint(run: ClassRun) -> bool:
 
 def class_run(ds: Dataset, split: Split, class_name: str, run_dir: Path) -> ClassRun:
     out = Path(run_dir) / "gan" / class_name
+    labels = None
     if class_name == SOURCE:
-        train, val = split.train, split.val
-        return ClassRun(SOURCE, out, ds.images[train], ds.images[val], ds.labels[train])
-    label = ds.class_index(class_name)
-    idx = split.train[ds.labels[split.train] == label]
-    if len(idx) < MIN_TRAIN_IMAGES:
-        raise UserError(
-            f"class {class_name!r} has {len(idx)} training images (needs >= {MIN_TRAIN_IMAGES} "
-            "to train a GAN); choose a larger class or add images"
-        )
-    val = split.val[ds.labels[split.val] == label]
-    return ClassRun(class_name, out, ds.images[idx], ds.images[val])
+        idx, val, labels = split.train, split.val, ds.labels[split.train]
+    else:
+        label = ds.class_index(class_name)
+        idx = split.train[ds.labels[split.train] == label]
+        if len(idx) < MIN_TRAIN_IMAGES:
+            raise UserError(
+                f"class {class_name!r} has {len(idx)} training images (needs >= "
+                f"{MIN_TRAIN_IMAGES} to train a GAN); choose a larger class or add images"
+            )
+        val = split.val[ds.labels[split.val] == label]
+    lesion = ds.lesion_ids
+    return ClassRun(
+        class_name, out, ds.images[idx], ds.images[val], labels,
+        [lesion[i] for i in idx], [lesion[i] for i in val],
+    )  # fmt: skip
 
 
 def sampling_weights(run: ClassRun, sampling: str) -> torch.Tensor | None:

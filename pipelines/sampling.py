@@ -5,11 +5,12 @@ Output per class, written into a temporary directory and renamed into place only
 one samples.npz), manifest.csv (every pool sample: file, score, nearest-real distance,
 kept/rejected and why), summary.json (FID/KID/precision/recall of kept vs a random n of the
 same pool vs the whole pool, against the class's held-out validation reals and against the
-training reals the filter selected with, and the real-vs-real floor) and grid.png
-(real | kept | rejected).
+training reals the filter selected with, the real-vs-real floor, and the held-out verdict
+`filter_vs_random_heldout`: KID difference kept − random, its 95 % interval and beats / no
+difference / worse) and grid.png (real | kept | rejected).
 
 The filter chooses with the training reals, so its verdict is only honest on reals it never
-saw: summary.json leads with the held-out one.
+saw: summary.json leads with the held-out one, and the training numbers carry no verdict.
 """
 
 from __future__ import annotations
@@ -30,13 +31,16 @@ from PIL import Image
 
 from gan.checkpoint import CheckpointError, load_checkpoint
 from gan.filtering import KEPT, Selection, select
-from gan.metrics.features import extract_features
+from gan.metrics.features import extract_features, metric_label
+from gan.metrics.filter_verdict import BEATS, NO_DIFFERENCE, FilterVerdict, filter_vs_random
 from gan.metrics.sets import real_floor, set_metrics
 from gan.networks import Architecture, Generator
 from gan.training import sample
 from pipelines.errors import UserError
 from pipelines.gan_run import ClassRun, write_grid
 from pipelines.rundir import new_temp_dir, run_record
+
+VERDICT_REPLICATES = 1000  # bootstrap replicates of the held-out filter verdict
 
 
 @dataclass
@@ -58,8 +62,11 @@ def pool_size(opts: SampleOptions) -> int:
 
 def memory_needed(opts: SampleOptions, size: int, dim: int, n_real: int, nz: int = 100) -> int:
     """Peak bytes of sample_class, roughly: the pool's images (and the kept copy), latents,
-    features and, for the matching filter, its real x pool distance and rank matrices."""
+    features, the held-out verdict's bootstrap (a replicate × pool indicator and a block of the
+    pool kernel, doubles) and, for the matching filter, its real x pool distance and rank
+    matrices."""
     per_sample = 2 * 3 * size * size + 4 * nz + 8 * dim + 100  # + per-sample lists
+    per_sample += 8 * (VERDICT_REPLICATES + 1024)
     if opts.filter == "fid" and opts.score == "matching":
         per_sample += 16 * max(n_real, 1)
     return pool_size(opts) * per_sample
@@ -164,7 +171,10 @@ def sample_class(
     feats = extract_features(space, pool)
     t_sample = time.perf_counter() - t0
 
-    sel = select(feats, real, opts.n, opts.score) if opts.filter == "fid" else _keep_all(pool_n)
+    if opts.filter == "fid":
+        sel = select(feats, real, opts.n, opts.score, seed=opts.seed, real_groups=run.lesions)
+    else:
+        sel = _keep_all(pool_n)
     kept = sel.kept
     random_n = torch.randperm(pool_n, generator=torch.Generator().manual_seed(opts.seed + 1))
     random_n = random_n[: len(kept)]
@@ -185,7 +195,7 @@ def sample_class(
     }
     if len(kept) >= 2:
         subsets = {"kept": feats[kept], "random": feats[random_n], "pool": feats}
-        summary |= _set_quality(subsets, real, heldout, space)
+        summary |= _set_quality(subsets, real, heldout, space, run.heldout_lesions, opts.seed)
     if len(kept) < opts.n:
         summary["warning"] = (
             f"only {len(kept)} of {opts.n} samples passed the filter; raise "
@@ -202,24 +212,36 @@ def _keep_all(n: int) -> Selection:
     return Selection(torch.arange(n), [KEPT] * n, torch.zeros(n), torch.zeros(n), 0.0)
 
 
-def _set_quality(subsets: dict, real: torch.Tensor, heldout: torch.Tensor, space) -> dict:
+def _set_quality(
+    subsets: dict,
+    real: torch.Tensor,
+    heldout: torch.Tensor,
+    space,
+    heldout_groups: list[str] | None = None,
+    seed: int = 0,
+) -> dict:
     """FID/KID/precision/recall of the kept, random and pool sets against the selection
-    (training) reals and, where there are >= 2, the held-out reals with the real-vs-real floor;
-    the verdict leads with held-out, since the filter chose with the training reals."""
+    (training) reals and, where there are >= 2, the held-out reals with the real-vs-real floor.
+
+    The verdict leads with held-out, since the filter chose with the training reals: KID(kept)
+    − KID(random n of the pool) on the held-out reals with a 95 % paired bootstrap interval
+    (over held-out lesions and random subsets, gan.metrics.filter_verdict), stated as beats /
+    no difference / worse. The training-reals numbers are a diagnostic only, with no verdict."""
     out: dict = {"sets": {k: set_metrics(real, v, space) for k, v in subsets.items()}}
-    verdicts = [_verdict("selection (training) reals", out["sets"], "fid")]
+    verdicts = [_training_note(out["sets"])]
     if len(heldout) >= 2:
         out["heldout_sets"] = {
             k: set_metrics(heldout, v, space, len(real)) for k, v in subsets.items()
         }
         out["floor"] = real_floor(real, heldout, space)
-        verdicts.insert(0, _verdict("held-out reals", out["heldout_sets"], "kid"))
-        out["filter_beats_random_heldout"] = (
-            out["heldout_sets"]["kept"]["kid"] < out["heldout_sets"]["random"]["kid"]
+        fv = filter_vs_random(
+            subsets["kept"], subsets["pool"], heldout, heldout_groups, VERDICT_REPLICATES, seed
         )
+        out["filter_vs_random_heldout"] = fv.as_dict()
+        label = metric_label("KID", space, len(heldout), len(subsets["kept"]))
+        verdicts.insert(0, _heldout_verdict(fv, label, len(subsets["kept"])))
     else:
         verdicts.insert(0, f"no held-out verdict: only {len(heldout)} validation images")
-    out["filter_beats_random"] = out["sets"]["kept"]["fid"] < out["sets"]["random"]["fid"]
     out["verdict"] = "; ".join(verdicts)
     return out
 
@@ -274,13 +296,25 @@ def _remove_stale_temporaries(out_root: Path, cls: str) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _verdict(side: str, sets: dict, metric: str) -> str:
-    k, r = sets["kept"], sets["random"]
-    beats = k[metric] < r[metric]
+def _heldout_verdict(fv: FilterVerdict, label: str, n: int) -> str:
+    outcome = {
+        BEATS: "the filter beats random selection",
+        NO_DIFFERENCE: "no difference from random selection",
+    }.get(fv.verdict, "the filter is WORSE than random selection")
+    lo, hi = fv.ci95
     return (
-        f"on {side}, kept {k[metric + '_label']} = {_fmt(metric, k[metric])} vs random "
-        f"{_fmt(metric, r[metric])}: the filter "
-        + ("beats random selection" if beats else "does NOT beat random selection")
+        f"on held-out reals, kept {label} = {_fmt('kid', fv.kid_kept)} vs "
+        f"{_fmt('kid', fv.kid_random)} for a random {n} of the pool: difference "
+        f"{_fmt('kid', fv.kid_diff)}, 95 % CI [{_fmt('kid', lo)}, {_fmt('kid', hi)}] "
+        f"(bootstrap over {fv.clusters} held-out {fv.unit} and random subsets): {outcome}"
+    )
+
+
+def _training_note(sets: dict) -> str:
+    k, r = sets["kept"], sets["random"]
+    return (
+        f"on selection (training) reals, kept {k['fid_label']} = {_fmt('fid', k['fid'])} vs "
+        f"random {_fmt('fid', r['fid'])} (a diagnostic: the filter chose with these reals)"
     )
 
 
@@ -388,7 +422,10 @@ def summary_table(summaries: list[dict]) -> str:
     return (
         "\n".join(lines)
         + f"\n\nfeature space {space}; reals: {n_real}. Held-out FID is at the floor's n "
-        "(generated sets subsampled to the training count), so it compares with the floor."
+        "(generated sets subsampled to the training count), so it compares with the floor. "
+        "KID ± is the spread over KID's random subsets of these same sets, not a sampling "
+        "error: whether kept beats random is each class's held-out verdict, with its 95 % "
+        "interval (summary.json: filter_vs_random_heldout)."
     )
 
 

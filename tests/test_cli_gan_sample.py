@@ -95,7 +95,9 @@ def test_sample_all_classes_with_filter(run_dir: Path):
         assert set(summary["sets"]) == {"kept", "random", "pool"}
         label = summary["sets"]["kept"]["fid_label"]
         assert label == f"FID[domain-256d, n={summary['n_real']} vs {kept}]"
-        assert "filter_beats_random" in summary and "verdict" in summary
+        assert summary["filter_vs_random_heldout"]["verdict"] in ("beats", "no difference", "worse")
+        assert summary["filter_vs_random_heldout"]["unit"] == "lesions"
+        assert "verdict" in summary and "filter_beats_random" not in summary
         held = summary["heldout_sets"]["kept"]
         n_val = json.loads((run_dir / "split.json").read_text())["counts"]["val"]["per_class"][cls]
         assert held["n_reference"] == summary["n_heldout"] == n_val  # the class's validation images

@@ -9,6 +9,7 @@ from torch import nn
 
 from gan.metrics.features import FeatureSpace, extract_features
 from gan.metrics.fid import fid
+from gan.metrics.filter_verdict import filter_vs_random
 from gan.metrics.kid import kid
 from gan.metrics.sets import fid_at_n, real_floor, set_metrics
 from gan.networks import Architecture
@@ -16,6 +17,7 @@ from gan.training import TrainConfig, new_state, sample
 from pipelines.data.datasets import load_dataset
 from pipelines.data.splits import load_or_make_split
 from pipelines.gan_run import ClassRun, FidTracker, class_run
+from pipelines.sampling import _set_quality
 
 
 class _ColourStats(nn.Module):
@@ -97,3 +99,30 @@ def test_matched_fid_subsamples_to_the_floor_n():
     assert m["fid_matched"] == fid_at_n(ref, gen, 40)
     # FID is biased upwards at small n: the matched number is the larger one
     assert m["fid_matched"] > m["fid"]
+
+
+def test_filter_verdict_follows_the_heldout_reals_not_the_training_reals():
+    """Mutant 'the held-out filter flag computed on training sets': the kept half of the pool
+    sits on the held-out reals' distribution and off the training reals', so the verdict on
+    held-out reals is "beats" and one computed on the training reals would be "worse"."""
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(60, 4, generator=g, dtype=torch.float64)  # training reals: mean 0
+    heldout = torch.randn(40, 4, generator=g, dtype=torch.float64) + 2.0  # held-out: mean 2
+    on_heldout = torch.randn(100, 4, generator=g, dtype=torch.float64) + 2.0
+    on_training = torch.randn(100, 4, generator=g, dtype=torch.float64)
+    pool = torch.cat([on_heldout, on_training])
+    random_n = torch.randperm(200, generator=g)[:100]
+    subsets = {"kept": pool[:100], "random": pool[random_n], "pool": pool}
+    lesions = [f"L{i // 2}" for i in range(40)]  # two photos per held-out lesion
+    space = FeatureSpace("toy", 4, nn.Identity())
+    out = _set_quality(subsets, real, heldout, space, lesions, seed=1)
+
+    held = out["filter_vs_random_heldout"]
+    assert held["verdict"] == "beats" and held["ci95"][1] < 0 and held["clusters"] == 20
+    assert held == filter_vs_random(pool[:100], pool, heldout, lesions, seed=1).as_dict()
+    assert out["verdict"].startswith("on held-out reals, kept KID[toy-4d, n=40 vs 100]")
+    assert "the filter beats random selection" in out["verdict"]
+    # the same question asked of the training reals has the opposite answer
+    assert filter_vs_random(pool[:100], pool, real, seed=1).verdict == "worse"
+    assert out["sets"]["kept"]["fid"] > out["sets"]["random"]["fid"]
+    assert "filter_beats_random" not in out and "filter_beats_random_heldout" not in out
