@@ -13,6 +13,10 @@ Shrikumar, ICML 2020). The likelihood is convex in the bias and the bias enters 
 a model that differs from another only by a logit offset gets exactly the other's calibrated
 scores: the metric is invariant to any per-class offset. Then the threshold is the k-th largest
 calibrated validation score of class c, k = the class's validation count.
+
+The same calibrated scores rank a class's images for AP (classifier.gains): one-vs-rest p_c
+moves under an offset on the other classes just as the threshold does (in the test's
+simulation a -log pi adjustment moved a common class's raw AP by -0.13).
 """
 
 from __future__ import annotations
@@ -60,12 +64,19 @@ def fit_class_bias(log_probs: np.ndarray, labels: np.ndarray, iters: int = 100) 
     return out
 
 
-def calibrated_scores(probs: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
-    """Class k's probability after adding `bias` to the log-probabilities (N×K -> N)."""
-    s = np.log(np.maximum(probs.astype(np.float64), MIN_PROB)) + bias
-    s = s - s.max(1, keepdims=True)
-    e = np.exp(s)
-    return e[:, k] / e.sum(1)
+def calibrated_probs(
+    val_probs: np.ndarray, val_labels: np.ndarray, probs: np.ndarray
+) -> np.ndarray:
+    """Each seed's probabilities (S×N×K) on the validation prior: its bias is fitted on its own
+    validation probabilities (S×Nv×K). Ranking a class's images by these is what AP needs to
+    be fair as well: an offset on the other classes' logits reorders raw p_c too."""
+    out = []
+    for val, p in zip(val_probs, probs):
+        bias = fit_class_bias(np.log(np.maximum(val, MIN_PROB)), val_labels)
+        s = np.log(np.maximum(p.astype(np.float64), MIN_PROB)) + bias
+        e = np.exp(s - s.max(1, keepdims=True))
+        out.append(e / e.sum(1, keepdims=True))
+    return np.stack(out)
 
 
 def prior_matched_hits(
@@ -77,9 +88,7 @@ def prior_matched_hits(
     n_k = int((val_labels == k).sum())
     if n_k == 0:
         raise ValueError("no validation image of this class: cannot match its prior")
-    hits = []
-    for val, test in zip(val_probs, test_probs):
-        bias = fit_class_bias(np.log(np.maximum(val, MIN_PROB)), val_labels)
-        threshold = np.sort(calibrated_scores(val, bias, k))[-n_k]
-        hits.append(calibrated_scores(test, bias, k) >= threshold)
-    return np.stack(hits)
+    val = calibrated_probs(val_probs, val_labels, val_probs)[..., k]
+    test = calibrated_probs(val_probs, val_labels, test_probs)[..., k]
+    thresholds = np.sort(val, axis=1)[:, -n_k]
+    return test >= thresholds[:, None]

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torchmetrics.functional.classification import binary_average_precision
 
 from classifier.gains import N_BOOT, ap_gain, recall_gain, resamples
 from classifier.metrics import classification_metrics
-from classifier.prior_matching import prior_matched_hits
+from classifier.prior_matching import calibrated_probs, prior_matched_hits
 from classifier.training import predict_proba
 from pipelines.arms import CONTROLS
 from pipelines.data.datasets import Dataset
@@ -32,7 +33,7 @@ GAIN_PAIRS = [  # (arm, reference): the gains the report shows, headline first
 METRICS = {  # gain metric -> what it measures, for the report
     "recall": "recall at the argmax",
     "prior_matched_recall": "recall at the validation-prior-matched threshold",
-    "average_precision": "average precision (threshold-free)",
+    "average_precision": "average precision on the validation prior (threshold-free)",
 }
 
 
@@ -48,12 +49,14 @@ def _tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
 class Pooled:
     """Test predictions of every arm, pooled over the folds (one fold without --folds): each
     test image appears once per seed. matched[arm][k]: S×N prior-matched hits for class k,
-    thresholded on the validation set of the fold each image was tested in."""
+    thresholded on the validation set of the fold each image was tested in; calibrated[arm]:
+    the probabilities put on the validation prior of that fold (classifier.prior_matching)."""
 
     labels: np.ndarray  # N
     lesion_ids: list[str]  # N
     probs: dict[str, np.ndarray]  # arm -> S×N×K
     matched: dict[str, dict[int, np.ndarray]]
+    calibrated: dict[str, np.ndarray]  # arm -> S×N×K
     train_images: dict[str, list[int]]  # arm -> training-set size of every fold
 
 
@@ -67,12 +70,14 @@ def pool_predictions(ds: Dataset, parts: list[tuple[Split, dict]], classes: list
     rare = [ds.class_index(c) for c in classes]
     arms = list(parts[0][1])
     probs: dict[str, list] = {a: [] for a in arms}
+    calibrated: dict[str, list] = {a: [] for a in arms}
     matched: dict[str, dict[int, list]] = {a: {k: [] for k in rare} for a in arms}
     for split, results in parts:
         val_labels = ds.labels[split.val]
         for arm in arms:
             test, val = _fold_probs(results[arm])
             probs[arm].append(test)
+            calibrated[arm].append(calibrated_probs(val, val_labels, test))
             for k in rare:
                 matched[arm][k].append(prior_matched_hits(val, val_labels, test, k))
     test_idx = np.concatenate([split.test for split, _ in parts])
@@ -83,18 +88,18 @@ def pool_predictions(ds: Dataset, parts: list[tuple[Split, dict]], classes: list
         matched={
             a: {k: np.concatenate(m, axis=1) for k, m in d.items()} for a, d in matched.items()
         },
+        calibrated={a: np.concatenate(c, axis=1) for a, c in calibrated.items()},
         train_images={a: [r[a][0]["train_images"] for _, r in parts] for a in arms},
     )
 
 
 def class_evidence(pooled: Pooled, arm: str, k: int) -> dict[str, np.ndarray]:
     """What each gain metric needs for class k, per seed (S×N): argmax hits, prior-matched
-    hits and the class's scores."""
-    test = pooled.probs[arm]
+    hits and the class's scores on the validation prior."""
     return {
-        "recall": test.argmax(2) == k,
+        "recall": pooled.probs[arm].argmax(2) == k,
         "prior_matched_recall": pooled.matched[arm][k],
-        "average_precision": test[..., k],
+        "average_precision": pooled.calibrated[arm][..., k],
     }
 
 
@@ -149,8 +154,19 @@ def compare(ds: Dataset, pooled: Pooled, classes: list[str]) -> dict:
             for c, k in rare.items()
             if (pooled.labels == k).any()
         }
+        calibrated_ap = {
+            c: [
+                binary_average_precision(
+                    torch.from_numpy(p[:, k]), torch.from_numpy((pooled.labels == k).astype(int))
+                ).item()
+                for p in pooled.calibrated[arm]
+            ]
+            for c, k in rare.items()
+            if (pooled.labels == k).any()
+        }
         table[arm] = {
             "recall_mean": rec.mean(0).tolist(),
+            "calibrated_average_precision": calibrated_ap,
             "recall_sd": rec.std(0, ddof=1).tolist() if len(ms) > 1 else [0.0] * rec.shape[1],
             "prior_matched_recall": matched,
             **{
@@ -197,6 +213,7 @@ def external_test(
     rare = [ds.class_index(c) for c in classes]
     arms = list(parts[0][1])
     probs: dict[str, list] = {a: [] for a in arms}
+    calibrated: dict[str, list] = {a: [] for a in arms}
     matched: dict[str, dict[int, list]] = {a: {k: [] for k in rare} for a in arms}
     for split, results in parts:
         for arm in arms:
@@ -208,6 +225,9 @@ def external_test(
                 tta = r["config"].get("tta", False)  # as on its own test set
                 p = predict_proba(model, x, precision=precision, tta=tta).cpu().numpy()
                 probs[arm].append(p)
+                calibrated[arm].append(
+                    calibrated_probs(val_s[None], ds.labels[split.val], p[None])[0]
+                )
                 for k in rare:
                     matched[arm][k].append(
                         prior_matched_hits(val_s[None], ds.labels[split.val], p[None], k)[0]
@@ -217,6 +237,7 @@ def external_test(
         lesion_ids=list(ext.lesion_ids),
         probs={a: np.stack(p) for a, p in probs.items()},
         matched={a: {k: np.stack(m) for k, m in d.items()} for a, d in matched.items()},
+        calibrated={a: np.stack(c) for a, c in calibrated.items()},
         train_images={},
     )
     return {

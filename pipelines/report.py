@@ -164,7 +164,7 @@ def _head_md(results: dict, ds, pooled) -> list[str]:
         "model's scores are put on the validation prior (a per-class bias fitted there), then "
         "thresholded to flag as many validation images as the class has, so a gain that is only "
         "a shifted prior or logit offset vanishes. AP: average precision of the class's "
-        "one-vs-rest scores (tied scores are one threshold).",
+        "one-vs-rest scores on that validation prior (tied scores are one threshold).",
         "",
         *headline(results),
         "",
@@ -209,18 +209,20 @@ def _tables_md(results: dict, names: list[str]) -> list[str]:
     rare = results["config"]["classes"]
     md += [
         "",
-        "## Rare classes: AP, one-vs-rest AUC and prior-matched recall (mean over seeds)",
+        "## Rare classes: AP, one-vs-rest AUC and prior-matched recall (mean ± sd over seeds)",
         "",
-        "| class | arm | recall | prior-matched recall | AP | AUC |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| class | arm | recall | prior-matched recall | AP on the validation prior | raw AP "
+        "| AUC |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for c in rare:
         k = names.index(c)
         for arm, r in cmp["per_arm"].items():
             pm = r["prior_matched_recall"].get(c)
+            cap = r.get("calibrated_average_precision", {}).get(c)
             md.append(
                 f"| {c} | {arm} | {r['recall_mean'][k]:.3f} | "
-                f"{'–' if pm is None else _pm(pm)} | "
+                f"{'–' if pm is None else _pm(pm)} | {'–' if cap is None else _pm(cap)} | "
                 f"{_pm([a[k] for a in r['average_precision']])} | "
                 f"{_pm([a[k] for a in r['auc']])} |"
             )

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torchmetrics.functional.classification import binary_average_precision
 
 from classifier.prior_matching import prior_matched_hits
 from pipelines.compare import paired_gains, pool_predictions
@@ -109,3 +111,10 @@ def test_a_better_arm_gains_with_the_right_sign(tmp_path: Path):
         for a in ("baseline", "oversample")
     ]
     assert g["recall"]["gain"] == pytest.approx((rec[1] - rec[0]).mean())
+    # the AP gain is torchmetrics' AP of the scores on each fold's validation prior
+    target = torch.from_numpy((pooled.labels == 1).astype(int))
+    ap = [
+        [binary_average_precision(torch.from_numpy(p[:, 1]), target).item() for p in cal]
+        for cal in (pooled.calibrated["baseline"], pooled.calibrated["oversample"])
+    ]
+    assert g["average_precision"]["gain"] == pytest.approx(np.mean(ap[1]) - np.mean(ap[0]))

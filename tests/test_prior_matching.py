@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from torchmetrics.functional.classification import binary_average_precision
 
-from classifier.prior_matching import calibrated_scores, fit_class_bias, prior_matched_hits
+from classifier.prior_matching import calibrated_probs, fit_class_bias, prior_matched_hits
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -84,9 +86,10 @@ def test_threshold_comes_from_validation_not_test():
     val_labels[:2] = k
     test = _softmax(rng.normal(size=(30, 3)) + np.array([0.0, 3.0, 0.0]))
     hits = prior_matched_hits(val[None], val_labels, test[None], k)[0]
-    bias = fit_class_bias(np.log(val), val_labels)
-    threshold = np.sort(calibrated_scores(val, bias, k))[-int((val_labels == k).sum())]
-    assert hits.tolist() == (calibrated_scores(test, bias, k) >= threshold).tolist()
+    cal_val = calibrated_probs(val[None], val_labels, val[None])[0, :, k]
+    cal_test = calibrated_probs(val[None], val_labels, test[None])[0, :, k]
+    threshold = np.sort(cal_val)[-int((val_labels == k).sum())]
+    assert hits.tolist() == (cal_test >= threshold).tolist()
     assert hits.sum() > (val_labels == k).sum()  # test, not validation, prevalence of flags
     with pytest.raises(ValueError, match="no validation image"):
         prior_matched_hits(val[None], np.zeros(40, int), test[None], 2)
@@ -100,3 +103,28 @@ def test_each_seed_is_matched_on_its_own_validation_scores():
     both = prior_matched_hits(val, labels, test, 2)
     for s in range(2):
         assert (both[s] == prior_matched_hits(val[s : s + 1], labels, test[s : s + 1], 2)[0]).all()
+
+
+def test_ap_on_the_validation_prior_ignores_a_pure_logit_adjustment():
+    """Raw one-vs-rest AP is not offset-free either: -log(pi) on every class reorders p_c
+    (here it moves the AP of a class with prior 0.11 by > 0.05). On scores put on the
+    validation prior it does not move."""
+    rng = np.random.default_rng(5)
+    prior = np.array([0.67, 0.11, 0.11, 0.05, 0.03, 0.02, 0.01])
+    z_val, y_val = _simulated_logits(rng, 20_000, prior)
+    z_test, y_test = _simulated_logits(rng, 20_000, prior)
+    adjust = -np.log(prior)
+
+    def ap(scores: np.ndarray, k: int) -> float:
+        target = torch.from_numpy((y_test == k).astype(int))
+        return binary_average_precision(torch.from_numpy(scores), target).item()
+
+    for k in (1, 5):
+        raw = ap(_softmax(z_test)[:, k], k), ap(_softmax(z_test + adjust)[:, k], k)
+        cal = [
+            ap(calibrated_probs(_softmax(v)[None], y_val, _softmax(t)[None])[0, :, k], k)
+            for v, t in ((z_val, z_test), (z_val + adjust, z_test + adjust))
+        ]
+        assert abs(cal[1] - cal[0]) < 0.005
+        if k == 1:
+            assert abs(raw[1] - raw[0]) > 0.05
