@@ -164,7 +164,12 @@ def _head_md(results: dict, ds, pooled) -> list[str]:
         "model's scores are put on the validation prior (a per-class bias fitted there), then "
         "thresholded to flag as many validation images as the class has, so a gain that is only "
         "a shifted prior or logit offset vanishes. AP: average precision of the class's "
-        "one-vs-rest scores on that validation prior (tied scores are one threshold).",
+        "one-vs-rest scores on that validation prior (tied scores are one threshold)."
+        + (
+            " **One seed: the intervals cover test-set noise only, not seed-to-seed variation.**"
+            if len(seeds) == 1
+            else ""
+        ),
         "",
         *headline(results),
         "",

@@ -47,6 +47,7 @@ def test_report_and_results(finished: Path):
     lines = report.splitlines()
     assert "SYNTHETIC demo data" in lines[2]
     assert lines[4].startswith("## Headline")
+    assert "One seed" not in report  # 2 seeds: the intervals have a seed part
     header = next(i for i, line in enumerate(lines) if line.startswith("| class | arm | vs |"))
     rows = [line for line in lines[header + 2 :] if line.startswith("| ")]
     headline_rows = {tuple(c.strip() for c in line.split("|")[1:4]) for line in rows}
