@@ -46,8 +46,8 @@ from scipy import stats
 N_BOOT = 2000
 LEVEL = 0.95
 METHOD = (
-    "gain ± t·SE, SE from the crossed seed × lesion variance components (lesion bootstrap, "
-    "paired across arms; seed spread less its interaction), Welch-Satterthwaite df"
+    "gain ± t·SE; SE² = per-seed gains' variance / S (S − 1 df) + the lesion part the seeds "
+    "share (seed-pair covariance over a paired lesion bootstrap); Welch-Satterthwaite df"
 )
 
 

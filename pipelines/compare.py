@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torchmetrics.functional.classification import binary_average_precision
 
-from classifier.gains import N_BOOT, ap_gain, recall_gain, resamples
+from classifier.gains import METHOD, N_BOOT, ap_gain, recall_gain, resamples
 from classifier.metrics import classification_metrics
 from classifier.prior_matching import calibrated_probs, prior_matched_hits
 from classifier.training import predict_proba
@@ -182,7 +182,7 @@ def compare(ds: Dataset, pooled: Pooled, classes: list[str]) -> dict:
                 )
             },
         }
-    return {"per_arm": table, "gains": paired_gains(pooled, rare)}
+    return {"per_arm": table, "gains": paired_gains(pooled, rare), "interval": METHOD}
 
 
 def external_test(

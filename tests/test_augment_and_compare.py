@@ -64,6 +64,8 @@ def test_report_and_results(finished: Path):
         for metric in ("recall", "prior_matched_recall", "average_precision"):
             m = g[metric]
             assert m["ci95"][0] <= m["gain"] <= m["ci95"][1], (g["arm"], metric)
+            assert len(m["per_seed"]) == 2 and m["gain"] == pytest.approx(np.mean(m["per_seed"]))
+    assert results["comparison"]["interval"].startswith("gain ± t·SE")
     assert all(len(folds) == 1 and len(folds[0]) == 2 for folds in results["runs"].values())
     out = finished / "compare" / results["config_id"]
     for fig in ("recall_per_class", "confusion_baseline_vs_gan", "pr_curves", "samples_df"):
