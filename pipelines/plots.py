@@ -100,7 +100,11 @@ def recall_bars(per_arm: dict[str, dict], class_names: list[str], path: Path) ->
 
 
 def pr_curves(
-    curves: dict[str, list], ap: dict[str, list[float]], class_names: list[str], path: Path
+    curves: dict[str, list],
+    ap: dict[str, list[float]],
+    class_names: list[str],
+    path: Path,
+    title: str = "",
 ) -> None:
     """curves[arm][class] = (precision, recall) from predictions pooled over seeds; each
     legend gives the arms' AP (mean over seeds)."""
@@ -121,4 +125,6 @@ def pr_curves(
         ax.legend(fontsize=6, loc="lower left")
     for k in range(len(class_names), rows * cols):
         axes[k // cols][k % cols].axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
     save_figure(fig, path)

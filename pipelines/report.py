@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torchmetrics.functional.classification import multiclass_average_precision
 
 from classifier.metrics import precision_recall_curves
 from pipelines.plots import confusion_pair, pr_curves, recall_bars
@@ -133,11 +134,19 @@ def write_figures(out: Path, results: dict, ds, pooled, sample_summaries: dict) 
         confusion_pair(pair, names, figures / "confusion_baseline_vs_gan.png")
     labels = torch.from_numpy(pooled.labels)
     curves, ap = {}, {}
-    for arm, probs in pooled.probs.items():
-        flat = torch.from_numpy(probs.reshape(-1, probs.shape[-1]))
+    for arm, probs in pooled.calibrated.items():  # on the validation prior, as the AP gains
+        flat = torch.from_numpy(probs.reshape(-1, probs.shape[-1])).float()
         curves[arm] = precision_recall_curves(flat, labels.repeat(len(probs)), len(names))
-        ap[arm] = np.mean(cmp["per_arm"][arm]["average_precision"], axis=0).tolist()
-    pr_curves(curves, ap, names, figures / "pr_curves.png")
+        ap[arm] = np.mean(
+            [
+                multiclass_average_precision(
+                    torch.from_numpy(p).float(), labels, len(names), average=None
+                ).numpy()
+                for p in probs
+            ],
+            axis=0,
+        ).tolist()
+    pr_curves(curves, ap, names, figures / "pr_curves.png", "scores on the validation prior")
     for c, kinds in sample_summaries.items():
         grid = Path(kinds.get("gan", next(iter(kinds.values())))["_dir"]) / "grid.png"
         if grid.is_file():
@@ -304,7 +313,7 @@ def _figures_md(sample_summaries: dict) -> list[str]:
         "",
         "![confusion](figures/confusion_baseline_vs_gan.png)",
         "",
-        "![pr](figures/pr_curves.png)",
+        "![pr](figures/pr_curves.png) (scores on the validation prior: AP as in the gains)",
         "",
     ]
     md += [
