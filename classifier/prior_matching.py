@@ -64,19 +64,44 @@ def fit_class_bias(log_probs: np.ndarray, labels: np.ndarray, iters: int = 100) 
     return out
 
 
+def calibrate(
+    val_probs: np.ndarray, val_labels: np.ndarray, test_probs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each seed's validation and test probabilities (S×Nv×K, S×N×K) on the validation prior,
+    from one bias fit per seed on its own validation probabilities. Ranking a class's images by
+    these is what AP needs to be fair as well: an offset on the other classes' logits reorders
+    raw p_c too."""
+    val_out, test_out = [], []
+    for val, test in zip(val_probs, test_probs):
+        bias = fit_class_bias(np.log(np.maximum(val, MIN_PROB)), val_labels)
+        val_out.append(_with_bias(val, bias))
+        test_out.append(_with_bias(test, bias))
+    return np.stack(val_out), np.stack(test_out)
+
+
+def _with_bias(probs: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    s = np.log(np.maximum(probs.astype(np.float64), MIN_PROB)) + bias
+    e = np.exp(s - s.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
 def calibrated_probs(
     val_probs: np.ndarray, val_labels: np.ndarray, probs: np.ndarray
 ) -> np.ndarray:
-    """Each seed's probabilities (S×N×K) on the validation prior: its bias is fitted on its own
-    validation probabilities (S×Nv×K). Ranking a class's images by these is what AP needs to
-    be fair as well: an offset on the other classes' logits reorders raw p_c too."""
-    out = []
-    for val, p in zip(val_probs, probs):
-        bias = fit_class_bias(np.log(np.maximum(val, MIN_PROB)), val_labels)
-        s = np.log(np.maximum(p.astype(np.float64), MIN_PROB)) + bias
-        e = np.exp(s - s.max(1, keepdims=True))
-        out.append(e / e.sum(1, keepdims=True))
-    return np.stack(out)
+    """`probs` (S×N×K) on the validation prior (see calibrate)."""
+    return calibrate(val_probs, val_labels, probs)[1]
+
+
+def matched_hits(
+    val_calibrated: np.ndarray, val_labels: np.ndarray, test_calibrated: np.ndarray, k: int
+) -> np.ndarray:
+    """S×N: test images whose calibrated class-k score reaches the threshold that flags as many
+    validation images as class k has there."""
+    n_k = int((val_labels == k).sum())
+    if n_k == 0:
+        raise ValueError("no validation image of this class: cannot match its prior")
+    thresholds = np.sort(val_calibrated[..., k], axis=1)[:, -n_k]
+    return test_calibrated[..., k] >= thresholds[:, None]
 
 
 def prior_matched_hits(
@@ -85,10 +110,5 @@ def prior_matched_hits(
     """Test images flagged as class k by each seed's model (S×Nv×K, S×N×K -> S×N booleans): its
     scores calibrated on validation, then thresholded so that it flags as many validation
     images as class k has there."""
-    n_k = int((val_labels == k).sum())
-    if n_k == 0:
-        raise ValueError("no validation image of this class: cannot match its prior")
-    val = calibrated_probs(val_probs, val_labels, val_probs)[..., k]
-    test = calibrated_probs(val_probs, val_labels, test_probs)[..., k]
-    thresholds = np.sort(val, axis=1)[:, -n_k]
-    return test >= thresholds[:, None]
+    val_calibrated, test_calibrated = calibrate(val_probs, val_labels, test_probs)
+    return matched_hits(val_calibrated, val_labels, test_calibrated, k)

@@ -16,7 +16,7 @@ from torchmetrics.functional.classification import binary_average_precision
 
 from classifier.gains import METHOD, N_BOOT, ap_gain, recall_gain, resamples
 from classifier.metrics import classification_metrics
-from classifier.prior_matching import calibrated_probs, prior_matched_hits
+from classifier.prior_matching import calibrate, matched_hits
 from classifier.training import predict_proba
 from pipelines.arms import CONTROLS
 from pipelines.data.datasets import Dataset
@@ -77,9 +77,7 @@ def pool_predictions(ds: Dataset, parts: list[tuple[Split, dict]], classes: list
         for arm in arms:
             test, val = _fold_probs(results[arm])
             probs[arm].append(test)
-            calibrated[arm].append(calibrated_probs(val, val_labels, test))
-            for k in rare:
-                matched[arm][k].append(prior_matched_hits(val, val_labels, test, k))
+            _add_calibrated(calibrated[arm], matched[arm], val, val_labels, test)
     test_idx = np.concatenate([split.test for split, _ in parts])
     return Pooled(
         labels=ds.labels[test_idx],
@@ -91,6 +89,17 @@ def pool_predictions(ds: Dataset, parts: list[tuple[Split, dict]], classes: list
         calibrated={a: np.concatenate(c, axis=1) for a, c in calibrated.items()},
         train_images={a: [r[a][0]["train_images"] for _, r in parts] for a in arms},
     )
+
+
+def _add_calibrated(
+    calibrated: list, matched: dict[int, list], val: np.ndarray, val_labels, test: np.ndarray
+) -> None:
+    """Append one fold's test probabilities on the validation prior (S×N×K) and its prior-
+    matched hits of every class in `matched` (S×N each), from one bias fit per seed."""
+    val_calibrated, test_calibrated = calibrate(val, val_labels, test)
+    calibrated.append(test_calibrated)
+    for k, hits in matched.items():
+        hits.append(matched_hits(val_calibrated, val_labels, test_calibrated, k))
 
 
 def class_evidence(pooled: Pooled, arm: str, k: int) -> dict[str, np.ndarray]:
@@ -218,26 +227,15 @@ def external_test(
     for split, results in parts:
         for arm in arms:
             _, val = _fold_probs(results[arm])
-            for r, val_s in zip(results[arm], val):
-                model = new_model()
-                model.load_state_dict(torch.load(r["_dir"] / "model.pt", weights_only=True))
-                model = model.to(device, memory_format=torch.channels_last)
-                tta = r["config"].get("tta", False)  # as on its own test set
-                p = predict_proba(model, x, precision=precision, tta=tta).cpu().numpy()
-                probs[arm].append(p)
-                calibrated[arm].append(
-                    calibrated_probs(val_s[None], ds.labels[split.val], p[None])[0]
-                )
-                for k in rare:
-                    matched[arm][k].append(
-                        prior_matched_hits(val_s[None], ds.labels[split.val], p[None], k)[0]
-                    )
+            p = np.stack([_predict(r, x, new_model, device, precision) for r in results[arm]])
+            probs[arm].append(p)
+            _add_calibrated(calibrated[arm], matched[arm], val, ds.labels[split.val], p)
     pooled = Pooled(
         labels=labels,
         lesion_ids=list(ext.lesion_ids),
-        probs={a: np.stack(p) for a, p in probs.items()},
-        matched={a: {k: np.stack(m) for k, m in d.items()} for a, d in matched.items()},
-        calibrated={a: np.stack(c) for a, c in calibrated.items()},
+        probs={a: np.concatenate(p) for a, p in probs.items()},
+        matched={a: {k: np.concatenate(m) for k, m in d.items()} for a, d in matched.items()},
+        calibrated={a: np.concatenate(c) for a, c in calibrated.items()},
         train_images={},
     )
     return {
@@ -247,3 +245,12 @@ def external_test(
         "per_arm": seed_metrics(pooled, len(ds.class_names)),
         "gains": paired_gains(pooled, {c: ds.class_index(c) for c in classes}),
     }
+
+
+def _predict(result: dict, x: torch.Tensor, new_model, device, precision: str) -> np.ndarray:
+    """One trained classifier's probabilities for x, with the TTA it was tested with."""
+    model = new_model()
+    model.load_state_dict(torch.load(result["_dir"] / "model.pt", weights_only=True))
+    model = model.to(device, memory_format=torch.channels_last)
+    tta = result["config"].get("tta", False)  # as on its own test set
+    return predict_proba(model, x, precision=precision, tta=tta).cpu().numpy()

@@ -171,10 +171,7 @@ def sample_class(
     feats = extract_features(space, pool)
     t_sample = time.perf_counter() - t0
 
-    if opts.filter == "fid":
-        sel = select(feats, real, opts.n, opts.score, seed=opts.seed, real_groups=run.lesions)
-    else:
-        sel = _keep_all(pool_n)
+    sel = _select(opts, feats, real, run.lesions)
     kept = sel.kept
     random_n = torch.randperm(pool_n, generator=torch.Generator().manual_seed(opts.seed + 1))
     random_n = random_n[: len(kept)]
@@ -205,6 +202,13 @@ def sample_class(
     summary["record"] = run_record(summary["options"], data)
     _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path)
     return summary
+
+
+def _select(opts: SampleOptions, feats: torch.Tensor, real: torch.Tensor, lesions) -> Selection:
+    """The filter's choice (--filter fid, real images grouped by lesion where known), or all."""
+    if opts.filter == "fid":
+        return select(feats, real, opts.n, opts.score, seed=opts.seed, real_groups=lesions)
+    return _keep_all(len(feats))
 
 
 def _keep_all(n: int) -> Selection:
