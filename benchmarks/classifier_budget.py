@@ -21,9 +21,9 @@ import torch
 
 from classifier.networks import make_classifier
 from classifier.training import train_classifier
+from gan.conventions import to_nchw
 from pipelines.arms import classifier_config
 from pipelines.cli import resolve_precision
-from pipelines.compare import _tensor
 from pipelines.data.datasets import load_dataset, resize_images
 from pipelines.data.splits import load_or_make_split
 from pipelines.profiles import PROFILES
@@ -113,10 +113,8 @@ def run_recipe(recipe: Recipe, data: str, out: Path) -> dict:
     t0 = time.perf_counter()
     trained = train_classifier(
         make_classifier(k, recipe.width, stem_stride=recipe.stem_stride),
-        _tensor(images[split.train], torch.device("cpu")),
-        torch.from_numpy(ds.labels[split.train]),
-        _tensor(images[split.val], torch.device("cpu")),
-        torch.from_numpy(ds.labels[split.val]),
+        (to_nchw(images[split.train]), torch.from_numpy(ds.labels[split.train])),
+        (to_nchw(images[split.val]), torch.from_numpy(ds.labels[split.val])),
         k,
         cfg,
         progress=False,

@@ -35,6 +35,7 @@ import click
 import numpy as np
 import torch
 
+from gan.conventions import to_nchw
 from gan.filtering import COPY, DUPLICATE, copy_threshold, select
 from gan.metrics.features import extract_features
 from gan.metrics.filter_verdict import BEATS, NO_DIFFERENCE, WORSE, filter_vs_random
@@ -139,7 +140,7 @@ def main(data: Path, run_dir: Path, size: int, partitions: int, classes: str) ->
 
     def class_feats(part: str, label: int) -> tuple[torch.Tensor, list[str]]:
         idx = split[part][ds.labels[split[part]] == label]
-        x = torch.from_numpy(ds.images[idx]).permute(0, 3, 1, 2)
+        x = to_nchw(ds.images[idx])
         return extract_features(space, x), [ds.lesion_ids[i] for i in idx]
 
     print(

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from gan.conventions import to_nchw
 from gan.networks import Architecture, build
 from gan.training import TrainConfig, new_state, train_step
 from pipelines.cli import resolve_precision
@@ -137,7 +138,7 @@ def main(size: int, batch: int, steps: int, loss_check: float) -> None:
         split = load_or_make_split(ds, Path(tempfile.mkdtemp()))
         train_df = split.train[ds.labels[split.train] == ds.class_index("df")]
         print(f"\ndata: {ds.source}, class df, {len(train_df)} training images")
-        df = torch.from_numpy(ds.images[train_df]).permute(0, 3, 1, 2)
+        df = to_nchw(ds.images[train_df])
         compare_losses(arch, df, loss_check, batch)
 
 

@@ -34,7 +34,7 @@ from pipelines.cli import resolve_precision
 from pipelines.data.datasets import load_dataset
 from pipelines.data.splits import load_or_make_split
 from pipelines.feature_space import domain_space
-from pipelines.gan_run import SOURCE, class_run, train_class
+from pipelines.gan_run import SOURCE, TrainPlan, class_run, train_gan
 from pipelines.plots import plt, save_figure
 from pipelines.rundir import cpu_name
 from pipelines.sampling import SampleOptions, sample_class
@@ -124,7 +124,8 @@ def run_recipe(recipe, budget_s, root, data, space, precision, speeds, scale) ->
         src = class_run(ds, split, SOURCE, run_dir)
         cfg = replace(base, kimg=kimg, eval_kimg=kimg / 4, snapshot_kimg=kimg / 4)
         cfg = replace(cfg, sampling=recipe.source)
-        state = train_class(src, ds, arch, cfg, cpu, overwrite=True, space=space, eval_n=500)
+        plan = TrainPlan(arch, cfg, cpu, overwrite=True, space=space, eval_n=500)
+        state = train_gan(src, ds, plan)
         source, source_seconds = src.out / "best.pt", state.seconds
         out["source"] = {"kimg": kimg, "seconds": state.seconds, "eval": _rows(src)}
     for c in CLASSES:
@@ -136,9 +137,8 @@ def run_recipe(recipe, budget_s, root, data, space, precision, speeds, scale) ->
             kimg = share * budget_s * speed / 1000 * TODAY_KIMG[c] / sum(TODAY_KIMG.values())
         cfg = replace(base, kimg=kimg, eval_kimg=kimg / 6, snapshot_kimg=kimg / 6)
         cfg = replace(cfg, freeze_d=recipe.freeze_d if source else 0)
-        state = train_class(
-            run, ds, arch, cfg, cpu, overwrite=True, space=space, eval_n=500, source=source
-        )
+        plan = TrainPlan(arch, cfg, cpu, overwrite=True, space=space, eval_n=500, source=source)
+        state = train_gan(run, ds, plan)
         opts = SampleOptions(n=KEEP[c], fmt="npz", precision=precision)
         summary = sample_class(run, opts, space, run_dir / "samples", cpu, {}, overwrite=True)
         out["classes"][c] = {

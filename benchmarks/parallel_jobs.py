@@ -35,11 +35,11 @@ px = profile.classifier_size or profile.size  # the classifier's input, as in a 
 x = torch.randint(0, 256, (profile.batch_size, 3, px, px), dtype=torch.uint8)
 x = x.contiguous(memory_format=torch.channels_last)
 y = torch.randint(0, 7, (profile.batch_size,))
-autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+mixed = autocast("cpu", precision)
 for i in range(steps + 5):
     if i == 5:
         t0 = time.perf_counter()
-    with autocast:
+    with mixed:
         loss = torch.nn.functional.cross_entropy(model(x).float(), y)
     opt.zero_grad()
     loss.backward()

@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 import torch
 
+from gan.conventions import to_nchw
 from gan.filtering import SCORES, select
 from gan.metrics.features import extract_features
 from gan.metrics.fid import fid
@@ -25,7 +26,7 @@ from gan.metrics.kid import kid
 from gan.metrics.precision_recall import precision_recall
 from gan.training import sample
 from pipelines.cli import load_run_data, resolve_precision
-from pipelines.feature_space import load_feature_space
+from pipelines.feature_space import FeatureRequest, load_feature_space
 from pipelines.gan_run import class_run
 from pipelines.sampling import SampleOptions, checkpoint_path, load_generator, sample_class
 
@@ -39,7 +40,7 @@ def main(run_dir: Path, cls: str, n: int, repeats: int) -> None:
     cpu = torch.device("cpu")
     precision = resolve_precision("auto", cpu)
     ds, split = load_run_data(run_dir, None, None, False, True, [cls])
-    space = load_feature_space("domain", ds, split, run_dir, cpu, precision, progress=False)
+    space = load_feature_space(FeatureRequest("domain", precision), ds, split, run_dir, cpu, False)
     run = class_run(ds, split, cls, run_dir)
     data = {"source": ds.source, "fingerprint": ds.fingerprint}
     times = []
@@ -65,8 +66,8 @@ def main(run_dir: Path, cls: str, n: int, repeats: int) -> None:
     G, _ = load_generator(checkpoint_path(run, "best"), size, cpu)
     z = torch.randn(2 * n, G.nz, generator=torch.Generator().manual_seed(123))
     pool = extract_features(space, sample(G, z, precision=precision))
-    real = extract_features(space, torch.from_numpy(run.images).permute(0, 3, 1, 2))
-    held = extract_features(space, torch.from_numpy(run.heldout).permute(0, 3, 1, 2))
+    real = extract_features(space, to_nchw(run.images))
+    held = extract_features(space, to_nchw(run.heldout))
     rand = torch.randperm(len(pool), generator=torch.Generator().manual_seed(1))[:n]
     print(
         f"\nfilter scores, {space.name}-{space.dim}d, real n={len(real)} train / {len(held)} "

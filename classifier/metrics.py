@@ -19,6 +19,18 @@ from torchmetrics.functional.classification import (
 )
 
 
+def balanced_accuracy(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+    """Mean per-class recall over the classes present in `labels` (ISIC 2018 Task 3 metric):
+    model selection and the reported metrics use this one definition."""
+    pred = probs.argmax(dim=1)
+    recalls = [
+        (pred[labels == c] == c).float().mean().item()
+        for c in range(num_classes)
+        if (labels == c).any()
+    ]
+    return sum(recalls) / len(recalls)
+
+
 def classification_metrics(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
     """Per-class precision/recall/F1/AP/one-vs-rest AUC, balanced accuracy, macro-F1, macro
     one-vs-rest AUC, accuracy and the confusion matrix (rows: true class, columns: predicted)."""
@@ -30,7 +42,7 @@ def classification_metrics(probs: torch.Tensor, labels: torch.Tensor, num_classe
         "f1": multiclass_f1_score(probs, labels, **per_class).tolist(),
         "average_precision": multiclass_average_precision(probs, labels, **per_class).tolist(),
         "auc": multiclass_auroc(probs, labels, **per_class).tolist(),
-        "balanced_accuracy": multiclass_recall(probs, labels, average="macro", **k).item(),
+        "balanced_accuracy": balanced_accuracy(probs, labels, num_classes),
         "macro_f1": multiclass_f1_score(probs, labels, average="macro", **k).item(),
         "macro_auc": multiclass_auroc(probs, labels, average="macro", **k).item(),
         "accuracy": multiclass_accuracy(probs, labels, average="micro", **k).item(),

@@ -1,9 +1,10 @@
-"""Classifiers for 32-128 px images, trained from scratch.
+"""Classifiers for 32-128 px images: two trained from scratch, one fine-tuned.
 
 `CompactCNN` is small enough to train in about a minute on a CPU; its penultimate layer is the
 `domain` feature space in which raregan measures FID/KID of generated images. `SmallResNet` is a
 ResNet-18-style network adapted to small inputs (3x3 stem, no max-pool) for the downstream
-experiment. Both take uint8 images and expose `features(x)` (penultimate layer) and `forward(x)`
+experiment. `PretrainedResNet18` (--pretrained) starts from torchvision's ImageNet weights.
+All take uint8 images and expose `features(x)` (penultimate layer) and `forward(x)`
 (logits).
 """
 
@@ -12,12 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1]; floats are assumed to be in [-1, 1] already."""
-    if images_uint8.dtype == torch.uint8:
-        return images_uint8.float().div(127.5).sub(1.0)
-    return images_uint8
+from gan.conventions import to_model_range
 
 
 def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
@@ -53,7 +49,7 @@ class CompactCNN(nn.Module):
         self.num_features = feature_dim
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(to_unit_range(x))
+        return self.body(to_model_range(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -110,7 +106,7 @@ class SmallResNet(nn.Module):
         self.num_features = c_in
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(to_unit_range(x))
+        return self.body(to_model_range(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -149,7 +145,7 @@ class PretrainedResNet18(nn.Module):
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = (to_unit_range(x) + 1) / 2
+        x = (to_model_range(x) + 1) / 2
         return self.body((x - self.mean) / self.std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from classifier.metrics import balanced_accuracy
+from gan.conventions import autocast, to_model_range
 from gan.diffaugment import random_dihedral
-from gan.training import PRECISIONS
 
 
 @dataclass
@@ -55,7 +56,7 @@ def color_jitter(x: torch.Tensor, g: torch.Generator, strength: float = 0.1) -> 
 
 
 def augment(images_uint8: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    x = images_uint8.float().div(127.5).sub(1.0)
+    x = to_model_range(images_uint8)
     return color_jitter(random_dihedral(x, g), g)
 
 
@@ -79,26 +80,12 @@ def predict_proba(
     was_training = model.training
     model.eval()
     out = []
-    autocast = torch.autocast(
-        images.device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"
-    )
-    with autocast:
+    with autocast(images.device.type, precision):
         for chunk in images.split(batch_size):
             views = dihedral_views(chunk) if tta else [chunk]
             out.append(torch.stack([model(v).float().softmax(dim=1) for v in views]).mean(0))
     model.train(was_training)
     return torch.cat(out)
-
-
-def balanced_accuracy(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
-    """Mean per-class recall over the classes present in `labels` (ISIC 2018 Task 3 metric)."""
-    pred = probs.argmax(dim=1)
-    recalls = [
-        (pred[labels == c] == c).float().mean().item()
-        for c in range(num_classes)
-        if (labels == c).any()
-    ]
-    return sum(recalls) / len(recalls)
 
 
 def _sampling_weights(labels: torch.Tensor, num_classes: int, mode: str) -> torch.Tensor:
@@ -126,17 +113,17 @@ def logit_adjusted_loss(
 
 def train_classifier(
     model: nn.Module,
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    val_x: torch.Tensor,
-    val_y: torch.Tensor,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
     num_classes: int,
     cfg: ClassifierConfig,
     progress: bool = True,
     desc: str = "classifier",
 ) -> TrainedClassifier:
-    """Train for exactly cfg.steps optimiser steps; return the weights of the best validation
-    balanced accuracy (evaluated every cfg.eval_every steps and at the end)."""
+    """Train for exactly cfg.steps optimiser steps on train = (uint8 images, labels); return
+    the weights of the best balanced accuracy on val (evaluated every cfg.eval_every steps and
+    at the end)."""
+    (train_x, train_y), (val_x, val_y) = train, val
     device = train_x.device
     g = torch.Generator(device=device).manual_seed(cfg.seed)
     model = model.to(device, memory_format=torch.channels_last)
@@ -145,9 +132,7 @@ def train_classifier(
     weights = _sampling_weights(train_y, num_classes, cfg.sampling)
     prior = torch.bincount(train_y, minlength=num_classes).float() / len(train_y)
     log_prior = prior.clamp(min=1e-12).log()
-    autocast = torch.autocast(
-        device.type, dtype=PRECISIONS[cfg.precision], enabled=cfg.precision != "fp32"
-    )
+    mixed = autocast(device.type, cfg.precision)
     best = (-1.0, 0, None, None)
     history = []
     bar = tqdm(range(1, cfg.steps + 1), desc=desc, disable=not progress, leave=False)
@@ -155,7 +140,7 @@ def train_classifier(
     for step in bar:
         idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=g)
         x = augment(train_x[idx], g)
-        with autocast:
+        with mixed:
             loss = logit_adjusted_loss(
                 model(x).float(),
                 train_y[idx],

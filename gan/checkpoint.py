@@ -8,14 +8,13 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
-import os
 import random
-import secrets
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from gan.conventions import atomic_torch_save
 from gan.networks import Architecture
 from gan.training import GanState, TrainConfig, new_state
 
@@ -24,26 +23,6 @@ FORMAT = "raregan-dcgan-v1"
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable or of another architecture."""
-
-
-def atomic_torch_save(obj: object, path: Path) -> None:
-    path = Path(path)
-    while True:  # not mkstemp: its 0600 would ignore the umask (others could not read it)
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def state_to_dict(state: GanState, cfg: TrainConfig, extra: dict | None = None) -> dict:

@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from gan.conventions import PRECISIONS, autocast, to_model_range, to_uint8
 from gan.diffaugment import POLICIES, diff_augment, random_dihedral
 from gan.networks import Architecture, build
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 LOSSES = ("ns", "hinge")
 
 
@@ -120,16 +120,6 @@ def new_state(arch: Architecture, cfg: TrainConfig, device: torch.device) -> Gan
     )
 
 
-def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 N×3×H×W in [0, 255] -> float in [-1, 1] (the generator's tanh range)."""
-    return images_uint8.float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Generator output in [-1, 1] -> uint8 [0, 255], rounding to nearest."""
-    return images.float().add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
-
-
 def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler) -> None:
     opt.zero_grad(set_to_none=True)
     if scaler is None:
@@ -178,11 +168,9 @@ def train_step(
     if cfg.dihedral:
         real = random_dihedral(real, g)
     z = torch.randn(n, state.arch.nz, device=dev, generator=g)
-    autocast = torch.autocast(
-        dev.type, dtype=PRECISIONS[cfg.precision], enabled=cfg.precision != "fp32"
-    )
+    mixed = autocast(dev.type, cfg.precision)
 
-    with autocast:
+    with mixed:
         fake = state.G(z)
         d_real = state.D(diff_augment(real, cfg.diffaugment, g)).float()
         d_fake = state.D(diff_augment(fake.detach(), cfg.diffaugment, g)).float()
@@ -191,7 +179,7 @@ def train_step(
         loss_D = loss_D + r1_penalty(state.D, real, cfg, g)
     _backward_step(loss_D, state.opt_D, state.scalers.get("D"))
 
-    with autocast:
+    with mixed:
         d_gen = state.D(diff_augment(fake, cfg.diffaugment, g)).float()
         loss_G = _g_loss(d_gen, cfg.loss)
     trainable_D = state.opt_D.param_groups[0]["params"]  # frozen (FreezeD) blocks stay frozen
@@ -249,10 +237,7 @@ def sample(
     running statistics belong to other weights. Batches of >= 64 keep that noise negligible.
     """
     out = []
-    autocast = torch.autocast(
-        z.device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"
-    )
-    with _untouched_buffers(G), autocast:
+    with _untouched_buffers(G), autocast(z.device.type, precision):
         for chunk in z.split(batch_size):
             out.append(to_uint8(G(chunk)))
     return torch.cat(out)

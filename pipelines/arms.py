@@ -10,7 +10,8 @@
                   synthetic and the rest resampled real ones (share 0 = oversample, 1 = gan);
   gan-unfiltered  the same count of synthetic images drawn without the filter.
 Every arm gets the same classifier, recipe, optimiser step budget and seeds; reweight differs
-from baseline in the loss only.
+from baseline in the loss only. Each arm is one ArmSpec in ARM_SPECS: its training set, loss,
+sample set, gain pairs and place in the report all derive from it, so adding an arm is one entry.
 """
 
 from __future__ import annotations
@@ -27,11 +28,73 @@ from pipelines.data.splits import Split
 from pipelines.errors import UserError
 from pipelines.profiles import Profile
 
-ARMS = ("baseline", "oversample", "reweight", "gan", "oversample+gan", "gan-unfiltered")
-DEFAULT_ARMS = ("baseline", "oversample", "reweight", "gan", "oversample+gan")
-CONTROLS = ("baseline", "oversample", "reweight")  # arms without synthetic images
-SYNTHETIC_SOURCE = {"gan": "gan", "oversample+gan": "gan", "gan-unfiltered": "gan-unfiltered"}
 REWEIGHT_TAU = 1.0  # Menon et al.'s default
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    """A synthetic sample set per rare class, drawn by a `samples` job from the class's GAN."""
+
+    name: str  # as the arms' `synthetic` names it
+    folder: str  # <run>/samples/<folder>/<class>/
+    filter: str  # gan-sample's --filter: fid | none
+    matched_to: str | None = None  # keeps no more images than this set reached (same counts)
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """One arm: how its rare classes grow to their target, and what it is compared with."""
+
+    name: str
+    oversample: bool = False  # real images of the rare classes resampled with replacement
+    synthetic: str | None = None  # the SampleSet its synthetic images come from
+    shared: bool = False  # with both: --synthetic-share of the added images are synthetic
+    logit_adjust_tau: float = 0.0  # > 0: the logit-adjusted loss (reweight)
+    control: bool = False  # an arm without synthetic images, that synthetic arms must beat
+    headline: bool = False  # its gains over every control lead the report
+    default: bool = True  # in --arms by default
+    also_vs: tuple[str, ...] = ()  # gains over these arms too, after the headline ones
+
+    def synthetic_count(self, extra: int, synthetic_share: float) -> int:
+        """Of the `extra` images a rare class needs to reach its target, how many are
+        synthetic (the rest are resampled real ones where the arm oversamples)."""
+        if self.synthetic is None:
+            return 0
+        return round(synthetic_share * extra) if self.shared else extra
+
+
+SAMPLE_SETS = {
+    s.name: s
+    for s in (
+        SampleSet("gan", "filtered", "fid"),
+        SampleSet("gan-unfiltered", "unfiltered", "none", matched_to="gan"),
+    )
+}
+ARM_SPECS = {
+    a.name: a
+    for a in (
+        ArmSpec("baseline", control=True),
+        ArmSpec("oversample", oversample=True, control=True, also_vs=("baseline",)),
+        ArmSpec("reweight", logit_adjust_tau=REWEIGHT_TAU, control=True, also_vs=("baseline",)),
+        ArmSpec("gan", synthetic="gan", headline=True, also_vs=("gan-unfiltered",)),
+        ArmSpec("oversample+gan", oversample=True, synthetic="gan", shared=True, headline=True),
+        ArmSpec("gan-unfiltered", synthetic="gan-unfiltered", default=False, also_vs=("baseline",)),
+    )
+}
+ARMS = tuple(ARM_SPECS)
+DEFAULT_ARMS = tuple(a for a, spec in ARM_SPECS.items() if spec.default)
+CONTROLS = tuple(a for a, spec in ARM_SPECS.items() if spec.control)
+HEADLINE_ARMS = tuple(a for a, spec in ARM_SPECS.items() if spec.headline)
+GAIN_PAIRS = [  # (arm, reference): the gains the report shows, headline first
+    *[(arm, ref) for arm in HEADLINE_ARMS for ref in CONTROLS],
+    *[(arm, ref) for arm, spec in ARM_SPECS.items() for ref in spec.also_vs],
+]
+
+
+def sample_sets(arms: tuple[str, ...]) -> list[SampleSet]:
+    """The sample sets the arms draw from, each after the set it is matched to."""
+    wanted = {ARM_SPECS[a].synthetic for a in arms} - {None}
+    return [s for name, s in SAMPLE_SETS.items() if name in wanted]
 
 
 @dataclass
@@ -62,45 +125,40 @@ def targets_for(ds: Dataset, split: Split, classes: list[str], target: str) -> d
     return out
 
 
-def build_arms(
+def build_arm(
     ds: Dataset,
     split: Split,
     targets: dict[str, int],
     synthetic: dict[str, dict[str, np.ndarray]],
-    arms: list[str],
+    arm: str,
     seed: int,
     synthetic_share: float = 0.5,
-) -> dict[str, Arm]:
-    """Training set of every arm; synthetic[kind][class] holds uint8 images of a sample set
-    (kind "gan": filtered, "gan-unfiltered": not), as SYNTHETIC_SOURCE maps arms to them."""
+) -> Arm:
+    """Training set of one arm; synthetic[set][class] holds uint8 images of a sample set."""
+    spec = ARM_SPECS[arm]
     base_x, base_y = ds.images[split.train], ds.labels[split.train]
     rng = np.random.default_rng(seed)
-    out = {}
-    for name in arms:
-        xs, ys = [base_x], [base_y]
-        for c, target in targets.items():
-            label = ds.class_index(c)
-            extra = target - int((base_y == label).sum())
-            n_syn = {"oversample+gan": round(synthetic_share * extra), "oversample": 0}.get(
-                name, extra if name in SYNTHETIC_SOURCE else 0
-            )
-            n_over = extra - n_syn if name in ("oversample", "oversample+gan") else 0
-            if extra <= 0 or n_syn + n_over == 0:
-                continue
-            if n_over:
-                pool = np.flatnonzero(base_y == label)
-                xs.append(base_x[rng.choice(pool, n_over, replace=True)])
-            if n_syn:
-                imgs = synthetic[SYNTHETIC_SOURCE[name]][c][:n_syn]
-                if len(imgs) < n_syn:
-                    raise UserError(
-                        f"only {len(imgs)} synthetic {c!r} images for {n_syn} "
-                        "needed; rerun with a larger --pool-factor"
-                    )
-                xs.append(imgs)
-            ys.append(np.full(n_syn + n_over, label, dtype=base_y.dtype))
-        out[name] = Arm(name, np.concatenate(xs), np.concatenate(ys))
-    return out
+    xs, ys = [base_x], [base_y]
+    for c, target in targets.items():
+        label = ds.class_index(c)
+        extra = target - int((base_y == label).sum())
+        n_syn = spec.synthetic_count(extra, synthetic_share)
+        n_over = extra - n_syn if spec.oversample else 0
+        if extra <= 0 or n_syn + n_over == 0:
+            continue
+        if n_over:
+            pool = np.flatnonzero(base_y == label)
+            xs.append(base_x[rng.choice(pool, n_over, replace=True)])
+        if n_syn:
+            imgs = synthetic[spec.synthetic][c][:n_syn]
+            if len(imgs) < n_syn:
+                raise UserError(
+                    f"only {len(imgs)} synthetic {c!r} images for {n_syn} "
+                    "needed; rerun with a larger --pool-factor"
+                )
+            xs.append(imgs)
+        ys.append(np.full(n_syn + n_over, label, dtype=base_y.dtype))
+    return Arm(arm, np.concatenate(xs), np.concatenate(ys))
 
 
 def classifier_network(profile: Profile, num_classes: int, pretrained: bool) -> torch.nn.Module:
@@ -121,7 +179,7 @@ def classifier_config(
     profile: Profile, n_train: int, seed: int, precision: str, arm: str = "baseline"
 ) -> ClassifierConfig:
     """The one classifier recipe of every arm (its step budget from the baseline's size);
-    only reweight's loss differs."""
+    only the loss of an arm with logit_adjust_tau (reweight) differs."""
     steps = int(
         min(
             profile.classifier_steps_cap,
@@ -137,5 +195,5 @@ def classifier_config(
         seed=seed,
         eval_every=max(steps // 5, 10),
         tta=profile.classifier_tta,
-        logit_adjust_tau=REWEIGHT_TAU if arm == "reweight" else 0.0,
+        logit_adjust_tau=ARM_SPECS[arm].logit_adjust_tau,
     )

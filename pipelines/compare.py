@@ -5,8 +5,6 @@ seed), so one code path serves one split and K-fold cross-validation."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,31 +16,11 @@ from classifier.gains import METHOD, N_BOOT, ap_gain, recall_gain, resamples
 from classifier.metrics import classification_metrics
 from classifier.prior_matching import calibrate, matched_hits
 from classifier.training import predict_proba
-from pipelines.arms import CONTROLS
+from gan.conventions import to_nchw
+from pipelines.arms import GAIN_PAIRS
 from pipelines.data.datasets import Dataset
 from pipelines.data.splits import Split
 from pipelines.errors import UserError
-
-GAIN_PAIRS = [  # (arm, reference): the gains the report shows, headline first
-    *[(arm, ref) for arm in ("gan", "oversample+gan") for ref in CONTROLS],
-    ("oversample", "baseline"),
-    ("reweight", "baseline"),
-    ("gan-unfiltered", "baseline"),
-    ("gan", "gan-unfiltered"),
-]
-METRICS = {  # gain metric -> what it measures, for the report
-    "recall": "recall at the argmax",
-    "prior_matched_recall": "recall at the validation-prior-matched threshold",
-    "average_precision": "average precision on the validation prior (threshold-free)",
-}
-
-
-def config_id(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
-
-
-def _tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(x).permute(0, 3, 1, 2).to(device)
 
 
 @dataclass
@@ -67,28 +45,38 @@ def _fold_probs(rs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 
 def pool_predictions(ds: Dataset, parts: list[tuple[Split, dict]], classes: list[str]) -> Pooled:
     """parts: (split, arm -> per-seed results) of every fold, in fold order."""
+    arms = list(parts[0][1])
+    test_idx = np.concatenate([split.test for split, _ in parts])
+    return Pooled(
+        labels=ds.labels[test_idx],
+        lesion_ids=[ds.lesion_ids[i] for i in test_idx],
+        **_fold_scores(ds, parts, classes, axis=1),  # folds test different images
+        train_images={a: [r[a][0]["train_images"] for _, r in parts] for a in arms},
+    )
+
+
+def _fold_scores(ds: Dataset, parts: list, classes: list[str], axis: int, predict=None) -> dict:
+    """Every arm's test scores (S×N×K), on its fold's validation prior too, and prior-matched
+    hits per rare class, joined over folds along `axis` (1: images, 0: seeds). The scores are
+    the stored test predictions, or predict(results) for another test set."""
     rare = [ds.class_index(c) for c in classes]
     arms = list(parts[0][1])
     probs: dict[str, list] = {a: [] for a in arms}
     calibrated: dict[str, list] = {a: [] for a in arms}
     matched: dict[str, dict[int, list]] = {a: {k: [] for k in rare} for a in arms}
     for split, results in parts:
-        val_labels = ds.labels[split.val]
         for arm in arms:
             test, val = _fold_probs(results[arm])
+            test = test if predict is None else predict(results[arm])
             probs[arm].append(test)
-            _add_calibrated(calibrated[arm], matched[arm], val, val_labels, test)
-    test_idx = np.concatenate([split.test for split, _ in parts])
-    return Pooled(
-        labels=ds.labels[test_idx],
-        lesion_ids=[ds.lesion_ids[i] for i in test_idx],
-        probs={a: np.concatenate(p, axis=1) for a, p in probs.items()},
-        matched={
-            a: {k: np.concatenate(m, axis=1) for k, m in d.items()} for a, d in matched.items()
+            _add_calibrated(calibrated[arm], matched[arm], val, ds.labels[split.val], test)
+    return {
+        "probs": {a: np.concatenate(p, axis=axis) for a, p in probs.items()},
+        "matched": {
+            a: {k: np.concatenate(m, axis=axis) for k, m in d.items()} for a, d in matched.items()
         },
-        calibrated={a: np.concatenate(c, axis=1) for a, c in calibrated.items()},
-        train_images={a: [r[a][0]["train_images"] for _, r in parts] for a in arms},
-    )
+        "calibrated": {a: np.concatenate(c, axis=axis) for a, c in calibrated.items()},
+    }
 
 
 def _add_calibrated(
@@ -218,24 +206,15 @@ def external_test(
             "pass a set with the same class names"
         )
     labels = np.array([ds.class_names.index(ext.class_names[i]) for i in ext.labels])
-    x = _tensor(ext.images, device)
-    rare = [ds.class_index(c) for c in classes]
-    arms = list(parts[0][1])
-    probs: dict[str, list] = {a: [] for a in arms}
-    calibrated: dict[str, list] = {a: [] for a in arms}
-    matched: dict[str, dict[int, list]] = {a: {k: [] for k in rare} for a in arms}
-    for split, results in parts:
-        for arm in arms:
-            _, val = _fold_probs(results[arm])
-            p = np.stack([_predict(r, x, new_model, device, precision) for r in results[arm]])
-            probs[arm].append(p)
-            _add_calibrated(calibrated[arm], matched[arm], val, ds.labels[split.val], p)
+    x = to_nchw(ext.images, device)
+
+    def predict(results: list[dict]) -> np.ndarray:
+        return np.stack([_predict(r, x, new_model, device, precision) for r in results])
+
     pooled = Pooled(
         labels=labels,
         lesion_ids=list(ext.lesion_ids),
-        probs={a: np.concatenate(p) for a, p in probs.items()},
-        matched={a: {k: np.concatenate(m) for k, m in d.items()} for a, d in matched.items()},
-        calibrated={a: np.concatenate(c) for a, c in calibrated.items()},
+        **_fold_scores(ds, parts, classes, axis=0, predict=predict),  # models count as seeds
         train_images={},
     )
     return {

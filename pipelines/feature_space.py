@@ -1,16 +1,17 @@
 """The feature space a run measures FID/KID in: `domain` (default, offline) or `inception`.
 
-The domain network is a CompactCNN trained once per (run directory, size, split) on the real
-training split of all classes and cached in <run>/features/domain_<size>px.pt with its validation
-balanced accuracy. A network that learned nothing would make FID meaningless, so one whose
+The domain network is a CompactCNN trained on the real training split of all classes and cached
+in <run>/features/domain_<size>px_<key>.pt with its validation balanced accuracy, the key a hash
+of everything it is a function of (split, classes, size, training config), as stylegan2-ada
+keys its metric caches. A network that learned nothing would make FID meaningless, so one whose
 balanced accuracy is not clearly above chance is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ from torch import nn
 
 from classifier.networks import CompactCNN
 from classifier.training import ClassifierConfig, train_classifier
+from gan.conventions import atomic_torch_save, to_nchw
 from gan.metrics.features import (
     FeatureSpace,
     find_inception_weights,
@@ -28,7 +30,7 @@ from gan.metrics.features import (
 from pipelines.data.datasets import Dataset
 from pipelines.data.splits import Split
 from pipelines.errors import UserError
-from pipelines.rundir import atomic_write_bytes
+from pipelines.layout import RunLayout
 
 FEATURE_SPACES = ("domain", "inception")
 FEATURE_DIMS = {"domain": 256, "inception": 2048}  # CompactCNN's default, Inception's pool3
@@ -59,28 +61,38 @@ def split_id(split: Split) -> str:
     return h.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class FeatureRequest:
+    """Which feature space a command measures in; for the domain network, how it trains."""
+
+    name: str = "domain"
+    precision: str = "fp32"
+    inception_weights: str | None = None
+    training: ClassifierConfig = field(default_factory=lambda: DOMAIN_CONFIG)
+
+
 def load_feature_space(
-    name: str,
+    request: FeatureRequest,
     ds: Dataset,
     split: Split,
     run_dir: Path,
     device: torch.device,
-    precision: str = "fp32",
-    inception_weights: str | None = None,
     progress: bool = True,
-    cfg: ClassifierConfig = DOMAIN_CONFIG,
     existing_only: bool = False,
 ) -> FeatureSpace | None:
-    """The feature space `name`. existing_only: the domain network only if it is already
+    """The feature space asked for. existing_only: the domain network only if it is already
     trained (else None), for commands that would train it only to report numbers."""
-    if name == "inception":
-        weights = find_inception_weights(inception_weights)
+    if request.name == "inception":
+        weights = find_inception_weights(request.inception_weights)
         if weights is None:
             raise UserError(inception_weights_help())
         return inception_space(weights, device)
-    if name != "domain":
-        raise UserError(f"unknown feature space {name!r}; use {', '.join(FEATURE_SPACES)}")
-    return domain_space(ds, split, run_dir, device, precision, progress, cfg, existing_only)
+    if request.name != "domain":
+        known = ", ".join(FEATURE_SPACES)
+        raise UserError(f"unknown feature space {request.name!r}; use {known}")
+    return domain_space(
+        ds, split, run_dir, device, request.precision, progress, request.training, existing_only
+    )
 
 
 def _read_saved(path: Path) -> dict | None:
@@ -101,6 +113,29 @@ def _read_saved(path: Path) -> dict | None:
         return None
 
 
+def network_key(split: Split, num_classes: int, size: int, cfg: ClassifierConfig) -> str:
+    """What the domain network is a function of: its cache file is named by this hash, so
+    commands that train it differently (gan-train's 600 steps, a profile's budget) never
+    share one."""
+    payload = {"split": split_id(split), "classes": num_classes, "size": size, **cfg.as_dict()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _cached_network(
+    layout: RunLayout, size: int, key: str, sid: str, num_classes: int, cfg: ClassifierConfig
+) -> dict | None:
+    """The network trained for this key; one written before caches were keyed
+    (domain_<S>px.pt) is read when its split, classes and training config are this one's."""
+    saved = _read_saved(layout.feature_network(size, key))
+    if saved is not None:
+        return saved
+    legacy = _read_saved(layout.legacy_feature_network(size))
+    same = legacy is not None and legacy.get("config") == cfg.as_dict()
+    if same and legacy["split_id"] == sid and legacy["num_classes"] == num_classes:
+        return legacy
+    return None
+
+
 def domain_space(
     ds: Dataset,
     split: Split,
@@ -112,47 +147,26 @@ def domain_space(
     existing_only: bool = False,
 ) -> FeatureSpace | None:
     size = ds.images.shape[1]
-    path = Path(run_dir) / "features" / f"domain_{size}px.pt"
+    layout = RunLayout(Path(run_dir))
     num_classes = len(ds.class_names)
+    run_cfg = ClassifierConfig(**{**cfg.as_dict(), "precision": precision})
+    key = network_key(split, num_classes, size, run_cfg)
+    path = layout.feature_network(size, key)
     with torch.random.fork_rng(devices=[]):
         # its initial weights come from the config's seed, not from whatever the global RNG
-        # holds: every command (gan-train, gan-sample, each job) gets the same network, and
+        # holds: every command that asks for this config (its key) gets the same network, and
         # with it the same FIDs, filter thresholds and kept samples
         torch.manual_seed(cfg.seed)
         net = CompactCNN(num_classes, input_size=size)
     sid = split_id(split)
-    saved = _read_saved(path)
-    if saved is not None and saved["split_id"] == sid and saved["num_classes"] == num_classes:
+    saved = _cached_network(layout, size, key, sid, num_classes, run_cfg)
+    if saved is not None:
         net.load_state_dict(saved["state_dict"])
         bacc = saved["val_balanced_accuracy"]
     elif existing_only:
         return None
     else:
-
-        def to_device(idx):
-            x = torch.from_numpy(ds.images[idx]).permute(0, 3, 1, 2).to(device)
-            return x, torch.from_numpy(ds.labels[idx]).to(device)
-
-        (tx, ty), (vx, vy) = to_device(split.train), to_device(split.val)
-        run_cfg = ClassifierConfig(**{**cfg.as_dict(), "precision": precision})
-        result = train_classifier(
-            net, tx, ty, vx, vy, num_classes, run_cfg, progress, desc=f"domain features {size}px"
-        )
-        net, bacc = result.model.cpu(), result.best_val_balanced_accuracy
-        buf = io.BytesIO()
-        torch.save(
-            {
-                "state_dict": net.state_dict(),
-                "num_classes": num_classes,
-                "val_balanced_accuracy": bacc,
-                "split_id": sid,
-                "size": size,
-                "config": run_cfg.as_dict(),
-                "history": json.dumps(result.history),
-            },
-            buf,
-        )
-        atomic_write_bytes(path, buf.getvalue())
+        net, bacc = _train_network(ds, split, net, run_cfg, device, progress, path)
     floor = min_useful_balanced_accuracy(num_classes)
     if bacc < floor:
         raise UserError(
@@ -161,3 +175,27 @@ def domain_space(
             "space would be meaningless; delete it to retrain, or use --feature-space inception"
         )
     return FeatureSpace("domain", net.num_features, _Penultimate(net.to(device)).eval())
+
+
+def _train_network(
+    ds: Dataset, split: Split, net: CompactCNN, cfg: ClassifierConfig, device, progress, path
+) -> tuple[CompactCNN, float]:
+    """Train on the training split (validation picks the step), and cache it at `path`."""
+    size, num_classes = ds.images.shape[1], len(ds.class_names)
+    tx, vx = (to_nchw(ds.images[idx], device) for idx in (split.train, split.val))
+    ty, vy = (torch.from_numpy(ds.labels[idx]).to(device) for idx in (split.train, split.val))
+    result = train_classifier(
+        net, (tx, ty), (vx, vy), num_classes, cfg, progress, desc=f"domain features {size}px"
+    )
+    net, bacc = result.model.cpu(), result.best_val_balanced_accuracy
+    record = {
+        "state_dict": net.state_dict(),
+        "num_classes": num_classes,
+        "val_balanced_accuracy": bacc,
+        "split_id": split_id(split),
+        "size": size,
+        "config": cfg.as_dict(),
+        "history": json.dumps(result.history),
+    }
+    atomic_torch_save(record, path)
+    return net, bacc

@@ -25,28 +25,23 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from gan.checkpoint import (
-    CheckpointError,
-    check_architecture,
-    init_from_source,
-    load_checkpoint,
-    restore_state,
-    save_checkpoint,
-)
+from gan.checkpoint import init_from_source, restore_state, save_checkpoint
+from gan.conventions import atomic_write_bytes, atomic_write_text, to_nchw
 from gan.metrics.features import FeatureSpace, extract_features
 from gan.metrics.sets import real_floor, set_metrics
 from gan.networks import Architecture
 from gan.training import GanState, TrainConfig, TrainingDiverged, new_state, sample, train
+from pipelines import checkpoints
+from pipelines.checkpoints import GanFolder
 from pipelines.data.datasets import Dataset
 from pipelines.data.splits import Split
 from pipelines.errors import UserError
+from pipelines.layout import SOURCE, RunLayout
 from pipelines.plots import fid_curve
-from pipelines.rundir import atomic_write_bytes, atomic_write_text, read_jsonl, run_record
+from pipelines.rundir import read_jsonl, run_record
 
 MIN_TRAIN_IMAGES = 10
-SOURCE = "all"  # the class name of the all-classes source GAN
 GRID_SEED_OFFSET = 1_000_003  # fixed-noise latents come from their own stream, not the loop's
-RESUMABLE_CHANGES = {"kimg", "snapshot_kimg", "eval_kimg", "log_steps"}
 
 
 @dataclass
@@ -60,20 +55,21 @@ class ClassRun:
     labels: np.ndarray | None = None  # class labels of `images` (the all-classes source only)
     lesions: list[str] | None = None  # lesion id of each of `images`, where the data has them
     heldout_lesions: list[str] | None = None  # lesion id of each of `heldout`
+    run_dir: Path | None = None  # the run directory `out` belongs to, for the fixes it names
+
+    @property
+    def folder(self) -> GanFolder:
+        return GanFolder(self.out, self.class_name, self.run_dir)
 
     @property
     def checkpoint(self) -> Path:
-        return self.out / "last.pt"
-
-
-def has_checkpoint(run: ClassRun) -> bool:
-    """Whether the class's run got anywhere: a folder without last.pt or best.pt is a start
-    that was killed before its first checkpoint, and counts as not started."""
-    return run.checkpoint.is_file() or (run.out / "best.pt").is_file()
+        return self.folder.last
 
 
 def class_run(ds: Dataset, split: Split, class_name: str, run_dir: Path) -> ClassRun:
-    out = Path(run_dir) / "gan" / class_name
+    """The class's GAN folder and images: its training split (every class's for the source
+    GAN) and, as held-out reals, its validation split."""
+    out = RunLayout(run_dir).gan_dir(class_name)
     labels = None
     if class_name == SOURCE:
         idx, val, labels = split.train, split.val, ds.labels[split.train]
@@ -89,7 +85,7 @@ def class_run(ds: Dataset, split: Split, class_name: str, run_dir: Path) -> Clas
     lesion = ds.lesion_ids
     return ClassRun(
         class_name, out, ds.images[idx], ds.images[val], labels,
-        [lesion[i] for i in idx], [lesion[i] for i in val],
+        [lesion[i] for i in idx], [lesion[i] for i in val], Path(run_dir),
     )  # fmt: skip
 
 
@@ -99,46 +95,6 @@ def sampling_weights(run: ClassRun, sampling: str) -> torch.Tensor | None:
         return None
     counts = np.bincount(run.labels)
     return torch.from_numpy(1.0 / counts[run.labels]).float()
-
-
-def read_checkpoint(run: ClassRun) -> dict:
-    if not run.checkpoint.is_file():
-        raise UserError(
-            f"--resume: no checkpoint at {run.checkpoint}; run without --resume to start training"
-        )
-    try:
-        return load_checkpoint(run.checkpoint)
-    except CheckpointError as e:
-        raise damaged_last(e, run.out) from e
-
-
-def damaged_last(e: CheckpointError, out: Path) -> UserError:
-    """The error for an unreadable last.pt. Its fix must not throw away an intact best.pt and
-    the run's history, which is all --overwrite would offer."""
-    best = Path(out) / "best.pt"
-    try:
-        kimg = load_checkpoint(best)["nimg"] / 1000
-    except CheckpointError:
-        return UserError(f"{e}; restore it, or start over with --overwrite")
-    return UserError(
-        f"{e}; to continue from the intact best.pt ({kimg:g} kimg), copy {best} over it and "
-        "rerun with --resume (--overwrite would start over and delete best.pt and the history)"
-    )
-
-
-def readable_checkpoint(out: Path, prefer: str = "last") -> dict:
-    """A readable checkpoint of the class folder `out`, the preferred one (last/best) first:
-    for what any of them can tell (size, architecture), a damaged one must not hide the other."""
-    names = ["last.pt", "best.pt"] if prefer == "last" else ["best.pt", "last.pt"]
-    found = [Path(out) / n for n in names if (Path(out) / n).is_file()]
-    for path in found:
-        try:
-            return load_checkpoint(path)
-        except CheckpointError:
-            continue
-    if found:
-        load_checkpoint(found[0])  # raises its CheckpointError
-    raise CheckpointError(f"no checkpoint at {Path(out) / names[0]}")
 
 
 class FidTracker:
@@ -158,8 +114,8 @@ class FidTracker:
         precision: str,
     ):
         self.run, self.space, self.save_best, self.precision = run, space, save_best, precision
-        self.real = extract_features(space, _nchw(run.images))
-        self.heldout = extract_features(space, _nchw(run.heldout))
+        self.real = extract_features(space, to_nchw(run.images))
+        self.heldout = extract_features(space, to_nchw(run.heldout))
         self.by = "heldout_kid" if len(self.heldout) >= 2 else "train_kid"
         self.floor = real_floor(self.real, self.heldout, space) if self.by == "heldout_kid" else {}
         self.z = torch.randn(n_fake, nz, generator=torch.Generator().manual_seed(seed + 7))
@@ -202,30 +158,40 @@ class FidTracker:
         return shown
 
 
-def _nchw(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2)
+@dataclass(frozen=True)
+class TrainPlan:
+    """How to train one class's GAN: everything train_gan needs besides the class's data.
+    resume: continue last.pt; overwrite: replace a run that has a checkpoint; space: track
+    FID/KID in it every cfg.eval_kimg on eval_n samples; source: a checkpoint whose weights a
+    new (not a resumed) run starts from."""
+
+    arch: Architecture
+    cfg: TrainConfig
+    device: torch.device
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+    space: FeatureSpace | None = None
+    eval_n: int = 1000
+    source: Path | None = None
+
+    @property
+    def evaluation(self) -> dict | None:
+        """What --resume keeps of the FID tracking (None: no tracking)."""
+        if self.space is None or self.cfg.eval_kimg <= 0:
+            return None
+        return {"eval_n": self.eval_n, "feature_space": self.space.name}
 
 
-def train_class(
-    run: ClassRun,
-    ds: Dataset,
-    arch: Architecture,
-    cfg: TrainConfig,
-    device: torch.device,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    space: FeatureSpace | None = None,
-    eval_n: int = 1000,
-    source: Path | None = None,
-) -> GanState:
+def train_gan(run: ClassRun, ds: Dataset, plan: TrainPlan, resumed: dict | None = None) -> GanState:
     """Train (or continue) the GAN of one class; returns the final state. With a feature
-    space, FID/KID are tracked every cfg.eval_kimg (eval.jsonl, fid_curve.png, best.pt).
-    `source`: a checkpoint whose weights a new (not a resumed) run starts from."""
-    state, source_entry = _open_run(run, arch, cfg, device, resume, overwrite, source)
+    space, FID/KID are tracked (eval.jsonl, fid_curve.png, best.pt). `resumed`: the run's
+    last.pt where the caller has read it already, so that --resume reads it once."""
+    cfg = plan.cfg
+    state, source_entry = _open_run(run, plan, resumed)
     z_grid = torch.randn(
-        64, arch.nz, generator=torch.Generator().manual_seed(cfg.seed + GRID_SEED_OFFSET)
-    ).to(device)
+        64, plan.arch.nz, generator=torch.Generator().manual_seed(cfg.seed + GRID_SEED_OFFSET)
+    ).to(plan.device)
     extra = {
         "class": run.class_name,
         "data_fingerprint": ds.fingerprint,
@@ -240,69 +206,50 @@ def train_class(
         save_checkpoint(run.checkpoint, s, cfg, extra)
 
     def save_best(s: GanState, row: dict) -> None:
-        save_checkpoint(run.out / "best.pt", s, cfg, {**extra, "eval": row})
+        save_checkpoint(run.folder.best, s, cfg, {**extra, "eval": row})
 
     evaluate = None
-    if space is not None and cfg.eval_kimg > 0:
-        evaluate = FidTracker(run, space, eval_n, arch.nz, cfg.seed, save_best, cfg.precision)
-        extra |= {"eval_n": eval_n, "feature_space": space.name}  # what --resume keeps
-    _append_record(
-        run,
-        ds,
-        arch,
-        cfg,
-        device,
-        resumed_from=state.nimg if resume else None,
-        source=source_entry,
-        best_by=evaluate.selection if evaluate else "no FID/KID tracking: best.pt is not kept",
-        evaluation={"eval_n": eval_n, "feature_space": space.name} if evaluate else None,
-    )
-    images = _nchw(run.images).to(device)  # NHWC memory = channels_last
-    weights = _to(sampling_weights(run, cfg.sampling), device)
-    return _train_logged(run, state, images, cfg, snapshot, progress, evaluate, weights)
+    if plan.evaluation is not None:
+        evaluate = FidTracker(
+            run, plan.space, plan.eval_n, plan.arch.nz, cfg.seed, save_best, cfg.precision
+        )
+        extra |= plan.evaluation  # what --resume keeps
+    _append_record(run, ds, plan, state.nimg if plan.resume else None, source_entry, evaluate)
+    images = to_nchw(run.images, plan.device)  # NHWC memory = channels_last
+    weights = _to(sampling_weights(run, cfg.sampling), plan.device)
+    return _train_logged(run, state, images, plan, snapshot, evaluate, weights)
 
 
-def _open_run(
-    run: ClassRun,
-    arch: Architecture,
-    cfg: TrainConfig,
-    device: torch.device,
-    resume: bool,
-    overwrite: bool,
-    source: Path | None,
-) -> tuple[GanState, dict | None]:
+def _open_run(run: ClassRun, plan: TrainPlan, resumed: dict | None) -> tuple[GanState, dict | None]:
     """The state to train from — a resumed checkpoint, or a new run (from the source's
     weights, if any) in an emptied folder — and the run's source record."""
-    if resume:
-        ckpt = read_checkpoint(run)
-        try:
-            check_architecture(ckpt, arch, run.checkpoint)
-        except CheckpointError as e:
-            raise UserError(
-                f"--resume: {e}; resume with the same options or use --overwrite"
-            ) from e
-        state = restore_state(ckpt, cfg, device)
+    if plan.resume:
+        ckpt = checkpoints.read_latest(run.folder) if resumed is None else resumed
+        checkpoints.check_resumable(ckpt, run.folder, plan.arch)
+        state = restore_state(ckpt, plan.cfg, plan.device)
         _truncate_log(run.out / "metrics.jsonl", state.step)
         _truncate_log(run.out / "eval.jsonl", state.step)
         return state, ckpt.get("extra", {}).get("source")
-    source_ckpt = None if source is None else read_source(source, arch, run.out.parent.parent)
+    source = None
+    if plan.source is not None:
+        source = checkpoints.read_source(plan.source, plan.arch, run.run_dir)
     if run.out.exists() and any(run.out.iterdir()):
-        if has_checkpoint(run) and not overwrite:
+        if run.folder.has_checkpoint() and not plan.overwrite:
             raise UserError(
                 f"{run.out} already holds a GAN run; pass --resume to continue it or "
                 "--overwrite to replace it (deletes its checkpoints and history)"
             )
         shutil.rmtree(run.out)  # replaced on request, or a start that saved nothing
     run.out.mkdir(parents=True)
-    state = new_state(arch, cfg, device)
-    write_grid(run.out / "reals.png", _nchw(run.images[:64]))
-    if source_ckpt is None:
+    state = new_state(plan.arch, plan.cfg, plan.device)
+    write_grid(run.out / "reals.png", to_nchw(run.images[:64]))
+    if source is None:
         return state, None
-    init_from_source(state, source_ckpt)
-    return state, {"path": str(source), "kimg": source_ckpt["nimg"] / 1000}
+    init_from_source(state, source)
+    return state, {"path": str(plan.source), "kimg": source["nimg"] / 1000}
 
 
-def _train_logged(run, state, images, cfg, snapshot, progress, evaluate, weights) -> GanState:
+def _train_logged(run, state, images, plan, snapshot, evaluate, weights) -> GanState:
     """The training loop with metrics.jsonl appended as it goes; divergence as a user error."""
     with open(run.out / "metrics.jsonl", "a", encoding="utf-8") as log_file:
 
@@ -311,7 +258,7 @@ def _train_logged(run, state, images, cfg, snapshot, progress, evaluate, weights
             log_file.flush()
 
         try:
-            return train(state, images, cfg, snapshot, log, progress, evaluate, weights)
+            return train(state, images, plan.cfg, snapshot, log, plan.progress, evaluate, weights)
         except TrainingDiverged as e:
             kept = (
                 f"{run.checkpoint} is the last good state"
@@ -328,33 +275,6 @@ def _to(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
     return None if t is None else t.to(device)
 
 
-def source_command(run_dir: Path, arch: Architecture) -> str:
-    return f"gan-train --class {SOURCE} --run-dir {run_dir} --size {arch.size} --arch {arch.kind}"
-
-
-def source_checkpoint(run_dir: Path) -> Path:
-    """The source run's best.pt (lowest held-out KID), else its last.pt."""
-    out = Path(run_dir) / "gan" / SOURCE
-    return out / "best.pt" if (out / "best.pt").is_file() else out / "last.pt"
-
-
-def read_source(path: Path, arch: Architecture, run_dir: Path) -> dict:
-    """The source checkpoint, checked against the architecture asked for, or a one-line error
-    that names the command which makes a compatible one."""
-    if not Path(path).is_file():
-        raise UserError(
-            f"--from: no source GAN at {path}; train it first: `{source_command(run_dir, arch)}`"
-        )
-    try:
-        ckpt = load_checkpoint(path)
-        check_architecture(ckpt, arch, path)
-    except CheckpointError as e:
-        raise UserError(
-            f"--from: {e}; train a compatible source first: `{source_command(run_dir, arch)}`"
-        ) from e
-    return ckpt
-
-
 def _truncate_log(path: Path, step: int) -> None:
     """Drop log rows written after the checkpoint (the resumed run writes them again), and a
     torn last line of a killed run."""
@@ -364,29 +284,24 @@ def _truncate_log(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(r + "\n" for r in rows))
 
 
-def _append_record(run, ds, arch, cfg, device, resumed_from, source, best_by, evaluation) -> None:
+def _append_record(run, ds, plan, resumed_from, source, evaluate) -> None:
+    """Add this start or resume to run.json: what was asked, where, and on which data."""
     path = run.out / "run.json"
     history = json.loads(path.read_text())["runs"] if path.is_file() else []
     record = run_record(
         {
             "class": run.class_name,
-            "arch": arch.as_dict(),
-            "train": cfg.as_dict(),
-            "device": str(device),
+            "arch": plan.arch.as_dict(),
+            "train": plan.cfg.as_dict(),
+            "device": str(plan.device),
             "resumed_from_kimg": None if resumed_from is None else resumed_from / 1000,
             "initialised_from": source,
-            "best_checkpoint": best_by,
-            "evaluation": evaluation,
+            "best_checkpoint": (
+                evaluate.selection if evaluate else "no FID/KID tracking: best.pt is not kept"
+            ),
+            "evaluation": plan.evaluation if evaluate else None,
         },
-        {
-            "source": ds.source,
-            "format": ds.format,
-            "fingerprint": ds.fingerprint,
-            "synthetic_demo_data": ds.synthetic,
-            "skipped_images": ds.skipped,
-            "n_train_images": len(run.images),
-            "n_heldout_images": len(run.heldout),
-        },
+        {**ds.record(), "n_train_images": len(run.images), "n_heldout_images": len(run.heldout)},
     )
     atomic_write_text(path, json.dumps({"runs": [*history, record]}, indent=1))
 

@@ -1,10 +1,15 @@
-"""Jobs with named dependencies, done-markers in the run directory, and the local executors.
+"""The job graph's core: keys, done-markers, and one scheduler with two backends.
 
-A job's key hashes its own config with its dependencies' keys, so a change anywhere upstream
-reaches everything downstream. When a job finishes, the executor writes
-<run>/jobs/<name>.json (key, where it ran, how long, its small result) atomically and last: a
-job whose marker holds its current key is done and skipped. While it runs, <name>.running
-says which process has it.
+A Node is a job as the scheduler sees it: its name, the names of its dependencies, its key,
+and what it needs. The key hashes the slice of config the job reads with its dependencies'
+keys, so a change anywhere upstream reaches everything downstream. When a job finishes, the
+scheduler writes <run>/jobs/<name>.json (key, where it ran, how long, its small result)
+atomically and last: a job whose marker holds its current key is done and skipped. While it
+runs, <name>.running says which process has it.
+
+`run_graph` is the one loop — submit what is ready, record what finishes, stop everything on a
+failure — and a backend says where a job runs: `LocalBackend` (this process, or worker
+processes for jobs that take a slot) or `pipelines.ray_executor.RayBackend`.
 """
 
 from __future__ import annotations
@@ -19,82 +24,88 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
+from gan.conventions import atomic_write_text
 from pipelines.errors import UserError
-from pipelines.rundir import atomic_write_text
+from pipelines.layout import RunLayout
 
 
 @dataclass(frozen=True)
-class Job:
-    name: str  # "features", "gan/df", "samples/gan/df", "classifier/gan/seed0", "report"
+class Node:
+    job: Any  # the typed job (pipelines.jobs): frozen, hashable, picklable
+    name: str  # for markers, logs and seeds; derived from the job, never parsed
     deps: tuple[str, ...]
-    gpu: bool  # wants an accelerator
-    config: dict = field(hash=False, compare=False)  # what its outputs depend on
+    key: str
+    stage: str  # the report's wall-time stage
+    gpu: bool = False  # wants an accelerator
+    slots: int | None = None  # of the local executor's workers; None: all of them
+    threads: int = 1  # torch threads it runs on (Ray: CPUs it asks for)
+    config: dict = field(default_factory=dict, compare=False, hash=False)  # what its key hashes
 
     @property
     def seed(self) -> int:
         """A stable per-job seed for anything not seeded by its own config."""
         return zlib.crc32(self.name.encode())
 
-    @property
-    def file_name(self) -> str:
-        return self.name.replace("/", "__")
+
+def key_of(reads: dict, dep_keys: list[str]) -> str:
+    payload = json.dumps([reads, dep_keys], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def job_keys(jobs: list[Job]) -> dict[str, str]:
-    keys: dict[str, str] = {}
-    for job in jobs:  # dependency order
-        payload = json.dumps([job.config, [keys[d] for d in job.deps]], sort_keys=True)
-        keys[job.name] = hashlib.sha256(payload.encode()).hexdigest()[:16]
-    return keys
+def check_graph(nodes: list[Node]) -> None:
+    """Every name once, every dependency earlier in the list: otherwise a scheduler would
+    wait for a job it can never run."""
+    seen: set[str] = set()
+    for node in nodes:
+        if node.name in seen:
+            raise UserError(f"two jobs are named {node.name!r}; give each arm and class once")
+        missing = [d for d in node.deps if d not in seen]
+        if missing:
+            raise UserError(f"job {node.name} waits for {', '.join(missing)}, not before it")
+        seen.add(node.name)
 
 
-def marker_path(run_dir: Path, job: Job) -> Path:
-    return Path(run_dir) / "jobs" / f"{job.file_name}.json"
-
-
-def read_marker(run_dir: Path, job: Job) -> dict | None:
-    path = marker_path(run_dir, job)
+def read_marker(layout: RunLayout, node: Node) -> dict | None:
     try:
-        return json.loads(path.read_text())
+        return json.loads(layout.marker(node.name).read_text())
     except (OSError, ValueError):
         return None
 
 
-def is_done(run_dir: Path, job: Job, key: str) -> bool:
-    marker = read_marker(run_dir, job)
-    return marker is not None and marker.get("key") == key
+def is_done(layout: RunLayout, node: Node) -> bool:
+    marker = read_marker(layout, node)
+    return marker is not None and marker.get("key") == node.key
 
 
 def where() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def mark_running(run_dir: Path, job: Job) -> None:
-    path = marker_path(run_dir, job).with_suffix(".running")
-    atomic_write_text(path, json.dumps({"where": where(), "pid": os.getpid(), "t": time.time()}))
+def mark_running(layout: RunLayout, node: Node) -> None:
+    record = {"where": where(), "pid": os.getpid(), "t": time.time()}
+    atomic_write_text(layout.running_marker(node.name), json.dumps(record))
 
 
-def mark_done(run_dir: Path, job: Job, key: str, result: dict) -> None:
-    record = {"name": job.name, "key": key, "where": where(), "finished": time.time(), **result}
-    atomic_write_text(marker_path(run_dir, job), json.dumps(record, indent=1, default=str))
-    marker_path(run_dir, job).with_suffix(".running").unlink(missing_ok=True)
+def mark_done(layout: RunLayout, node: Node, result: dict) -> None:
+    record = {"name": node.name, "key": node.key, "where": where(), "finished": time.time()}
+    record |= result
+    atomic_write_text(layout.marker(node.name), json.dumps(record, indent=1, default=str))
+    layout.running_marker(node.name).unlink(missing_ok=True)
 
 
-def stage_seconds(run_dir: Path, jobs: list[Job], stages: dict[str, str]) -> dict[str, float]:
+def stage_seconds(layout: RunLayout, nodes: list[Node]) -> dict[str, float]:
     """Wall time per stage: the length of the union of its finished jobs' [start, end] spans,
     so jobs that ran side by side (--workers, Ray) count once."""
     spans: dict[str, list[tuple[float, float]]] = {}
-    for job in jobs:
-        marker = read_marker(run_dir, job)
-        kind = job.name.split("/")[1 if job.name.startswith("fold") else 0]  # fold<k>/<kind>/...
-        stage = stages.get(kind)
-        if marker is not None and stage is not None and "seconds" in marker:
+    for node in nodes:
+        marker = read_marker(layout, node)
+        if marker is not None and "seconds" in marker:
             end = marker.get("finished", 0.0)
-            spans.setdefault(stage, []).append((end - marker["seconds"], end))
+            spans.setdefault(node.stage, []).append((end - marker["seconds"], end))
     return {stage: covered_seconds(s) for stage, s in spans.items()}
 
 
@@ -107,112 +118,144 @@ def covered_seconds(spans: list[tuple[float, float]]) -> float:
     return total
 
 
-def describe(run_dir: Path, jobs: list[Job]) -> str:
+def describe(layout: RunLayout, nodes: list[Node]) -> str:
     """The --dry-run listing: every job, what it waits for, and whether it is done."""
-    keys = job_keys(jobs)
-    width = max(len(j.name) for j in jobs)
+    width = max(len(n.name) for n in nodes)
     lines = [f"{'job':<{width}}  {'status':<8}  {'needs':<4}  depends on"]
-    for job in jobs:
-        marker = read_marker(run_dir, job)
+    for node in nodes:
+        marker = read_marker(layout, node)
         if marker is None:
             status = "to-run"
-        elif marker.get("key") == keys[job.name]:
+        elif marker.get("key") == node.key:
             status = "done"
         else:
             status = "stale"  # finished with another config: runs again
-        needs = "gpu" if job.gpu else "cpu"
-        deps = ", ".join(job.deps) or "-"
-        lines.append(f"{job.name:<{width}}  {status:<8}  {needs:<4}  {deps}")
+        needs, deps = "gpu" if node.gpu else "cpu", ", ".join(node.deps) or "-"
+        lines.append(f"{node.name:<{width}}  {status:<8}  {needs:<4}  {deps}")
     return "\n".join(lines)
 
 
-def log_line(job: Job, verb: str, where_: str, seconds: float | None = None) -> str:
+def log_line(node: Node, verb: str, where_: str, seconds: float | None = None) -> str:
     took = f" in {seconds:.1f} s" if seconds is not None else ""
-    return f"[{time.strftime('%H:%M:%S')}] {job.name} {verb} on {where_}{took}"
+    return f"[{time.strftime('%H:%M:%S')}] {node.name} {verb} on {where_}{took}"
 
 
-def run_marked(task: Callable[[Job, dict], dict], job: Job, wall: dict, run_dir: str) -> dict:
-    """The job in a worker process: its .running marker names that process."""
-    mark_running(Path(run_dir), job)
-    return {**task(job, wall), "where": where()}
+def run_marked(task: Callable[[Node], dict], node: Node, run_dir: str) -> dict:
+    """The job where it runs: its .running marker names that process."""
+    mark_running(RunLayout(run_dir), node)
+    return {**task(node), "where": where()}
 
 
-def run_local(
-    run_dir: Path,
-    jobs: list[Job],
-    run: Callable[[Job, dict], dict],
-    wall: Callable[[], dict],
+def run_graph(
+    layout: RunLayout,
+    nodes: list[Node],
+    backend,
     echo: Callable[[str], None],
     progress: bool,
-    workers: int = 1,
-    slots: Callable[[Job], int] = lambda job: 1,
-    run_quietly: Callable[[Job, dict], dict] | None = None,
 ) -> dict[str, dict]:
-    """Run every job that is not done, in dependency order, on this machine.
+    """Run every job that is not done, each once its dependencies are, on `backend`.
 
-    A job takes slots(job) of `workers` slots. A job that takes them all runs here, in this
-    process, with its progress bar; smaller ones run side by side in worker processes (started
-    on first need), each on its own share of the threads, where one job alone could not keep
-    every core busy (as `run_quietly`, without progress bars that would garble the terminal).
-    No job overtakes an earlier one that waits for slots, so none starves; a failure stops the
-    rest, and finished jobs keep their markers."""
-    keys = job_keys(jobs)
-    done = {j.name for j in jobs if is_done(run_dir, j, keys[j.name])}
-    results = {j.name: read_marker(run_dir, j) or {} for j in jobs if j.name in done}
-    running: dict[cf.Future, Job] = {}
-    pool: cf.ProcessPoolExecutor | None = None
-    bar = tqdm(total=len(jobs), initial=len(done), desc="jobs", unit="job", disable=not progress)
-
-    def finish(job: Job, result: dict) -> None:
-        mark_done(run_dir, job, keys[job.name], result)
-        echo(log_line(job, "finished", result.get("where", "?"), result.get("seconds")))
-        done.add(job.name)
-        results[job.name] = result
-        bar.update()
-
+    A backend that keeps order (local) starts jobs in list order, so none starves behind later
+    ones; one that does not (Ray) starts every ready job. A failure or interrupt stops the
+    jobs still running; finished jobs keep their markers, so a rerun continues."""
+    check_graph(nodes)
+    done = {n.name for n in nodes if is_done(layout, n)}
+    results = {n.name: read_marker(layout, n) or {} for n in nodes if n.name in done}
+    bar = tqdm(total=len(nodes), initial=len(done), desc="jobs", unit="job", disable=not progress)
     try:
-        while len(done) < len(jobs):
-            for job in jobs:
-                if job.name in done or job in running.values():
+        while len(done) < len(nodes):
+            for node in nodes:
+                if node.name in done or backend.is_running(node):
                     continue
-                used = sum(slots(j) for j in running.values())
-                if not all(d in done for d in job.deps) or used + slots(job) > workers:
+                ready = all(d in done for d in node.deps)
+                if backend.in_order and (not ready or not backend.fits(node)):
                     break
-                wall_now = wall() if job.name == "report" else {}
-                if slots(job) >= workers:  # alone: here, with its progress bar
-                    echo(log_line(job, "started", where()))
-                    finish(job, run_marked(run, job, wall_now, str(run_dir)))
-                    break  # dependencies may be done now: look again from the start
-                if pool is None:
-                    context = multiprocessing.get_context("spawn")  # no fork of torch's threads
-                    pool = cf.ProcessPoolExecutor(workers, context)
-                echo(log_line(job, "started", "a worker process"))
-                args = (run_quietly or run, job, wall_now, str(run_dir))
-                running[pool.submit(run_marked, *args)] = job
-            if running:
-                finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                for future in finished:
-                    job = running.pop(future)
-                    finish(job, _result(future, job))
+                if ready:
+                    echo(log_line(node, backend.verb, backend.place(node)))
+                    if backend.submit(node):  # it finished here and then: look again
+                        break
+            if not backend.busy():
+                waiting = [n.name for n in nodes if n.name not in done]
+                raise UserError(f"no job can start, yet {', '.join(waiting)} did not run")
+            node, result = backend.next_finished()
+            mark_done(layout, node, result)
+            echo(log_line(node, "finished", result.get("where", "?"), result.get("seconds")))
+            done.add(node.name)
+            results[node.name] = result
+            bar.update()
     except BaseException:
-        if pool is not None:  # stop the other running jobs now
-            _kill_workers(pool)
+        backend.stop()
         raise
     finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        backend.close()
         bar.close()
     return results
 
 
-def _result(future: cf.Future, job: Job) -> dict:
-    try:
-        return future.result()
-    except cf.process.BrokenProcessPool:
-        raise UserError(
-            f"job {job.name}: its worker process died (killed, or out of memory); finished "
-            "jobs are kept, rerun the same command to continue (with --workers 1 if memory-bound)"
-        ) from None
+class LocalBackend:
+    """This machine: a job that takes every slot runs in this process with its progress bar;
+    one that takes a slot runs in a worker process (started on first need) beside others, on
+    its share of the threads (small convolutions scale poorly across threads, so several
+    classifiers side by side keep the cores busier: benchmarks/parallel_jobs.py)."""
+
+    in_order = True
+    verb = "started"
+
+    def __init__(self, layout: RunLayout, run, run_quietly, workers: int = 1):
+        self.layout, self.run, self.run_quietly, self.workers = layout, run, run_quietly, workers
+        self.running: dict[cf.Future, Node] = {}
+        self.finished_here: list[tuple[Node, dict]] = []
+        self.pool: cf.ProcessPoolExecutor | None = None
+
+    def _slots(self, node: Node) -> int:
+        return self.workers if node.slots is None else min(node.slots, self.workers)
+
+    def is_running(self, node: Node) -> bool:
+        return node in self.running.values()
+
+    def fits(self, node: Node) -> bool:
+        used = sum(self._slots(n) for n in self.running.values())
+        return used + self._slots(node) <= self.workers
+
+    def place(self, node: Node) -> str:
+        return where() if self._slots(node) >= self.workers else "a worker process"
+
+    def submit(self, node: Node) -> bool:
+        if self._slots(node) >= self.workers:
+            self.finished_here.append((node, run_marked(self.run, node, str(self.layout.root))))
+            return True
+        if self.pool is None:
+            context = multiprocessing.get_context("spawn")  # no fork of torch's threads
+            self.pool = cf.ProcessPoolExecutor(self.workers, context)
+        future = self.pool.submit(run_marked, self.run_quietly, node, str(self.layout.root))
+        self.running[future] = node
+        return False
+
+    def busy(self) -> bool:
+        return bool(self.finished_here or self.running)
+
+    def next_finished(self) -> tuple[Node, dict]:
+        if self.finished_here:
+            return self.finished_here.pop(0)
+        finished, _ = cf.wait(self.running, return_when=cf.FIRST_COMPLETED)
+        future = next(iter(finished))
+        node = self.running.pop(future)
+        try:
+            return node, future.result()
+        except cf.process.BrokenProcessPool:
+            raise UserError(
+                f"job {node.name}: its worker process died (killed, or out of memory); "
+                "finished jobs are kept, rerun the same command to continue (with --workers 1 "
+                "if memory-bound)"
+            ) from None
+
+    def stop(self) -> None:
+        if self.pool is not None:  # stop the other running jobs now
+            _kill_workers(self.pool)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _kill_workers(pool: cf.ProcessPoolExecutor) -> None:

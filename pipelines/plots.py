@@ -11,7 +11,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pipelines.rundir import atomic_write_bytes  # noqa: E402
+from gan.conventions import atomic_write_bytes  # noqa: E402
 
 
 def save_figure(fig, path: Path) -> None:

@@ -11,15 +11,13 @@ keep their done-markers, so a rerun continues. Ray is optional: `pip install 'ra
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from tqdm import tqdm
-
 from pipelines.errors import UserError
-from pipelines.graph import Job, is_done, job_keys, log_line, mark_done, read_marker, run_marked
+from pipelines.graph import Node, run_marked
+from pipelines.layout import RunLayout
 
 MAX_RETRIES = 3  # a worker killed mid-job (node lost, OOM killer) gets this many more tries
 
@@ -87,52 +85,53 @@ def check_shared_run_dir(run_dir: Path) -> None:
             )
 
 
-def run_on_ray(
-    run_dir: Path,
-    jobs: list[Job],
-    task: Callable[[Job, dict], dict],
-    wall: Callable[[], dict],
-    echo: Callable[[str], None],
-    threads: Callable[[Job], int],
-    progress: bool,
-) -> dict[str, dict]:
-    """Run every job that is not done as a Ray task, each as soon as its inputs are done."""
-    ray = import_ray()
-    keys = job_keys(jobs)
-    done = {j.name for j in jobs if is_done(run_dir, j, keys[j.name])}
-    results = {name: read_marker(run_dir, j) or {} for j in jobs if (name := j.name) in done}
-    remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(run_marked)
-    running: dict = {}  # ObjectRef -> (job, start time)
-    bar = tqdm(total=len(jobs), initial=len(done), desc="jobs", unit="job", disable=not progress)
-    try:
-        while len(done) < len(jobs):
-            for job in jobs:
-                ready = job.name not in done and all(d in done for d in job.deps)
-                if ready and job not in {j for j, _ in running.values()}:
-                    opts = {"num_gpus": 1, "num_cpus": 1} if job.gpu else {"num_cpus": threads(job)}
-                    ref = remote.options(**opts, name=job.name).remote(
-                        task, job, wall() if job.name == "report" else {}, str(run_dir)
-                    )
-                    running[ref] = (job, time.perf_counter())
-                    echo(log_line(job, "submitted", "ray"))
-            finished, _ = ray.wait(list(running), num_returns=1)
-            job, t0 = running.pop(finished[0])
-            result = _get(ray, finished[0], job)
-            mark_done(run_dir, job, keys[job.name], result)
-            echo(log_line(job, "finished", result.get("where", "?"), result.get("seconds")))
-            done.add(job.name)
-            results[job.name] = result
-            bar.update()
-    except BaseException:
-        for ref in running:
-            ray.cancel(ref, force=True)
-        raise
-    finally:
-        bar.close()
-    return results
+class RayBackend:
+    """Every ready job at once as a Ray task: a GPU where the job wants one, else as many CPUs
+    as its torch threads. A task whose worker dies is retried (MAX_RETRIES)."""
+
+    in_order = False
+    verb = "submitted"
+
+    def __init__(self, layout: RunLayout, task: Callable[[Node], dict]):
+        self.ray = import_ray()
+        self.layout, self.task = layout, task
+        self.remote = self.ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(run_marked)
+        self.running: dict = {}  # ObjectRef -> node
+
+    def is_running(self, node: Node) -> bool:
+        return node in self.running.values()
+
+    def fits(self, node: Node) -> bool:
+        return True
+
+    def place(self, node: Node) -> str:
+        return "ray"
+
+    def submit(self, node: Node) -> bool:
+        opts = {"num_gpus": 1, "num_cpus": 1} if node.gpu else {"num_cpus": node.threads}
+        ref = self.remote.options(**opts, name=node.name).remote(
+            self.task, node, str(self.layout.root)
+        )
+        self.running[ref] = node
+        return False
+
+    def busy(self) -> bool:
+        return bool(self.running)
+
+    def next_finished(self) -> tuple[Node, dict]:
+        finished, _ = self.ray.wait(list(self.running), num_returns=1)
+        node = self.running.pop(finished[0])
+        return node, _get(self.ray, finished[0], node)
+
+    def stop(self) -> None:
+        for ref in self.running:
+            self.ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        pass
 
 
-def _get(ray, ref, job: Job) -> dict:
+def _get(ray, ref, node: Node) -> dict:
     """The task's result, or its failure as the job's one-line error."""
     from ray.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
 
@@ -141,11 +140,11 @@ def _get(ray, ref, job: Job) -> dict:
     except RayTaskError as e:
         cause = e.cause if getattr(e, "cause", None) is not None else e
         message = getattr(cause, "message", None) or str(cause).strip().splitlines()[-1]
-        raise UserError(f"job {job.name} failed: {message}") from None
+        raise UserError(f"job {node.name} failed: {message}") from None
     except WorkerCrashedError:
         raise UserError(
-            f"job {job.name}: its Ray worker died {MAX_RETRIES + 1} times; finished jobs are "
+            f"job {node.name}: its Ray worker died {MAX_RETRIES + 1} times; finished jobs are "
             "kept, rerun the same command to continue"
         ) from None
     except TaskCancelledError:
-        raise UserError(f"job {job.name} was cancelled") from None
+        raise UserError(f"job {node.name} was cancelled") from None

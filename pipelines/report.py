@@ -16,8 +16,9 @@ import torch
 from torchmetrics.functional.classification import multiclass_average_precision
 
 from classifier.metrics import precision_recall_curves
+from gan.conventions import atomic_write_text
+from pipelines.arms import HEADLINE_ARMS, SAMPLE_SETS
 from pipelines.plots import confusion_pair, pr_curves, recall_bars
-from pipelines.rundir import atomic_write_text
 from pipelines.sampling import summary_table
 
 
@@ -31,9 +32,6 @@ def _gain(g: dict) -> str:
     lo, hi = g["ci95"]
     mark = "" if g["excludes_zero"] else " (n.s.)"
     return f"{g['gain']:+.3f} [{lo:+.3f}, {hi:+.3f}]{mark}"
-
-
-HEADLINE_ARMS = ("gan", "oversample+gan")
 
 
 def gain_table(gains: dict, arms: tuple[str, ...] | None = None) -> list[str]:
@@ -263,7 +261,7 @@ def _synthetic_md(sample_summaries: dict) -> list[str]:
     for c, kinds in sample_summaries.items():
         for kind, s in kinds.items():
             md.append(f"- **{c}** ({kind}): {s.get('verdict', 'too few samples to compare')}")
-    for kind in ("gan", "gan-unfiltered"):
+    for kind in SAMPLE_SETS:
         summaries = [k[kind] for k in sample_summaries.values() if k.get(kind, {}).get("sets")]
         if summaries:
             md += ["", f"Samples of the `{kind}` arm:", "", summary_table(summaries)]

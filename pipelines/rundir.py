@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import secrets
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
@@ -41,47 +40,6 @@ def read_jsonl(path: Path) -> list[dict]:
         except ValueError:
             continue
     return rows
-
-
-def new_temp_file(folder: Path, prefix: str) -> tuple[int, Path]:
-    """A new, uniquely named file opened for writing, with the mode open() would give it.
-    (tempfile.mkstemp makes 0600 files whatever the umask: renamed into place, they would be
-    the only outputs of a run that others sharing the folder cannot read.)"""
-    while True:
-        path = Path(folder) / f"{prefix}{secrets.token_hex(4)}.tmp"
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
-        except FileExistsError:
-            continue
-
-
-def new_temp_dir(folder: Path, prefix: str) -> Path:
-    """A new, uniquely named folder with the mode mkdir would give it (mkdtemp: 0700)."""
-    while True:
-        path = Path(folder) / f"{prefix}{secrets.token_hex(4)}"
-        try:
-            path.mkdir(0o777)
-            return path
-        except FileExistsError:
-            continue
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory and rename: never a half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = new_temp_file(path.parent, f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def versions() -> dict[str, str]:

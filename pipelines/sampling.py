@@ -29,16 +29,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan.checkpoint import CheckpointError, load_checkpoint
+from gan.conventions import new_temp_dir, to_nchw
 from gan.filtering import KEPT, Selection, select
-from gan.metrics.features import extract_features, metric_label
+from gan.metrics.features import FeatureSpace, extract_features, metric_label
 from gan.metrics.filter_verdict import BEATS, NO_DIFFERENCE, FilterVerdict, filter_vs_random
 from gan.metrics.sets import real_floor, set_metrics
-from gan.networks import Architecture, Generator
+from gan.networks import Generator
 from gan.training import sample
+from pipelines import checkpoints
+from pipelines.checkpoints import GanFolder
 from pipelines.errors import UserError
 from pipelines.gan_run import ClassRun, write_grid
-from pipelines.rundir import new_temp_dir, run_record
+from pipelines.rundir import run_record
 
 VERDICT_REPLICATES = 1000  # bootstrap replicates of the held-out filter verdict
 
@@ -103,46 +105,21 @@ def check_memory(opts: SampleOptions, size: int, dim: int, n_real: int) -> None:
 
 
 def checkpoint_path(run: ClassRun, which: str) -> Path:
-    if which in ("best", "last"):
-        path = run.out / f"{which}.pt"
-        if which == "best" and not path.is_file():
-            path = run.out / "last.pt"  # trained without FID tracking: last is all there is
-    else:
-        path = Path(which)
-    if not path.is_file():
-        raise UserError(
-            f"no generator for class {run.class_name!r} at {path}; train one with "
-            f"`gan-train --class {run.class_name} --run-dir {run.out.parent.parent}`"
-        )
-    return path
+    """The file `--checkpoint which` names for the class (best, last or a path)."""
+    return checkpoints.chosen_path(run.folder, which)
 
 
 def load_generator(path: Path, size: int, device: torch.device) -> tuple[Generator, dict]:
-    try:
-        ckpt = load_checkpoint(path)
-    except CheckpointError as e:
-        other = {"last.pt": "best", "best.pt": "last"}.get(path.name)
-        alt = f"--checkpoint {other}" if other and (path.parent / f"{other}.pt").is_file() else ""
-        hint = f"try {alt}, or pass" if alt else "pass"
-        raise UserError(f"{e}; {hint} a checkpoint written by gan-train") from e
-    arch = Architecture(**ckpt["arch"])
-    if arch.size != size:
-        raise UserError(
-            f"{path} generates {arch.size} px images but the data is loaded at "
-            f"{size} px; pass --size {arch.size}"
-        )
-    G = Generator(arch)
-    try:
-        G.load_state_dict(ckpt["G_ema"] if ckpt["G_ema"] is not None else ckpt["G"])
-    except RuntimeError as e:
-        raise UserError(f"{path} does not match raregan's DCGAN architecture") from e
-    return G.to(device), ckpt
+    """The generator of a checkpoint file and the checkpoint, for callers that hold a path."""
+    path = Path(path)
+    _, ckpt = checkpoints.read_chosen(GanFolder(path.parent, path.parent.name), str(path))
+    return checkpoints.generator(ckpt, path, size, device), ckpt
 
 
 def sample_class(
     run: ClassRun,
     opts: SampleOptions,
-    space,
+    space: FeatureSpace | None,
     out_root: Path,
     device: torch.device,
     data: dict,
@@ -158,16 +135,12 @@ def sample_class(
     t0 = time.perf_counter()
     _remove_stale_temporaries(out_root, run.class_name)
     check_memory(opts, run.images.shape[1], space.dim if space else 0, len(run.images))
-    ckpt_path = checkpoint_path(run, opts.checkpoint)
-    G, ckpt = load_generator(ckpt_path, run.images.shape[1], device)
-    _check_data(ckpt, ckpt_path, data)
-    pool_n = pool_size(opts)
-    z = torch.randn(pool_n, G.nz, generator=torch.Generator().manual_seed(opts.seed)).to(device)
-    pool = sample(G, z, precision=opts.precision).cpu()
+    ckpt_path, ckpt, pool = _draw_pool(run, opts, device, data)
+    pool_n = len(pool)
     if space is None:  # --filter none without a trained feature network: no FID/KID
         return _unmeasured(run, opts, ckpt_path, ckpt, pool, data, out_root / run.class_name, t0)
-    real = extract_features(space, torch.from_numpy(run.images).permute(0, 3, 1, 2))
-    heldout = extract_features(space, torch.from_numpy(run.heldout).permute(0, 3, 1, 2))
+    real = extract_features(space, to_nchw(run.images))
+    heldout = extract_features(space, to_nchw(run.heldout))
     feats = extract_features(space, pool)
     t_sample = time.perf_counter() - t0
 
@@ -175,21 +148,7 @@ def sample_class(
     kept = sel.kept
     random_n = torch.randperm(pool_n, generator=torch.Generator().manual_seed(opts.seed + 1))
     random_n = random_n[: len(kept)]
-    summary = {
-        "class": run.class_name,
-        "checkpoint": str(ckpt_path),
-        "checkpoint_kimg": ckpt["nimg"] / 1000,
-        "feature_space": f"{space.name}-{space.dim}d",
-        "n_real": len(real),
-        "n_heldout": len(heldout),
-        "requested": opts.n,
-        "kept": len(kept),
-        "pool": pool_n,
-        "options": vars(opts),
-        "copy_threshold": sel.threshold,
-        "rejected": {v: sel.verdict.count(v) for v in sorted(set(sel.verdict)) if v != KEPT},
-        "sets": {},
-    }
+    summary = _summary(run, opts, (ckpt_path, ckpt), sel, pool_n, space)
     if len(kept) >= 2:
         subsets = {"kept": feats[kept], "random": feats[random_n], "pool": feats}
         summary |= _set_quality(subsets, real, heldout, space, run.heldout_lesions, opts.seed)
@@ -202,6 +161,19 @@ def sample_class(
     summary["record"] = run_record(summary["options"], data)
     _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path)
     return summary
+
+
+def _draw_pool(
+    run: ClassRun, opts: SampleOptions, device: torch.device, data: dict
+) -> tuple[Path, dict, torch.Tensor]:
+    """The pool, from the generator of opts.checkpoint (checked against the run's data) on
+    latents of opts.seed, and the checkpoint it came from."""
+    ckpt_path, ckpt = checkpoints.read_chosen(run.folder, opts.checkpoint)
+    G = checkpoints.generator(ckpt, ckpt_path, run.images.shape[1], device)
+    checkpoints.check_data(ckpt, ckpt_path, data)
+    n = pool_size(opts)
+    z = torch.randn(n, G.nz, generator=torch.Generator().manual_seed(opts.seed)).to(device)
+    return ckpt_path, ckpt, sample(G, z, precision=opts.precision).cpu()
 
 
 def _select(opts: SampleOptions, feats: torch.Tensor, real: torch.Tensor, lesions) -> Selection:
@@ -250,42 +222,39 @@ def _set_quality(
     return out
 
 
-def _unmeasured(run, opts, ckpt_path, ckpt, pool, data, target, t0) -> dict:
-    """Write --filter none samples without measuring them: there is no feature network, and
-    training one only to measure would be the slow part of the command."""
-    n = len(pool)
-    sel = Selection(torch.arange(n), [KEPT] * n, torch.zeros(n), torch.zeros(n), 0.0)
-    summary = {
+def _summary(run: ClassRun, opts: SampleOptions, checkpoint, sel: Selection, pool_n: int, space):
+    """What every summary.json says first: where the samples came from and what was kept."""
+    ckpt_path, ckpt = checkpoint
+    return {
         "class": run.class_name,
         "checkpoint": str(ckpt_path),
         "checkpoint_kimg": ckpt["nimg"] / 1000,
-        "feature_space": None,
+        "feature_space": None if space is None else f"{space.name}-{space.dim}d",
         "n_real": len(run.images),
         "n_heldout": len(run.heldout),
         "requested": opts.n,
-        "kept": n,
-        "pool": n,
+        "kept": len(sel.kept),
+        "pool": pool_n,
         "options": vars(opts),
-        "rejected": {},
+        "copy_threshold": sel.threshold,
+        "rejected": {v: sel.verdict.count(v) for v in sorted(set(sel.verdict)) if v != KEPT},
         "sets": {},
-        "verdict": "not measured: --filter none, and no feature network is trained in this run "
-        "(gan-train with --eval-every, or gan-sample --filter fid, trains one)",
-        "seconds": {"total": time.perf_counter() - t0},
     }
+
+
+def _unmeasured(run, opts, ckpt_path, ckpt, pool, data, target, t0) -> dict:
+    """Write --filter none samples without measuring them: there is no feature network, and
+    training one only to measure would be the slow part of the command."""
+    sel = _keep_all(len(pool))
+    summary = _summary(run, opts, (ckpt_path, ckpt), sel, len(pool), None)
+    summary["verdict"] = (
+        "not measured: --filter none, and no feature network is trained in this run "
+        "(gan-train with --eval-every, or gan-sample --filter fid, trains one)"
+    )
+    summary["seconds"] = {"total": time.perf_counter() - t0}
     summary["record"] = run_record(summary["options"], data)
     _write_class_dir(target, run, pool, sel.kept, sel, summary, opts, ckpt_path)
     return summary
-
-
-def _check_data(ckpt: dict, path: Path, data: dict) -> None:
-    """A generator trained on other data would pass for this run's: compare fingerprints."""
-    trained_on = ckpt.get("extra", {}).get("data_fingerprint")
-    if trained_on is not None and trained_on != data.get("fingerprint"):
-        raise UserError(
-            f"{path} was trained on other data (fingerprint {trained_on}; this run's data is "
-            f"{data.get('fingerprint')}, {data.get('source')}); pass a generator of this run, "
-            "or the --run-dir it was trained in"
-        )
 
 
 def _remove_stale_temporaries(out_root: Path, cls: str) -> None:
@@ -388,7 +357,7 @@ def _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path) -> 
 
 def _comparison_grid(path: Path, run: ClassRun, pool, kept, sel: Selection) -> None:
     """Three rows of 8: real training images, best kept samples, best-scored rejected ones."""
-    real = torch.from_numpy(run.images[:8]).permute(0, 3, 1, 2)
+    real = to_nchw(run.images[:8])
     rejected = [i for i in sel.score.argsort(descending=True).tolist() if sel.verdict[i] != KEPT]
     rows = [real, pool[kept[:8]], pool[torch.tensor(rejected[:8], dtype=torch.long)]]
     blank = torch.full((1, 3, *real.shape[2:]), 255, dtype=torch.uint8)

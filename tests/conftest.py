@@ -1,14 +1,25 @@
-"""Tiny self-made datasets in every supported layout (no real data needed)."""
+"""What several test files share: tiny self-made datasets in every supported layout (no real
+data needed), the CLI helpers, the argument lists of a tiny run, and the tiny runs themselves.
+
+The runs are made once per session (`*_once`); a test that changes its run asks for the
+function-scoped copy (`trained`, `evaluated`, `compared`) instead.
+"""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 HAM10000 = Path(
@@ -118,3 +129,162 @@ def one_line_error(result) -> str:
     lines = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(lines) == 1, result.output
     return lines[0]
+
+
+def with_options(args: list[str], **options: str) -> list[str]:
+    """`args` with each option's value replaced, or the option added:
+    with_options(SMOKE, seeds="1", arms="baseline,gan")."""
+    out = list(args)
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if flag in out:
+            out[out.index(flag) + 1] = value
+        else:
+            out += [flag, value]
+    return out
+
+
+# ---------------------------------------------------------------- argument lists
+
+# gan-train: a 32 px GAN on small batches, a snapshot every 0.05 kimg, no FID tracking
+TINY = ["--size", "32", "--batch-size", "8", "--snapshot-kimg", "0.05", "--quiet",
+        "--precision", "fp32", "--eval-every", "0"]  # fmt: skip
+# augment-and-compare: the smoke profile on two rare classes, every default arm, two seeds
+SMOKE = ["--profile", "smoke", "--seeds", "2", "--classes", "df,vasc", "--target", "24",
+         "--quiet", "--precision", "fp32", "--threads", "1"]  # fmt: skip
+
+
+# ---------------------------------------------------------------- shared runs
+
+
+@pytest.fixture(scope="session")
+def trained_once(tmp_path_factory) -> Path:
+    """A demo run with one tiny GAN (df, 0.1 kimg: grids at 0.056 and 0.104), no feature
+    network."""
+    from pipelines.cli import gan_train
+
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    invoke_cli(gan_train, ["--class", "df", "--run-dir", str(run_dir), "--kimg", "0.1", *TINY])
+    return run_dir
+
+
+@pytest.fixture
+def trained(trained_once: Path, tmp_path: Path) -> Path:
+    """A fresh copy of trained_once, for tests that change it."""
+    return Path(shutil.copytree(trained_once, tmp_path / "run"))
+
+
+def install_quick_feature_network(run_dir: Path) -> None:
+    """Train a quick domain feature network (80 steps) and file it under the keys of the
+    600-step one that the commands ask for, at fp32 and bf16 (gan-sample's --precision auto
+    on a bf16 CPU), so that they use it rather than train theirs (about a minute each)."""
+    from classifier.training import ClassifierConfig
+    from pipelines.data.datasets import load_dataset
+    from pipelines.data.splits import load_or_make_split
+    from pipelines.feature_space import DOMAIN_CONFIG, domain_space, network_key
+    from pipelines.layout import RunLayout
+
+    quick = ClassifierConfig(steps=80, batch_size=32, eval_every=40, sampling="balanced")
+    ds = load_dataset("demo", 32, progress=False)
+    split = load_or_make_split(ds, run_dir)
+    domain_space(ds, split, run_dir, torch.device("cpu"), progress=False, cfg=quick)
+    layout, k = RunLayout(run_dir), len(ds.class_names)
+    [trained_file] = (run_dir / "features").glob("domain_32px_*.pt")
+    for precision in ("fp32", "bf16"):
+        cfg = ClassifierConfig(**{**DOMAIN_CONFIG.as_dict(), "precision": precision})
+        shutil.copyfile(trained_file, layout.feature_network(32, network_key(split, k, 32, cfg)))
+
+
+@pytest.fixture(scope="session")
+def evaluated_once(tmp_path_factory) -> Path:
+    """A demo run with a quick domain feature network and two tiny generators (df, vasc)
+    trained with FID tracking every 0.05 kimg at --eval-n 64: best.pt and eval.jsonl."""
+    from pipelines.cli import gan_train
+
+    run_dir = tmp_path_factory.mktemp("evaluated") / "run"
+    install_quick_feature_network(run_dir)
+    evaluation = with_options(TINY, eval_every="0.05", eval_n="64")
+    for cls in ("df", "vasc"):
+        invoke_cli(
+            gan_train, ["--class", cls, "--run-dir", str(run_dir), "--kimg", "0.1", *evaluation]
+        )
+    return run_dir
+
+
+@pytest.fixture
+def evaluated(evaluated_once: Path, tmp_path: Path) -> Path:
+    """A fresh copy of evaluated_once, for tests that change it."""
+    return Path(shutil.copytree(evaluated_once, tmp_path / "run"))
+
+
+@pytest.fixture(scope="session")
+def compared_once(tmp_path_factory) -> Path:
+    """A finished augment-and-compare run with the SMOKE arguments."""
+    from pipelines.cli import augment_and_compare
+
+    run_dir = tmp_path_factory.mktemp("compared") / "run"
+    result = invoke_cli(augment_and_compare, ["--run-dir", str(run_dir), *SMOKE])
+    assert "[SYNTHETIC demo data] df gan vs baseline: recall" in result.output
+    return run_dir
+
+
+@pytest.fixture
+def compared(compared_once: Path, tmp_path: Path) -> Path:
+    """A fresh copy of compared_once, for tests that change it."""
+    return Path(shutil.copytree(compared_once, tmp_path / "run"))
+
+
+def arm_metrics(run_dir: Path, arms=None) -> dict[str, list[dict]]:
+    """results.json's test metrics of every (fold, seed) classifier, by arm (all, or `arms`)."""
+    runs = json.loads((run_dir / "results.json").read_text())["runs"]
+    return {arm: [r["test"] for fold in runs[arm] for r in fold] for arm in arms or runs}
+
+
+def started_jobs(output: str) -> set[str]:
+    """The jobs that augment-and-compare's log says it started."""
+    return {line.split()[1] for line in output.splitlines() if " started on " in line}
+
+
+def job_lines(output: str) -> dict[str, str]:
+    """augment-and-compare --dry-run's rows by job name (without the header and notes)."""
+    rows = [line for line in output.splitlines() if line.strip()]
+    return {r.split()[0]: r for r in rows if not r.startswith(("note:", "job "))}
+
+
+# ---------------------------------------------------------------- commands in a subprocess
+
+REPO = Path(__file__).resolve().parents[1]
+
+KILLER = """
+import importlib, os, signal, sys
+module, name, condition, command, *args = sys.argv[1:]
+module = importlib.import_module(module)
+original = getattr(module, name)
+def hook(*a, **k):
+    result = original(*a, **k)
+    if eval(condition):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+setattr(module, name, hook)
+from pipelines import cli
+getattr(cli, command).main(args)
+"""
+
+
+def subprocess_env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def run_killed(command: str, args: list[str], module: str, name: str, condition: str = "True"):
+    """Run a CLI command in a subprocess that SIGKILLs itself when module.name returns and
+    `condition` (a Python expression over its arguments `a`, `k`) holds, so that the run
+    directory is left exactly as a kill -9 at that point would leave it."""
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, module, name, condition, command, *args],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    return proc

@@ -60,10 +60,8 @@ def test_training_learns_a_separable_problem_and_keeps_the_best_step():
     cfg = ClassifierConfig(steps=60, batch_size=32, eval_every=20, lr=3e-3)
     result = train_classifier(
         CompactCNN(3, width=8, feature_dim=16),
-        x[:90],
-        y[:90],
-        x[90:],
-        y[90:],
+        (x[:90], y[:90]),
+        (x[90:], y[90:]),
         3,
         cfg,
         progress=False,

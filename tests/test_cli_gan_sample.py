@@ -1,69 +1,26 @@
+"""gan-sample: sampling, filtering, and refusing what it cannot use (evaluated_once and
+trained_once: conftest)."""
+
 from __future__ import annotations
 
 import csv
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
-from conftest import invoke_cli, one_line_error
+from conftest import TINY, invoke_cli, one_line_error, run_killed, with_options
 
-from classifier.training import ClassifierConfig
 from pipelines.cli import gan_sample, gan_train
-from pipelines.data.datasets import load_dataset
-from pipelines.data.splits import load_or_make_split
-from pipelines.feature_space import domain_space
-
-TRAIN = ["--size", "32", "--batch-size", "8", "--snapshot-kimg", "0.05", "--quiet",
-         "--precision", "fp32"]  # fmt: skip
-QUICK_FEATURES = ClassifierConfig(steps=80, batch_size=32, eval_every=40, sampling="balanced")
 
 
-@pytest.fixture(scope="module")
-def run_once(tmp_path_factory) -> Path:
-    """A demo run directory with a quick domain feature net and two tiny generators."""
-    run_dir = tmp_path_factory.mktemp("sample") / "run"
-    ds = load_dataset("demo", 32, progress=False)
-    domain_space(
-        ds,
-        load_or_make_split(ds, run_dir),
-        run_dir,
-        torch.device("cpu"),
-        progress=False,
-        cfg=QUICK_FEATURES,
-    )
-    for cls in ("df", "vasc"):
-        invoke_cli(
-            gan_train,
-            [
-                "--class",
-                cls,
-                "--run-dir",
-                str(run_dir),
-                "--kimg",
-                "0.1",
-                "--eval-every",
-                "0.05",
-                "--eval-n",
-                "64",
-                *TRAIN,
-            ],
-        )
-    return run_dir
-
-
-@pytest.fixture
-def run_dir(run_once: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(run_once, tmp_path / "run"))
-
-
-def test_fid_tracking_during_training(run_once: Path):
-    out = run_once / "gan" / "df"
+def test_fid_tracking_during_training(evaluated_once: Path):
+    out = evaluated_once / "gan" / "df"
     rows = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
     assert [round(r["kimg"], 3) for r in rows] == [0.056, 0.104]
-    counts = json.loads((run_once / "split.json").read_text())["counts"]
+    counts = json.loads((evaluated_once / "split.json").read_text())["counts"]
     n_train, n_val = counts["train"]["per_class"]["df"], counts["val"]["per_class"]["df"]
     assert (n_train, n_val) == (18, 3)  # demo df: training and validation images
     assert rows[0]["train_fid_label"] == f"FID[domain-256d, n={n_train} vs 64]"
@@ -76,11 +33,11 @@ def test_fid_tracking_during_training(run_once: Path):
     assert (out / "fid_curve.png").stat().st_size > 1000
 
 
-def test_sample_all_classes_with_filter(run_dir: Path):
-    result = invoke_cli(gan_sample, ["--n", "30", "--run-dir", str(run_dir), "--quiet"])
+def test_sample_all_classes_with_filter(evaluated: Path):
+    result = invoke_cli(gan_sample, ["--n", "30", "--run-dir", str(evaluated), "--quiet"])
     assert "SYNTHETIC" in result.output and "| df | kept |" in result.output
     for cls in ("df", "vasc"):
-        out = run_dir / "samples" / cls
+        out = evaluated / "samples" / cls
         summary = json.loads((out / "summary.json").read_text())
         kept = summary["kept"]
         # a 0.1-kimg generator is nearly collapsed: duplicates are rejected, fewer may pass
@@ -99,26 +56,38 @@ def test_sample_all_classes_with_filter(run_dir: Path):
         assert summary["filter_vs_random_heldout"]["unit"] == "lesions"
         assert "verdict" in summary and "filter_beats_random" not in summary
         held = summary["heldout_sets"]["kept"]
-        n_val = json.loads((run_dir / "split.json").read_text())["counts"]["val"]["per_class"][cls]
+        n_val = json.loads((evaluated / "split.json").read_text())["counts"]["val"]["per_class"][
+            cls
+        ]
         assert held["n_reference"] == summary["n_heldout"] == n_val  # the class's validation images
         assert summary["floor"]["n"] == summary["n_real"]
         assert summary["verdict"].startswith("on held-out reals, kept KID[")
         assert summary["record"]["data"]["synthetic_demo_data"] is True
 
 
-def test_score_filter_keeps_the_best_scored_non_rejected(run_dir: Path):
+def test_score_filter_keeps_the_best_scored_non_rejected(evaluated: Path):
     invoke_cli(
         gan_sample,
-        ["--n", "20", "--class", "df", "--run-dir", str(run_dir), "--quiet", "--score", "realism"],
+        [
+            "--n",
+            "20",
+            "--class",
+            "df",
+            "--run-dir",
+            str(evaluated),
+            "--quiet",
+            "--score",
+            "realism",
+        ],
     )
-    with open(run_dir / "samples" / "df" / "manifest.csv") as f:
+    with open(evaluated / "samples" / "df" / "manifest.csv") as f:
         rows = list(csv.DictReader(f))
     kept = [float(r["score"]) for r in rows if r["status"] == "kept"]
     low = [float(r["score"]) for r in rows if r["status"] == "low-score"]
     assert 0 < len(kept) <= 20 and (not low or min(kept) >= max(low))
 
 
-def test_npz_output_and_no_filter(run_dir: Path):
+def test_npz_output_and_no_filter(evaluated: Path):
     invoke_cli(
         gan_sample,
         [
@@ -127,7 +96,7 @@ def test_npz_output_and_no_filter(run_dir: Path):
             "--class",
             "df",
             "--run-dir",
-            str(run_dir),
+            str(evaluated),
             "--quiet",
             "--filter",
             "none",
@@ -137,23 +106,23 @@ def test_npz_output_and_no_filter(run_dir: Path):
             "last",
         ],
     )
-    out = run_dir / "samples" / "df"
+    out = evaluated / "samples" / "df"
     with np.load(out / "samples.npz") as z:
         assert z["images"].shape == (16, 32, 32, 3) and z["images"].dtype == np.uint8
     assert json.loads((out / "summary.json").read_text())["pool"] == 16
 
 
-def test_refuses_to_overwrite_samples(run_dir: Path):
-    args = ["--n", "8", "--class", "df", "--run-dir", str(run_dir), "--quiet"]
+def test_refuses_to_overwrite_samples(evaluated: Path):
+    args = ["--n", "8", "--class", "df", "--run-dir", str(evaluated), "--quiet"]
     invoke_cli(gan_sample, args)
     assert "already holds samples" in one_line_error(invoke_cli(gan_sample, args, ok=False))
     invoke_cli(gan_sample, [*args, "--overwrite", "--seed", "3"])
-    assert json.loads((run_dir / "samples/df/summary.json").read_text())["options"]["seed"] == 3
-    assert not list((run_dir / "samples").glob(".df.*"))  # no temporary leftovers
+    assert json.loads((evaluated / "samples/df/summary.json").read_text())["options"]["seed"] == 3
+    assert not list((evaluated / "samples").glob(".df.*"))  # no temporary leftovers
 
 
-def test_bad_input(run_dir: Path, tmp_path: Path):
-    base = ["--run-dir", str(run_dir), "--quiet"]
+def test_bad_input(evaluated: Path, tmp_path: Path):
+    base = ["--run-dir", str(evaluated), "--quiet"]
     msg = one_line_error(invoke_cli(gan_sample, ["--n", "5", "--class", "mel", *base], ok=False))
     assert "gan-train --class mel" in msg
     result = invoke_cli(gan_sample, ["--n", "0", *base], ok=False)
@@ -173,29 +142,17 @@ def test_bad_input(run_dir: Path, tmp_path: Path):
     assert "no split.json" in msg
 
 
-def test_checkpoint_of_another_size(run_dir: Path, tmp_path: Path):
+def test_checkpoint_of_another_size(evaluated: Path, tmp_path: Path):
     other = tmp_path / "other"
-    invoke_cli(
-        gan_train,
-        [
-            "--class",
-            "df",
-            "--run-dir",
-            str(other),
-            "--kimg",
-            "0.02",
-            "--eval-every",
-            "0",
-            *[a if a != "32" else "64" for a in TRAIN],
-        ],
-    )
+    args = ["--class", "df", "--run-dir", str(other), "--kimg", "0.02"]
+    invoke_cli(gan_train, [*args, *with_options(TINY, size="64")])
     args = [
         "--n",
         "5",
         "--class",
         "df",
         "--run-dir",
-        str(run_dir),
+        str(evaluated),
         "--quiet",
         "--checkpoint",
         str(other / "gan" / "df" / "last.pt"),
@@ -203,3 +160,82 @@ def test_checkpoint_of_another_size(run_dir: Path, tmp_path: Path):
     assert "generates 64 px images but the data is loaded at 32 px" in one_line_error(
         invoke_cli(gan_sample, args, ok=False)
     )
+
+
+def test_each_checkpoint_is_read_once(evaluated: Path, monkeypatch):
+    import gan.checkpoint
+
+    reads: list[Path] = []
+    load = gan.checkpoint.load_checkpoint
+
+    def counted(path):
+        reads.append(Path(path))
+        return load(path)
+
+    monkeypatch.setattr(gan.checkpoint, "load_checkpoint", counted)
+    args = ["--n", "4", "--class", "df", "--run-dir", str(evaluated), "--quiet", "--filter", "none"]
+    invoke_cli(gan_sample, args)  # the size of the run, then the generator: one read
+    assert reads == [evaluated / "gan" / "df" / "best.pt"]
+
+
+def test_a_damaged_last_pt_leaves_best_pt_usable(evaluated: Path):
+    out = evaluated / "gan" / "df"
+    assert (out / "best.pt").is_file()
+    (out / "last.pt").write_bytes((out / "last.pt").read_bytes()[:200])  # torn
+    sample = ["--n", "4", "--run-dir", str(evaluated), "--quiet", "--filter", "none"]
+    invoke_cli(gan_sample, sample)  # the class is found, and best.pt read, despite last.pt
+    summary = json.loads((evaluated / "samples" / "df" / "summary.json").read_text())
+    assert summary["checkpoint"].endswith("best.pt")
+    msg = one_line_error(
+        invoke_cli(gan_sample, [*sample, "--checkpoint", "last", "--overwrite"], False)
+    )
+    assert "not a readable checkpoint" in msg and "try --checkpoint best" in msg
+    resume = ["--class", "df", "--run-dir", str(evaluated), "--kimg", "0.15", "--resume", "--quiet"]
+    msg = one_line_error(invoke_cli(gan_train, resume, False))
+    assert f"copy {out / 'best.pt'} over it and rerun with --resume" in msg
+    assert "--overwrite would start over and delete best.pt" in msg
+    shutil.copyfile(out / "best.pt", out / "last.pt")  # the advice works
+    invoke_cli(gan_train, [*resume, "--eval-every", "0"])  # (no FID: a faster test)
+    assert torch.load(out / "last.pt", weights_only=True)["nimg"] >= 150
+
+
+def test_gan_sample_with_a_huge_n_is_refused_up_front(trained: Path, monkeypatch):
+    gan_sample_module = sys.modules["pipelines.cli.gan_sample"]
+
+    def no_work(*a, **k):
+        raise AssertionError("the work started: the memory check let 10,000,000 through")
+
+    monkeypatch.setattr(gan_sample_module, "load_feature_space", no_work)
+    args = ["--n", "10000000", "--run-dir", str(trained), "--quiet"]
+    msg = one_line_error(invoke_cli(gan_sample, args, False))
+    assert "--n 10,000,000 draws a pool of 20,000,000 images" in msg and "GiB" in msg
+    assert "lower --n" in msg
+
+
+def test_a_killed_gan_sample_leaves_no_temporary_folders(trained: Path):
+    args = ["--n", "4", "--run-dir", str(trained), "--quiet", "--filter", "none"]
+    run_killed("gan_sample", args, "pipelines.sampling", "new_temp_dir")
+    samples = trained / "samples"
+    assert [p.name[:8] for p in samples.iterdir() if p.name != ".raregan.lock"] == [".df.tmp-"]
+    (samples / ".df.a1b2c3d4").mkdir()  # an older version's leftover (mkdtemp's name)
+    (samples / ".dfx.tmp-00000000").mkdir()  # another class's: not ours to touch
+    invoke_cli(gan_sample, args)
+    left = sorted(p.name for p in samples.iterdir())
+    assert left == [".dfx.tmp-00000000", "df"]
+
+
+def test_filter_none_does_not_train_the_feature_network(trained: Path):
+    result = invoke_cli(gan_sample, ["--n", "4", "--run-dir", str(trained), "--filter", "none"])
+    assert not (trained / "features").exists()
+    summary = json.loads((trained / "samples" / "df" / "summary.json").read_text())
+    assert summary["kept"] == 4 and summary["verdict"].startswith("not measured")
+    assert "not measured" in result.output
+
+
+def test_a_generator_trained_on_other_data_is_refused(trained: Path, tmp_path: Path):
+    ckpt = torch.load(trained / "gan" / "df" / "last.pt", weights_only=True)
+    ckpt["extra"]["data_fingerprint"] = "0123456789abcdef"
+    torch.save(ckpt, tmp_path / "foreign.pt")
+    args = ["--n", "4", "--run-dir", str(trained), "--filter", "none", "--checkpoint"]
+    msg = one_line_error(invoke_cli(gan_sample, [*args, str(tmp_path / "foreign.pt")], False))
+    assert "was trained on other data (fingerprint 0123456789abcdef" in msg

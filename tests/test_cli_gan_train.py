@@ -1,34 +1,19 @@
+"""gan-train: training, resuming, and the errors of a bad start (trained_once: conftest)."""
+
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import invoke_cli, one_line_error, write_image
+from conftest import TINY, invoke_cli, one_line_error, run_killed, write_image
 
 from pipelines.cli import gan_train
-
-TINY = ["--size", "32", "--batch-size", "8", "--snapshot-kimg", "0.05", "--quiet",
-        "--precision", "fp32", "--eval-every", "0"]  # fmt: skip
 
 
 def run(args, expect_ok=True):
     return invoke_cli(gan_train, args, expect_ok)
-
-
-@pytest.fixture(scope="module")
-def trained_once(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("trained") / "run"
-    run(["--class", "df", "--run-dir", str(run_dir), "--kimg", "0.1", *TINY])
-    return run_dir
-
-
-@pytest.fixture
-def trained(trained_once: Path, tmp_path: Path) -> Path:
-    """A fresh copy of a finished tiny run, for tests that change it."""
-    return Path(shutil.copytree(trained_once, tmp_path / "run"))
 
 
 def test_trains_on_demo_data_and_writes_everything(trained: Path):
@@ -141,3 +126,96 @@ def test_epochs_set_the_budget_from_the_class_size(tmp_path: Path):
     n_train = ckpt["extra"]["n_train"]
     assert ckpt["config"]["kimg"] == pytest.approx(2 * n_train / 1000)
     assert 2 * n_train <= ckpt["nimg"] < 2 * n_train + 8
+
+
+def test_resume_reads_last_pt_once(trained: Path, monkeypatch):
+    import gan.checkpoint
+
+    reads: list[Path] = []
+    load = gan.checkpoint.load_checkpoint
+
+    def counted(path):
+        reads.append(Path(path))
+        return load(path)
+
+    monkeypatch.setattr(gan.checkpoint, "load_checkpoint", counted)
+    run(["--class", "df", "--run-dir", str(trained), "--kimg", "0.15", "--resume", "--quiet"])
+    assert reads == [trained / "gan" / "df" / "last.pt"]  # once, not once per question
+
+
+def test_trained_enough_reuses_only_the_same_gan(trained: Path):
+    from dataclasses import replace
+
+    from gan.networks import Architecture
+    from gan.training import TrainConfig
+    from pipelines.checkpoints import GanFolder, trained_enough
+    from pipelines.errors import UserError
+
+    folder = GanFolder.of(trained, "df")
+    saved = torch.load(folder.last, weights_only=True)
+    arch, cfg = Architecture(**saved["arch"]), TrainConfig(**saved["config"])
+    assert trained_enough(folder, arch, cfg)
+    assert trained_enough(folder, arch, replace(cfg, eval_kimg=5.0, snapshot_kimg=1.0))
+    assert not trained_enough(folder, arch, replace(cfg, kimg=0.2))  # shorter: continue it
+    assert not trained_enough(GanFolder.of(trained, "mel"), arch, cfg)  # none yet
+    with pytest.raises(UserError) as err:
+        trained_enough(folder, arch, replace(cfg, precision="bf16"))
+    msg = err.value.message
+    assert "\n" not in msg and f"{folder.last} holds a GAN trained with precision 'fp32'" in msg
+    assert "(asked 'bf16')" in msg and f"use another --run-dir, or delete {folder.path}" in msg
+    with pytest.raises(UserError, match=r"size 32 \(asked 64\); use another --run-dir"):
+        trained_enough(folder, replace(arch, size=64), cfg)
+    folder.last.write_bytes(folder.last.read_bytes()[:300])
+    with pytest.raises(UserError, match=r"readable checkpoint \(\w+\); restore it, or delete"):
+        trained_enough(folder, arch, cfg)
+
+
+def test_gan_train_killed_before_its_first_checkpoint_starts_again(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    args = ["--class", "df", "--run-dir", str(run_dir), "--kimg", "0.02", *TINY]
+    run_killed("gan_train", args, "pipelines.gan_run", "_append_record")
+    out = run_dir / "gan" / "df"
+    assert (out / "run.json").is_file() and not (out / "last.pt").exists()  # the stuck state
+    msg = one_line_error(run([*args, "--resume"], False))
+    assert "no checkpoint at" in msg and "without --resume" in msg
+    run(args)  # a plain rerun starts it: no circle
+    assert torch.load(out / "last.pt", weights_only=True)["nimg"] >= 20
+    assert len(json.loads((out / "run.json").read_text())["runs"]) == 1  # a fresh history
+
+
+@pytest.mark.parametrize("budget", [["--kimg", "0"], ["--kimg", "-1"], ["--epochs", "0"]])
+def test_gan_train_refuses_a_budget_that_trains_nothing(tmp_path: Path, budget: list[str]):
+    run_dir = tmp_path / "run"
+    msg = one_line_error(run(["--class", "df", "--run-dir", str(run_dir), *budget, *TINY], False))
+    assert f"{budget[0]} " in msg and "must be > 0" in msg
+    assert not (run_dir / "gan").exists()
+
+
+def test_resume_drops_a_torn_last_line_of_metrics_jsonl(trained: Path):
+    metrics = trained / "gan" / "df" / "metrics.jsonl"
+    with open(metrics, "a") as f:
+        f.write('{"kimg": 0.112, "step": 14, "loss_D"')  # killed mid-write
+    run(["--class", "df", "--run-dir", str(trained), "--kimg", "0.15", "--resume", "--quiet"])
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    steps = [r["step"] for r in rows]
+    assert steps == sorted(set(steps)) and rows[-1]["kimg"] >= 0.15
+
+
+def _eval_ns(out: Path) -> list[str]:
+    rows = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
+    return [r["train_kid_label"].rsplit(" vs ", 1)[1].rstrip("]") for r in rows]
+
+
+def test_resume_keeps_eval_n_unless_changed_and_then_says_so(evaluated: Path):
+    out = evaluated / "gan" / "df"
+    base = ["--class", "df", "--run-dir", str(evaluated), "--resume", "--quiet"]
+    assert set(_eval_ns(out)) == {"64"}
+    run([*base, "--kimg", "0.15"])
+    assert set(_eval_ns(out)) == {"64"}  # not the default 1000
+    result = run([*base, "--kimg", "0.2", "--eval-n", "24"])
+    assert "--eval-n 24 replaces the run's 64" in result.output
+    assert _eval_ns(out)[-1] == "24"
+    records = json.loads((out / "run.json").read_text())["runs"]
+    assert [r["config"]["evaluation"]["eval_n"] for r in records] == [64, 64, 24]
+    msg = one_line_error(run([*base, "--feature-space", "inception"], False))
+    assert "in the domain feature space, not inception" in msg

@@ -1,14 +1,24 @@
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASS_COLOURS, write_csv, write_image
+from conftest import (
+    CLASS_COLOURS,
+    TINY,
+    ham_rows,
+    invoke_cli,
+    one_line_error,
+    write_csv,
+    write_image,
+)
 from PIL import Image
 
-import pipelines.data.datasets as datasets
+import pipelines.data.decode as decode
+from pipelines.cli import augment_and_compare, gan_train
 from pipelines.data.datasets import load_dataset
 from pipelines.errors import UserError
 
@@ -90,7 +100,7 @@ def test_format_can_be_forced(imagefolder_dir: Path, tmp_path: Path):
 
 def test_cache_hit_decodes_nothing(ham_dir: Path, tmp_path: Path, monkeypatch):
     first = load(ham_dir, 16, tmp_path / "cache")
-    monkeypatch.setattr(datasets, "get_context", lambda *a: pytest.fail("decoded again"))
+    monkeypatch.setattr(decode, "get_context", lambda *a: pytest.fail("decoded again"))
     again = load(ham_dir, 16, tmp_path / "cache")
     assert np.array_equal(first.images, again.images)
     assert first.fingerprint == again.fingerprint
@@ -168,3 +178,98 @@ def test_resize_images_uses_the_loaders_filter_and_keeps_flat_colour():
     assert np.array_equal(small[2], np.asarray(lanczos))
     flat = np.full((2, 32, 32, 3), (200, 120, 90), dtype=np.uint8)
     assert (resize_images(flat, 16) == np.array([200, 120, 90], dtype=np.uint8)).all()
+
+
+# ---------------------------------------------------------------- no silent bad data
+
+
+def test_16_bit_pngs_decode_to_their_grey_level_not_white(tmp_path: Path):
+    root = tmp_path / "folder"
+    levels = {"dark": 0x2000, "mid": 0x8000}  # 8-bit: 32 and 128
+    for cls, level in levels.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(2):
+            pixels = np.full((30, 40), level + 37 * i, dtype=np.uint16)
+            Image.fromarray(pixels).save(root / cls / f"{i}.png")
+            assert Image.open(root / cls / f"{i}.png").mode == "I;16"
+    ds = load(root, 16, tmp_path / "cache")
+    for label, cls in enumerate(ds.class_names):
+        mean = ds.images[ds.labels == label].mean()
+        assert abs(mean - levels[cls] / 257) < 1.5, (cls, mean)
+
+
+def test_float_images_are_refused_by_name(tmp_path: Path, imagefolder_dir: Path):
+    Image.fromarray(np.full((30, 40), 0.5, dtype=np.float32)).save(
+        imagefolder_dir / "cats" / "f.tif"
+    )
+    with pytest.raises(UserError) as err:
+        load(imagefolder_dir, 16, tmp_path / "cache")
+    assert "cats/f (unreadable: f.tif has floating-point pixels (mode F)" in err.value.message
+
+
+def test_a_decompression_bomb_is_a_named_bad_image_and_skippable(
+    tmp_path: Path, imagefolder_dir: Path, monkeypatch
+):
+    write_image(imagefolder_dir / "dogs" / "huge.png", (0, 200, 0), (200, 150), fmt="PNG")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # 30,000 px > 2 x 5,000; others 1,536
+    with pytest.raises(UserError) as err:  # not a DecompressionBombError traceback
+        load(imagefolder_dir, 16, tmp_path / "cache")
+    assert "dogs/huge (unreadable: huge.png is over Pillow's 10000-pixel safety limit)" in (
+        err.value.message
+    )
+    ds = load(imagefolder_dir, 16, tmp_path / "cache", skip_bad_images=True)
+    assert list(ds.skipped) == ["dogs/huge"] and len(ds.labels) == 7
+
+
+def test_skip_bad_images_prints_a_count_and_records_the_images(tmp_path: Path, ham_dir: Path):
+    images = sorted(ham_dir.rglob("*.jpg"))
+    images[0].unlink()
+    images[1].write_bytes(b"not a jpeg")
+    run_dir, cache = tmp_path / "run", ["--cache-dir", str(tmp_path / "c")]
+    args = ["--class", "nv", "--data", str(ham_dir), "--run-dir", str(run_dir), "--kimg", "0.02"]
+    result = invoke_cli(gan_train, [*args, *TINY, "--skip-bad-images", *cache])
+    assert "--skip-bad-images left out 2 of 114 images" in result.output
+    want = {images[0].stem: "missing", images[1].stem: "unreadable"}
+    assert json.loads((run_dir / "split.json").read_text())["skipped_images"] == want
+    record = json.loads((run_dir / "gan" / "nv" / "run.json").read_text())["runs"][-1]
+    assert record["data"]["skipped_images"] == want
+    dry = invoke_cli(
+        augment_and_compare,
+        ["--data", str(ham_dir), "--run-dir", str(run_dir), "--skip-bad-images", "--dry-run",
+         *cache, "--classes", "df", "--profile", "smoke"],
+    )  # fmt: skip
+    assert "--skip-bad-images left out 2 of 114 images" in dry.output
+
+
+@pytest.mark.parametrize("bad", ["melanoma", "MEL", "", "xyz"])
+def test_ham10000_labels_outside_the_known_classes_are_refused_by_name(tmp_path: Path, bad):
+    root = tmp_path / "ham"
+    rows = ham_rows({"df": 12, "nv": 12})
+    rows[5]["dx"] = bad
+    write_csv(root / "HAM10000_metadata.csv", rows)
+    for r in rows:
+        write_image(root / f"{r['image_id']}.jpg", (100, 100, 100), (40, 30))
+    args = ["--class", "df", "--data", str(root), "--run-dir", str(tmp_path / "run"), "--kimg",
+            "0.02", "--cache-dir", str(tmp_path / "c"), *TINY]  # fmt: skip
+    msg = one_line_error(invoke_cli(gan_train, args, False))
+    assert f"dx value(s) {bad!r} (line 7)" in msg
+    assert "akiec, bcc, bkl, df, mel, nv, vasc" in msg and "--allow-new-classes" in msg
+    ds = load(root, 16, tmp_path / "cache", allow_new_classes=True)
+    assert bad in ds.class_names and ds.class_counts()[bad] == 1
+
+
+def test_a_truncated_medmnist_npz_is_a_one_line_error(npz_file: Path, tmp_path: Path):
+    npz_file.write_bytes(npz_file.read_bytes()[:3000])
+    args = ["--class", "df", "--data", str(npz_file), "--run-dir", str(tmp_path / "r"), *TINY]
+    msg = one_line_error(invoke_cli(gan_train, args, False))
+    assert f"{npz_file} is not a readable .npz" in msg and "download it again" in msg
+
+
+def test_an_isic_csv_with_a_non_numeric_cell_is_a_one_line_error(isic_dir: Path, tmp_path):
+    csv_path = isic_dir / "Task3_GroundTruth" / "GroundTruth.csv"
+    lines = csv_path.read_text().splitlines()
+    lines[3] = lines[3].replace("1.0", "yes", 1)
+    csv_path.write_text("\n".join(lines) + "\n")
+    args = ["--class", "df", "--data", str(isic_dir), "--run-dir", str(tmp_path / "r"), *TINY]
+    msg = one_line_error(invoke_cli(gan_train, args, False))
+    assert "line 4, column" in msg and "'yes' is not a number" in msg

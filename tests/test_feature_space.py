@@ -1,4 +1,4 @@
-"""The domain feature network: which images it learns from."""
+"""The domain feature network: which images it learns from, and its cache file."""
 
 from __future__ import annotations
 
@@ -49,10 +49,11 @@ def test_domain_network_is_fitted_on_training_images_only(tmp_path: Path, monkey
     seen = {}
     real_train = feature_space.train_classifier
 
-    def spy(model, train_x, train_y, val_x, val_y, *args, **kwargs):
+    def spy(model, train, val, *args, **kwargs):
+        (train_x, train_y), (val_x, val_y) = train, val
         seen.update(train=image_numbers(train_x), val=image_numbers(val_x))
         seen.update(train_y=train_y.tolist(), val_y=val_y.tolist())
-        return real_train(model, train_x, train_y, val_x, val_y, *args, **kwargs)
+        return real_train(model, train, val, *args, **kwargs)
 
     monkeypatch.setattr(feature_space, "train_classifier", spy)
     cfg = ClassifierConfig(steps=2, batch_size=8, eval_every=2, sampling="balanced")
@@ -66,3 +67,39 @@ def test_domain_network_is_fitted_on_training_images_only(tmp_path: Path, monkey
     assert sorted(seen["val"]) == split.val.tolist()
     assert seen["train_y"] == ds.labels[seen["train"]].tolist()  # labels travel with images
     assert seen["val_y"] == ds.labels[seen["val"]].tolist()
+
+
+TWO_STEPS = ClassifierConfig(steps=2, batch_size=16, eval_every=2, sampling="balanced")
+
+
+def _train_on_demo(run_dir: Path) -> Path:
+    """Two steps of the domain network on the demo data; the file they write."""
+    from pipelines.data.datasets import load_dataset
+    from pipelines.data.splits import load_or_make_split
+
+    ds = load_dataset("demo", 32, progress=False)
+    split = load_or_make_split(ds, run_dir)
+    with contextlib.suppress(UserError):  # 2 steps learn nothing; what matters is the file
+        feature_space.domain_space(
+            ds, split, run_dir, torch.device("cpu"), progress=False, cfg=TWO_STEPS
+        )
+    [path] = (run_dir / "features").glob("domain_32px_*.pt")
+    return path
+
+
+def test_domain_feature_network_does_not_depend_on_the_global_rng(tmp_path: Path):
+    weights = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)  # what earlier work in the process left behind
+        weights.append(torch.load(_train_on_demo(tmp_path / f"run{seed}"), weights_only=True))
+    a, b = (w["state_dict"] for w in weights)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_truncated_domain_feature_file_is_trained_again(tmp_path: Path, capsys):
+    path = _train_on_demo(tmp_path)
+    path.write_bytes(b"PK\x03\x04 torn")
+    capsys.readouterr()
+    assert _train_on_demo(tmp_path) == path
+    assert f"note: {path} is unreadable" in capsys.readouterr().err
+    assert torch.load(path, weights_only=True)["split_id"]  # written again, readable

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import invoke_cli
+from conftest import SMOKE, invoke_cli, with_options
 
-import pipelines.jobs as jobs
+import pipelines.gan_run as gan_run
 from pipelines.cli import augment_and_compare
 from pipelines.data.datasets import load_dataset
 from pipelines.data.splits import SPLITS, kfold_lesions, load_or_make_split
@@ -66,17 +66,18 @@ def test_a_fold_directory_refuses_another_folds_split(tmp_path: Path):
 
 def test_gans_of_a_fold_never_see_its_test_or_validation_lesions(tmp_path: Path, monkeypatch):
     seen: list[tuple[Path, set]] = []
-    real_train = jobs.train_class
+    real_train = gan_run.train_gan
 
     def spy(run, *args, **kwargs):
         seen.append((run.out, {im.tobytes() for im in run.images}))
         return real_train(run, *args, **kwargs)
 
-    monkeypatch.setattr(jobs, "train_class", spy)
+    monkeypatch.setattr(gan_run, "train_gan", spy)
     run_dir = tmp_path / "run"
-    args = ["--run-dir", str(run_dir), "--profile", "smoke", "--seeds", "1", "--folds", "2",
-            "--arms", "baseline,gan", "--classes", "mel", "--target", "60", "--quiet",
-            "--precision", "fp32", "--threads", "1"]  # fmt: skip
+    folds = with_options(
+        SMOKE, seeds="1", folds="2", arms="baseline,gan", classes="mel", target="60"
+    )
+    args = ["--run-dir", str(run_dir), *folds]
     invoke_cli(augment_and_compare, args)
     ds = load_dataset("demo", 32, progress=False)
     assert {out.parent.parent.name for out, _ in seen} == {"k0", "k1"}

@@ -211,11 +211,30 @@ def test_restore_state_puts_every_global_rng_back(tmp_path):
         assert g == e, stream
 
 
-def test_snapshots_at_interval_and_end():
-    snaps = []
-    run_steps(tiny_config(snapshot_kimg=0.04), class_images(), 0.1, snapshots=snaps)
-    # 8 images per step: boundaries at 40 and 80 images, then the end at 104
-    assert [s for s in snaps] and len(snaps) == 3
+def test_snapshots_at_interval_and_end(tmp_path):
+    """A snapshot at every snapshot_kimg boundary the training crosses, and one of the final
+    state at the end; where the end is a boundary, one snapshot there, not two."""
+
+    def snapshots_until(kimg: float) -> tuple[list, object]:
+        taken = []
+
+        def snapshot(s):  # what a snapshot holds: the state as it is at that moment
+            save_checkpoint(tmp_path / f"{len(taken)}.pt", s, cfg)
+            taken.append((s.step, s.nimg))
+
+        cfg = tiny_config(snapshot_kimg=0.04, kimg=kimg)
+        state = new_state(tiny_arch(), cfg, CPU)
+        train(state, class_images(), cfg, snapshot, lambda row: None, progress=False)
+        return taken, state
+
+    # 8 images per step: the boundaries at 40 and 80 images, the end at the step past 100
+    taken, state = snapshots_until(0.1)
+    assert taken == [(5, 40), (10, 80), (13, 104)]
+    assert (state.step, state.nimg) == taken[-1]  # the last one is the final state
+    saved = [load_checkpoint(tmp_path / f"{i}.pt")["nimg"] for i in range(3)]
+    assert saved == [40, 80, 104]
+    taken, _ = snapshots_until(0.08)
+    assert taken == [(5, 40), (10, 80)]
 
 
 def test_nan_loss_stops_without_a_snapshot():

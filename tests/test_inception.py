@@ -16,7 +16,7 @@ from gan.metrics.features import (
     inception_weights_help,
 )
 from pipelines.errors import UserError
-from pipelines.feature_space import load_feature_space
+from pipelines.feature_space import FeatureRequest, load_feature_space
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_missing_weights_say_which_file_to_put_where(monkeypatch):
     monkeypatch.delenv("RAREGAN_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: "/nonexistent/hub")
     with pytest.raises(UserError) as err:
-        load_feature_space("inception", None, None, Path("."), torch.device("cpu"))
+        load_feature_space(FeatureRequest("inception"), None, None, Path("."), torch.device("cpu"))
     msg = err.value.message
     assert INCEPTION_WEIGHTS_FILE in msg and "/nonexistent/hub/checkpoints" in msg
     assert "--inception-weights" in msg and msg == inception_weights_help()

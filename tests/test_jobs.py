@@ -1,166 +1,144 @@
-"""augment-and-compare as a job graph: dry run, skipping, the run-directory lock, Ray."""
+"""pipelines.jobs and pipelines.graph: the jobs, their keys and dependencies, done-markers,
+the local scheduler and its workers, and a killed run that continues."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import invoke_cli, one_line_error
+from conftest import SMOKE, arm_metrics, invoke_cli, run_killed, started_jobs, with_options
 
 from pipelines.cli import augment_and_compare
-from pipelines.graph import Job, job_keys
-
-SMOKE = ["--profile", "smoke", "--seeds", "2", "--classes", "df,vasc", "--target", "24",
-         "--arms", "baseline,oversample,gan", "--quiet", "--precision", "fp32",
-         "--threads", "1"]  # fmt: skip
+from pipelines.cli.augment_and_compare import experiment_config
 
 
 def invoke(args, ok=True):
     return invoke_cli(augment_and_compare, args, ok)
 
 
-def job_lines(output: str) -> dict[str, str]:
-    """--dry-run's rows by job name (without the header and notes)."""
-    rows = [line for line in output.splitlines() if line.strip()]
-    return {r.split()[0]: r for r in rows if not r.startswith(("note:", "job "))}
+def _config(args: list[str]):
+    """The ExperimentConfig of these arguments (a copy: click's parser consumes its list)."""
+    ctx = augment_and_compare.make_context("augment-and-compare", list(args))
+    return experiment_config(ctx.params)
+
+
+def _graph(args: list[str]):
+    from pipelines.jobs import experiment_graph
+
+    return {n.name: n for n in experiment_graph(_config(args))}
+
+
+# ---------------------------------------------------------------- jobs: keys and dependencies
+
+
+def test_a_change_upstream_reaches_every_job_downstream_and_nothing_else(tmp_path: Path):
+    run = ["--run-dir", str(tmp_path / "run"), *SMOKE]
+    before = _graph(run)
+    after = _graph([*run, "--synthetic-share", "0.3"])  # read by the classifiers only
+    changed = {name for name in before if before[name].key != after[name].key}
+    assert changed == {n for n in before if n.startswith("classifier/")} | {"report"}
+    df_only = _graph(with_options(run, target="30"))  # --target: samples onwards
+    changed = {name for name in before if before[name].key != df_only[name].key}
+    assert {"samples/gan/df", "samples/gan/vasc", "classifier/baseline/seed0"} <= changed
+    assert not changed & {"features", "gan/all", "gan/df", "gan/vasc"}
+
+
+def test_jobs_know_their_dependencies_by_type_not_by_name(tmp_path: Path):
+    from pipelines.jobs import ClassifierJob, GanJob, SamplesJob
+
+    nodes = _graph(["--run-dir", str(tmp_path / "run"), *SMOKE])
+    assert nodes["gan/df"].job == GanJob("df") and nodes["gan/df"].deps == ("features", "gan/all")
+    assert nodes["samples/gan/vasc"].job == SamplesJob("gan", "vasc")
+    assert nodes["classifier/gan/seed1"].job == ClassifierJob("gan", 1)
+    assert set(nodes["classifier/gan/seed1"].deps) == {"samples/gan/df", "samples/gan/vasc"}
+
+
+CONTROLS_ONLY = with_options(SMOKE, seeds="1", classes="df", arms="baseline,oversample")
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("local") / "run"
-    invoke(["--run-dir", str(run_dir), *SMOKE])
+def controls_once(tmp_path_factory) -> Path:
+    """A comparison of two controls (no GAN) at fp32 on one thread."""
+    run_dir = tmp_path_factory.mktemp("controls") / "run"
+    invoke(["--run-dir", str(run_dir), *CONTROLS_ONLY])
     return run_dir
 
 
-def test_keys_follow_dependencies():
-    a, b = Job("a", (), False, {"x": 1}), Job("b", ("a",), False, {"y": 1})
-    before = job_keys([a, b])
-    after = job_keys([Job("a", (), False, {"x": 2}), b])
-    assert before["a"] != after["a"] and before["b"] != after["b"]  # upstream change reaches b
+def _classifier_markers(run_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (run_dir / "jobs").glob("classifier__*.json")]
 
 
-def test_dry_run_lists_jobs_dependencies_and_status(local_run: Path, tmp_path: Path):
-    fresh = invoke(["--run-dir", str(tmp_path / "new"), *SMOKE, "--dry-run"]).output
-    lines = job_lines(fresh)
-    assert lines["gan/df"].split()[1:3] == ["to-run", "cpu"]
-    assert lines["gan/df"].endswith("features, gan/all")
-    assert set(lines) >= {"features", "gan/all", "samples/gan/vasc", "classifier/gan/seed1"}
-    assert "report" in lines and not (tmp_path / "new" / "jobs").exists()  # nothing ran
-    done = invoke(["--run-dir", str(local_run), *SMOKE, "--dry-run"]).output
-    assert all(line.split()[1] == "done" for line in job_lines(done).values())
-    more = [a if a != "2" else "3" for a in SMOKE]  # a third seed: new jobs, stale report
-    changed = invoke(["--run-dir", str(local_run), *more, "--dry-run"]).output
-    status = {name: line.split()[1] for name, line in job_lines(changed).items()}
-    assert status["classifier/gan/seed2"] == "to-run" and status["gan/df"] == "done"
-    assert status["classifier/gan/seed0"] == "stale" and status["report"] == "stale"
+@pytest.mark.parametrize(
+    "change", [{"precision": "bf16"}, {"threads": "2"}], ids=["precision", "threads"]
+)
+def test_a_control_only_rerun_with_other_precision_or_threads_trains_again(
+    controls_once: Path, tmp_path: Path, change: dict
+):
+    """Nothing upstream of these classifiers changes, so only their own keys can tell."""
+    run_dir = Path(shutil.copytree(controls_once, tmp_path / "run"))
+    before = json.loads((run_dir / "results.json").read_text())
+    first_keys = {m["key"] for m in _classifier_markers(run_dir)}
+    invoke(["--run-dir", str(run_dir), *with_options(CONTROLS_ONLY, **change)])
+    after = json.loads((run_dir / "results.json").read_text())
+    assert after["config_id"] != before["config_id"]  # its own compare/<id>/, the old one kept
+    assert (run_dir / "compare" / before["config_id"] / "report.md").is_file()
+    precision, threads = change.get("precision", "fp32"), int(change.get("threads", "1"))
+    assert after["config"]["precision"] == precision and after["config"]["threads"] == threads
+    assert all(r["config"]["precision"] == precision for r in after["runs"]["baseline"][0])
+    markers = _classifier_markers(run_dir)
+    assert len(markers) == 2 and not any(m.get("reused") for m in markers)  # trained again
+    assert not first_keys & {m["key"] for m in markers}
+    if precision != "fp32":
+        assert after["runs"]["baseline"][0][0]["test"] != before["runs"]["baseline"][0][0]["test"]
 
 
-def test_every_finished_job_has_a_marker_with_where_and_how_long(local_run: Path):
-    markers = [json.loads(p.read_text()) for p in (local_run / "jobs").glob("*.json")]
-    assert len(markers) == 1 + 1 + 2 + 2 + 6 + 1  # features, source, 2 GANs, 2 samples, 6, report
+# ---------------------------------------------------------------- graph: markers and schedule
+
+
+def test_every_finished_job_has_a_marker_with_where_and_how_long(compared_once: Path):
+    markers = [json.loads(p.read_text()) for p in (compared_once / "jobs").glob("*.json")]
+    assert len(markers) == 1 + 1 + 2 + 2 + 5 * 2 + 1  # features, source, 2 GANs, 2 samples, ...
     assert all(m["seconds"] > 0 and ":" in m["where"] and len(m["key"]) == 16 for m in markers)
-    assert not list((local_run / "jobs").glob("*.running"))
+    assert not list((compared_once / "jobs").glob("*.running"))
 
 
-def _hold_lock(run_dir: Path) -> subprocess.Popen:
-    code = (
-        "import sys, time; from pipelines.lock import run_dir_lock\n"
-        f"with run_dir_lock({str(run_dir)!r}):\n"
-        "    print('locked', flush=True); time.sleep(60)\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
+TIMINGS = {"wall_seconds", "seconds", "versions", "record"}  # when and where, not what
 
 
-def test_a_second_writer_is_refused_and_a_killed_one_leaves_no_stale_lock(tmp_path: Path):
+def _numbers(run_dir: Path):
+    """results.json without timings, versions and the run directory's own path."""
+
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in TIMINGS}
+        return [strip(v) for v in x] if isinstance(x, list) else x
+
+    text = (run_dir / "results.json").read_text().replace(str(run_dir), "RUN")
+    return strip(json.loads(text))
+
+
+def test_augment_and_compare_killed_in_a_gan_reruns_to_the_same_numbers(
+    compared_once: Path, tmp_path: Path
+):
+    """The kill leaves gan/df without last.pt (once: every rerun failed); the rerun restarts
+    it, and gives the numbers of a run that was never killed (once three identical runs got
+    three feature networks and different kept counts)."""
     run_dir = tmp_path / "run"
-    holder = _hold_lock(run_dir)
-    try:
-        line = one_line_error(invoke(["--run-dir", str(run_dir), *SMOKE], False))
-        assert f"is in use by pid {holder.pid}" in line and "another --run-dir" in line
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
-    from pipelines.lock import run_dir_lock
-
-    with run_dir_lock(run_dir):  # the kernel released the dead holder's lock
-        pass
-
-
-def _metrics(run_dir: Path) -> dict:
-    runs = json.loads((run_dir / "results.json").read_text())["runs"]
-    return {arm: [r["test"] for fold in folds for r in fold] for arm, folds in runs.items()}
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
-def test_ray_executor_gives_the_in_process_numbers(ray_local, local_run: Path, tmp_path):
-    run_dir = tmp_path / "ray"
-    invoke(["--run-dir", str(run_dir), *SMOKE, "--executor", "ray"])
-    assert _metrics(run_dir) == _metrics(local_run)
-    wheres = {json.loads(p.read_text())["where"] for p in (run_dir / "jobs").glob("*.json")}
-    assert len(wheres) >= 2  # jobs ran in more than one worker process
-
-
-def test_ray_survives_a_killed_worker(ray_local, local_run: Path, tmp_path: Path):
-    run_dir = tmp_path / "killed"
-    killed: list[int] = []
-
-    def kill_first_gan_worker() -> None:
-        running = run_dir / "jobs" / "gan__df.running"
-        deadline = time.time() + 120
-        while time.time() < deadline and not killed:
-            try:
-                pid = json.loads(running.read_text())["pid"]
-            except (OSError, ValueError):
-                time.sleep(0.02)
-                continue
-            if pid != os.getpid():
-                time.sleep(0.3)  # into the training
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-
-    killer = threading.Thread(target=kill_first_gan_worker, daemon=True)
-    killer.start()
-    invoke(["--run-dir", str(run_dir), *SMOKE, "--executor", "ray"])
-    killer.join()
-    assert killed, "no worker was killed: the test did not test anything"
-    marker = json.loads((run_dir / "jobs" / "gan__df.json").read_text())
-    assert marker["where"] != f"{marker['where'].split(':')[0]}:{killed[0]}"  # a new worker
-    assert _metrics(run_dir) == _metrics(local_run)  # and nothing lost or changed
-
-
-def test_ray_missing_gives_one_line(monkeypatch, tmp_path: Path):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_ray(name, *a, **k):
-        if name == "ray" or name.startswith("ray."):
-            raise ImportError("no ray")
-        return real_import(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
-    run_dir = tmp_path / "r"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    line = one_line_error(invoke(["--run-dir", str(run_dir), *SMOKE, "--executor", "ray"], False))
-    assert "pip install 'raregan[ray]'" in line
+    cond = "a[0].class_name == 'df'"
+    args = ["--run-dir", str(run_dir), *SMOKE]
+    run_killed("augment_and_compare", args, "pipelines.gan_run", "_append_record", cond)
+    out = run_dir / "gan" / "df"
+    assert (out / "run.json").is_file() and not (out / "last.pt").exists()
+    assert (run_dir / "jobs" / "features.json").is_file()  # the feature net of the killed run
+    invoke(args)
+    assert (out / "last.pt").is_file()
+    numbers, clean = _numbers(run_dir), _numbers(compared_once)
+    assert numbers["synthetic_sets"]["df"]["gan"]["kept"] > 0
+    assert numbers == clean
 
 
 def _intervals(run_dir: Path) -> dict[str, tuple[float, float, str]]:
@@ -168,14 +146,21 @@ def _intervals(run_dir: Path) -> dict[str, tuple[float, float, str]]:
     return {m["name"]: (m["finished"] - m["seconds"], m["finished"], m["where"]) for m in markers}
 
 
-def test_local_workers_run_classifiers_side_by_side_with_the_one_at_a_time_numbers(tmp_path):
-    from pipelines import graph
-    from pipelines.cli.augment_and_compare import experiment_config
-    from pipelines.jobs import STAGES, experiment_graph, run_job
-
-    two = [a if a != "1" else "2" for a in SMOKE] + ["--workers", "2"]  # --threads 2
-    parallel = tmp_path / "parallel"
-    invoke(["--run-dir", str(parallel), *two])
+def test_local_workers_run_classifiers_side_by_side_with_the_one_at_a_time_numbers(
+    compared_once: Path, tmp_path: Path
+):
+    """compared_once's classifiers again, on its GANs and samples, two at a time in worker
+    processes on one thread each: the numbers of compared_once, which trained them one at a
+    time in this process on one thread each."""
+    parallel = Path(shutil.copytree(compared_once, tmp_path / "parallel"))
+    shutil.rmtree(parallel / "compare")
+    for marker in [*(parallel / "jobs").glob("classifier__*"), parallel / "jobs/report.json"]:
+        marker.unlink()
+    two = [*with_options(SMOKE, threads="2"), "--workers", "2"]  # 2 // 2: a thread per job
+    result = invoke(["--run-dir", str(parallel), *two])
+    assert started_jobs(result.output) == {
+        n for n in _intervals(compared_once) if n.startswith("classifier/")
+    } | {"report"}
     spans = _intervals(parallel)
     main = {where for name, (_, _, where) in spans.items() if "classifier/" not in name}
     workers = {where for name, (_, _, where) in spans.items() if "classifier/" in name}
@@ -188,18 +173,7 @@ def test_local_workers_run_classifiers_side_by_side_with_the_one_at_a_time_numbe
     wall = json.loads((parallel / "results.json").read_text())["wall_seconds"]["classifiers"]
     summed = sum(e - s for n, (s, e, _) in spans.items() if "classifier/" in n)
     assert wall < summed  # the stage's wall time counts overlapping jobs once
-
-    # the same jobs with the same per-job threads, one at a time: the same numbers
-    sequential = tmp_path / "sequential"
-    ctx = augment_and_compare.make_context(
-        "augment-and-compare", ["--run-dir", str(sequential), *two]
-    )
-    cfg = experiment_config(ctx.params)
-    jobs = experiment_graph(cfg)
-    task = functools.partial(run_job, cfg)
-    wall = functools.partial(graph.stage_seconds, sequential, jobs, STAGES)
-    graph.run_local(sequential, jobs, task, wall, lambda line: None, False)  # 1 slot, here
-    assert _metrics(sequential) == _metrics(parallel)
+    assert arm_metrics(parallel) == arm_metrics(compared_once)
 
 
 def test_stage_wall_time_counts_side_by_side_jobs_once():
@@ -231,3 +205,25 @@ def test_kill_workers_stops_a_running_job_at_once():
         assert time.perf_counter() - t0 < 30
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def test_the_scheduler_refuses_a_graph_it_could_never_finish(tmp_path: Path):
+    from pipelines import graph
+    from pipelines.errors import UserError
+    from pipelines.layout import RunLayout
+
+    def node(name: str, *deps: str) -> graph.Node:
+        return graph.Node(job=name, name=name, deps=deps, key=name, stage="s")
+
+    layout = RunLayout(tmp_path)
+    ran: list[str] = []
+    backend = graph.LocalBackend(layout, lambda n: ran.append(n.name) or {}, None, workers=1)
+    for nodes, message in [
+        ([node("a"), node("a")], "two jobs are named 'a'"),
+        ([node("b", "a"), node("a")], "job b waits for a, not before it"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            graph.run_graph(layout, nodes, backend, lambda line: None, False)
+    assert ran == []  # refused before anything ran
+    graph.run_graph(layout, [node("a"), node("b", "a")], backend, lambda line: None, False)
+    assert ran == ["a", "b"]

@@ -9,13 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import invoke_cli, one_line_error
+from conftest import TINY, invoke_cli, one_line_error
 
 from gan.networks import Architecture, build
 from pipelines.cli import gan_train
-
-TINY = ["--size", "32", "--batch-size", "8", "--snapshot-kimg", "0.05", "--quiet",
-        "--precision", "fp32", "--eval-every", "0"]  # fmt: skip
 
 
 def train(run_dir: Path, *args: str, ok: bool = True):
@@ -127,3 +124,19 @@ def test_freeze_d_needs_a_source(tmp_path: Path):
     assert "use it with --from all" in one_line_error(result)
     train(tmp_path / "r", "--class", "df", "--kimg", "0.01")  # the default needs no flag
     assert ckpt(tmp_path / "r", "df")["config"]["freeze_d"] == 0  # nothing to freeze
+
+
+def test_fine_tunes_of_several_classes_read_the_source_once(source: Path, monkeypatch):
+    import gan.checkpoint
+
+    reads: list[Path] = []
+    load = gan.checkpoint.load_checkpoint
+
+    def counted(path):
+        reads.append(Path(path))
+        return load(path)
+
+    monkeypatch.setattr(gan.checkpoint, "load_checkpoint", counted)
+    train(source, "--class", "df", "--class", "vasc", "--from", "all", "--kimg", "0.01")
+    assert reads == [source / "gan" / "all" / "last.pt"]
+    assert ckpt(source, "vasc")["extra"]["source"]["path"].endswith("gan/all/last.pt")

@@ -17,6 +17,7 @@ from pipelines.cli.common import (
     default_run_dir,
     device_options,
     feature_options,
+    given_options,
     note_skipped,
     resolve_device,
     resolve_precision,
@@ -69,6 +70,20 @@ EXECUTORS = ("local", "ray")
     show_default=True,
     help="K > 1: lesion-grouped, stratified K-fold cross-validation (every lesion tested "
     "once; features, GANs and samples per fold: K times the work).",
+)
+@click.option(
+    "--gan-doses",
+    default="",
+    help="The dose study: comma-separated source-GAN kimg (e.g. 25,100,400,1600). The source "
+    "trains once to the largest, with a snapshot at each; every rare class is fine-tuned, "
+    "sampled and classified per dose; the controls are trained once (study.md).",
+)
+@click.option(
+    "--rare-n",
+    default="",
+    help="The scarcity study: comma-separated training-lesion counts (e.g. 10,20,40) each rare "
+    "class is cut to, nested; every GAN, filter, arm and control of a level sees only those "
+    "(scarcity.md). With one --gan-doses value, every level trains at that dose.",
 )
 @click.option(
     "--synthetic-share",
@@ -127,39 +142,77 @@ EXECUTORS = ("local", "ray")
     "--threads/N threads (2 on a 2-core CPU: 1.12x throughput on HAM10000, "
     "benchmarks/parallel_jobs.py).",
 )
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Rerun exactly the experiment of a run's experiment.json (with no option that "
+    "changes it; --executor, --ray-address, --dry-run and --quiet may be given).",
+)
 @click.option("--dry-run", is_flag=True, help="List the jobs, their dependencies and status.")
 @click.option("--quiet", is_flag=True)
-def augment_and_compare(**opts) -> None:
+@click.pass_context
+def augment_and_compare(ctx: click.Context, **opts) -> None:
     """Train per-class GANs, rebalance, and compare classifier recall across arms and seeds."""
+    from pipelines.experiment import write_experiment_record
     from pipelines.graph import describe
     from pipelines.jobs import experiment_graph
     from pipelines.lock import run_dir_lock
 
-    cfg = experiment_config(opts)
+    cfg = experiment_config(opts) if opts["config_file"] is None else saved_config(ctx, opts)
     if opts["executor"] == "ray" and not opts["dry_run"]:
         from pipelines.ray_executor import import_ray
 
         import_ray()  # a missing extra fails now, not after loading the data
     check_output_dir(Path(cfg.run_dir), "--run-dir")
-    check_inputs(cfg)
-    jobs = experiment_graph(cfg)
+    ds = check_inputs(cfg)
+    nodes = experiment_graph(cfg)
     if opts["dry_run"]:
-        click.echo(describe(Path(cfg.run_dir), jobs))
+        click.echo(describe(cfg.layout, nodes))
         return
     with run_dir_lock(Path(cfg.run_dir)):
-        results = execute(cfg, jobs, opts["executor"], opts["ray_address"], not opts["quiet"])
+        if (
+            cfg.layout.marker("features").parent.is_dir()
+            and not cfg.layout.experiment_file.exists()
+        ):
+            click.echo(
+                f"note: {cfg.run_dir} was made by an older raregan: its feature network, GANs and "
+                "samples are reused, its classifiers train again (their old keys lacked "
+                "--threads; the old results stay in their compare/ folder)",
+                err=True,
+            )
+        write_experiment_record(cfg, ds)
+        results = execute(cfg, nodes, opts["executor"], opts["ray_address"], not opts["quiet"])
     click.echo(results["report"]["headline"])
+
+
+RUN_OPTIONS = ("config_file", "executor", "ray_address", "dry_run", "quiet")  # not the experiment
+
+
+def saved_config(ctx: click.Context, opts: dict):
+    """--config: the experiment of a run's experiment.json, exactly; an option that would
+    change it is refused rather than silently ignored."""
+    from pipelines.experiment import read_config_file
+
+    given = sorted(given_options(ctx) - set(RUN_OPTIONS))
+    if given:
+        flags = ", ".join("--" + n.replace("_", "-") for n in given)
+        raise UserError(
+            f"--config reruns the saved experiment as it was; drop {flags} (or drop --config "
+            "and pass every option)"
+        )
+    cfg = read_config_file(opts["config_file"])
+    return dataclasses.replace(cfg, progress=not opts["quiet"] and opts["executor"] == "local")
 
 
 def experiment_config(opts: dict):
     """The ExperimentConfig of the command line, checked for user mistakes."""
-    from pipelines.jobs import ExperimentConfig
+    from pipelines.experiment import ExperimentConfig, check_arms
 
     classes = tuple(c.strip() for c in opts["classes"].split(",") if c.strip())
     arms = tuple(a.strip() for a in opts["arms"].split(",") if a.strip())
-    unknown = [a for a in arms if a not in ARMS]
-    if unknown:
-        raise UserError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+    check_arms(arms)
     if opts["seeds"] < 1:
         raise UserError(f"--seeds {opts['seeds']}: need at least 1 seed (3 or more for an sd)")
     dev = resolve_device(opts["device"])
@@ -188,6 +241,8 @@ def experiment_config(opts: dict):
         seeds=opts["seeds"],
         synthetic_share=opts["synthetic_share"],
         folds=opts["folds"],
+        gan_doses=parse_doses(opts["gan_doses"]),
+        rare_n=parse_counts(opts["rare_n"]),
         external=opts["external_test"],
         device=str(dev),
         precision=resolve_precision(opts["precision"], dev),
@@ -200,17 +255,43 @@ def experiment_config(opts: dict):
     )
 
 
-def check_inputs(cfg) -> None:
+def parse_doses(text: str) -> tuple[float, ...]:
+    try:
+        doses = [float(d) for d in text.split(",") if d.strip()]
+    except ValueError:
+        raise UserError(f"--gan-doses {text!r}: give kimg numbers, e.g. 25,100,400") from None
+    return tuple(sorted(doses))
+
+
+def parse_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        raise UserError(f"--rare-n {text!r}: give whole lesion counts, e.g. 10,20,40") from None
+    return tuple(sorted(counts))
+
+
+def check_inputs(cfg):
     """Fail before any work on what would otherwise fail hours in: data, classes, targets,
     pretrained weights. Also makes the split (and the decode cache) every job reads."""
+    from pipelines.arms import sample_sets
+    from pipelines.experiment import (
+        check_doses,
+        check_scarcity,
+        data_and_split,
+        fold_configs,
+        scarcity_config,
+    )
     from pipelines.gan_run import class_run
-    from pipelines.jobs import data_and_split, fold_configs, sample_kinds
 
-    for fcfg in fold_configs(cfg):
+    check_doses(cfg)
+    check_scarcity(cfg)
+    levels = [scarcity_config(cfg, n) for n in cfg.rare_n]
+    for fcfg in levels or fold_configs(cfg):
         ds, split = data_and_split(fcfg)
         for c in cfg.classes:
             ds.class_index(c)
-            if sample_kinds(cfg.arms):
+            if sample_sets(cfg.arms):
                 class_run(ds, split, c, Path(fcfg.run_dir))  # enough images for a GAN?
         targets_for(ds, split, list(cfg.classes), cfg.target)
     try:
@@ -220,31 +301,30 @@ def check_inputs(cfg) -> None:
     if ds.synthetic:
         click.echo("note: built-in SYNTHETIC demo data (pass --data for real data)", err=True)
     note_skipped(ds, f"{cfg.run_dir}/split.json and results.json")
+    return ds
 
 
-def execute(cfg, jobs, executor: str, ray_address: str | None, bar: bool) -> dict[str, dict]:
+def execute(cfg, nodes, executor: str, ray_address: str | None, bar: bool) -> dict[str, dict]:
     """Run the graph with the chosen executor; a rerun skips what is done."""
     from pipelines import graph
-    from pipelines import jobs as recipe
+    from pipelines.jobs import run_job
 
-    run_dir = Path(cfg.run_dir)
-    task = functools.partial(recipe.run_job, cfg)
-    wall = functools.partial(graph.stage_seconds, run_dir, jobs, recipe.STAGES)
+    task = functools.partial(run_job, cfg)
 
     def echo(line: str) -> None:
         click.echo(line, err=True)
 
     try:
         if executor == "local":
-            slots = functools.partial(recipe.job_slots, cfg)
-            quiet = functools.partial(recipe.run_job, dataclasses.replace(cfg, progress=False))
-            return graph.run_local(run_dir, jobs, task, wall, echo, bar, cfg.workers, slots, quiet)
-        from pipelines import ray_executor
+            quiet = functools.partial(run_job, dataclasses.replace(cfg, progress=False))
+            backend = graph.LocalBackend(cfg.layout, task, quiet, cfg.workers)
+        else:
+            from pipelines import ray_executor
 
-        ray_executor.start(ray_address)
-        ray_executor.check_shared_run_dir(run_dir)
-        threads = functools.partial(recipe.job_threads, cfg)
-        return ray_executor.run_on_ray(run_dir, jobs, task, wall, echo, threads, bar)
+            ray_executor.start(ray_address)
+            ray_executor.check_shared_run_dir(cfg.layout.root)
+            backend = ray_executor.RayBackend(cfg.layout, task)
+        return graph.run_graph(cfg.layout, nodes, backend, echo, bar)
     except KeyboardInterrupt:
         click.echo(
             "\ninterrupted; finished jobs are kept: rerun the same command to continue", err=True

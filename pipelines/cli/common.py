@@ -12,6 +12,12 @@ from pipelines.errors import UserError
 from pipelines.feature_space import FEATURE_SPACES
 
 
+def given_options(ctx: click.Context) -> frozenset[str]:
+    """The options typed on the command line (not defaults): what a rerun must not change."""
+    source = click.core.ParameterSource.COMMANDLINE
+    return frozenset(k for k in ctx.params if ctx.get_parameter_source(k) == source)
+
+
 def resolve_device(name: str) -> torch.device:
     """auto, cpu, cuda or cuda:N (mps where present), checked before any work."""
     if name == "auto":

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from gan.checkpoint import CheckpointError
 from gan.filtering import SCORES
+from pipelines.checkpoints import GanFolder, read_any
 from pipelines.cli.common import (
     device_options,
     feature_options,
@@ -21,8 +21,9 @@ from pipelines.cli.common import (
 from pipelines.data.datasets import load_dataset
 from pipelines.data.splits import load_or_make_split
 from pipelines.errors import UserError
-from pipelines.feature_space import FEATURE_DIMS, load_feature_space
-from pipelines.gan_run import SOURCE, class_run, readable_checkpoint
+from pipelines.feature_space import FEATURE_DIMS, FeatureRequest, load_feature_space
+from pipelines.gan_run import class_run
+from pipelines.layout import RunLayout
 from pipelines.rundir import check_output_dir
 from pipelines.sampling import SampleOptions, check_memory, sample_class, summary_table
 
@@ -127,19 +128,13 @@ def gan_sample(**o) -> None:
             check_memory(
                 opts, ds.images.shape[1], FEATURE_DIMS[o["feature_space"]], len(run.images)
             )
+        request = FeatureRequest(o["feature_space"], precision, o["inception_weights"])
         space = load_feature_space(
-            o["feature_space"], ds, split, run_dir, dev, precision, o["inception_weights"],
-            progress=not quiet, existing_only=opts.filter == "none",
-        )  # fmt: skip
-        data = {
-            "source": ds.source,
-            "fingerprint": ds.fingerprint,
-            "synthetic_demo_data": ds.synthetic,
-            "skipped_images": ds.skipped,
-        }
+            request, ds, split, run_dir, dev, not quiet, existing_only=opts.filter == "none"
+        )
         summaries = []
         for run in tqdm(runs, desc="classes", disable=quiet or len(runs) == 1):
-            summaries.append(sample_class(run, opts, space, out, dev, data, o["overwrite"]))
+            summaries.append(sample_class(run, opts, space, out, dev, ds.record(), o["overwrite"]))
             _echo_summary(summaries[-1], out / run.class_name)
     if any(s["sets"] for s in summaries):
         if ds.synthetic:
@@ -175,9 +170,8 @@ def _echo_summary(s: dict, folder: Path) -> None:
 
 
 def trained_classes(run_dir: Path) -> list[str]:
-    found = sorted(
-        {p.parent.name for p in (Path(run_dir) / "gan").glob("*/*.pt")} - {SOURCE},
-    )
+    """The classes to sample when none is named: every one with a generator."""
+    found = RunLayout(run_dir).trained_classes()
     if not found:
         raise UserError(
             f"{run_dir} has no trained generator; run "
@@ -187,7 +181,8 @@ def trained_classes(run_dir: Path) -> list[str]:
 
 
 def _require_split(run_dir: Path) -> Path:
-    split_file = Path(run_dir) / "split.json"
+    """The run's split.json: sampling judges a generator on the split it was trained with."""
+    split_file = RunLayout(run_dir).split_file
     if not split_file.is_file():
         raise UserError(
             f"{run_dir} has no split.json; run gan-train with --run-dir {run_dir} first"
@@ -198,13 +193,8 @@ def _require_split(run_dir: Path) -> Path:
 def run_size(run_dir: Path, cls: str, checkpoint: str = "best") -> int:
     """The image size the run's generators make, from whichever of the class's checkpoints
     can be read (the one to be sampled first): a damaged last.pt must not block best.pt."""
-    out = Path(run_dir) / "gan" / cls
-    try:
-        ckpt = readable_checkpoint(out, "last" if checkpoint == "last" else "best")
-    except CheckpointError as e:
-        fix = "restore it, or retrain with --overwrite:" if any(out.glob("*.pt")) else "train it:"
-        raise UserError(f"{e}; {fix} `gan-train --class {cls} --run-dir {run_dir}`") from e
-    return int(ckpt["arch"]["size"])
+    prefer = "last" if checkpoint == "last" else "best"
+    return int(read_any(GanFolder.of(run_dir, cls), prefer)["arch"]["size"])
 
 
 def load_run_data(

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gan.conventions import atomic_write_text
 from pipelines.data.datasets import Dataset
 from pipelines.errors import UserError
-from pipelines.rundir import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 
@@ -115,15 +115,44 @@ def kfold_lesions(
     return [{s: sorted(v) for s, v in fold.items()} for fold in folds]
 
 
+def keep_rare_lesions(
+    lesions: dict[str, list[str]],
+    lesion_ids: list[str],
+    labels: np.ndarray,
+    keep: dict[int, int],
+    seed: int = 0,
+) -> dict[str, list[str]]:
+    """The parts with the training lesions of each class in `keep` cut to its count (the
+    scarcity study); validation and test stay whole, and the dropped lesions go nowhere.
+
+    Each class's training lesions are shuffled once, by `seed` and the class alone, and the
+    first n kept: the draws are nested (the 10 are among the 20), whatever n is asked."""
+    by_class = _lesions_by_class(lesion_ids, labels)
+    train = set(lesions["train"])
+    dropped: set[str] = set()
+    for label, n in sorted(keep.items()):
+        mine = [les for les in by_class.get(label, []) if les in train]
+        if n > len(mine):
+            raise UserError(
+                f"--rare-n {n}: class {label} has only {len(mine)} training lesions; "
+                f"choose at most {len(mine)}"
+            )
+        order = np.random.default_rng([seed, label, 17]).permutation(len(mine))
+        dropped |= {mine[i] for i in order[n:]}
+    return {**lesions, "train": [les for les in lesions["train"] if les not in dropped]}
+
+
 def load_or_make_split(
     ds: Dataset,
     run_dir: Path,
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
     fold: tuple[int, int] | None = None,
+    keep: dict[str, int] | None = None,
 ) -> Split:
     """The run directory's split for `ds`: read split.json, or make and write it. With
-    fold=(f, K), the run directory is fold f's and its split is fold f of kfold_lesions.
+    fold=(f, K), the run directory is fold f's and its split is fold f of kfold_lesions; with
+    keep={class: n}, only n training lesions of each of those classes stay (keep_rare_lesions).
 
     A split.json made for other data is an error, never silently replaced: the GANs and
     classifiers in that run directory were trained on its images.
@@ -131,57 +160,75 @@ def load_or_make_split(
     path = Path(run_dir) / "split.json"
     if path.is_file():
         saved = json.loads(path.read_text())
-        if saved.get("fingerprint") != ds.fingerprint:
-            raise UserError(
-                f"{run_dir} belongs to other data ({saved.get('source')}, fingerprint "
-                f"{saved.get('fingerprint')}; this is {ds.fingerprint}); use another --run-dir"
-            )
-        if fold is not None and saved.get("fold") != list(fold):
-            raise UserError(
-                f"{run_dir} holds the split of fold {saved.get('fold')}, not {list(fold)}; "
-                "use another --run-dir"
-            )
+        _check_saved(saved, ds, run_dir, fold, keep)
         return _indices(ds, saved["lesions"])
+    lesions, kind = _make_lesions(ds, seed, fractions, fold)
+    if keep:
+        labels = {ds.class_index(c): n for c, n in keep.items()}
+        lesions = keep_rare_lesions(lesions, ds.lesion_ids, ds.labels, labels, seed)
+        kind += ", rare classes cut to " + ", ".join(f"{n} {c} lesions" for c, n in keep.items())
+    split = _indices(ds, lesions)
+    record = {
+        **ds.record(),  # skipped_images: left out by --skip-bad-images, id -> why
+        "kind": kind,
+        "fold": list(fold) if fold else None,
+        "keep": keep,
+        "seed": seed,
+        "fractions": list(fractions),
+        "counts": _counts(ds, split, lesions),
+        "lesions": lesions,
+    }
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=1))
+    return split
+
+
+def _check_saved(saved: dict, ds: Dataset, run_dir: Path, fold, keep) -> None:
+    if saved.get("fingerprint") != ds.fingerprint:
+        raise UserError(
+            f"{run_dir} belongs to other data ({saved.get('source')}, fingerprint "
+            f"{saved.get('fingerprint')}; this is {ds.fingerprint}); use another --run-dir"
+        )
+    if fold is not None and saved.get("fold") != list(fold):
+        raise UserError(
+            f"{run_dir} holds the split of fold {saved.get('fold')}, not {list(fold)}; "
+            "use another --run-dir"
+        )
+    if (saved.get("keep") or None) != (keep or None):
+        raise UserError(
+            f"{run_dir} holds a split with rare lesions kept {saved.get('keep')}, not {keep}; "
+            "use another --run-dir"
+        )
+
+
+def _make_lesions(ds: Dataset, seed: int, fractions, fold) -> tuple[dict, str]:
     if fold is not None:
         if ds.official_split is not None:
             raise UserError(
                 f"{ds.source} comes with an official split; --folds needs data without one "
                 "(pass --folds 1)"
             )
-        lesions = kfold_lesions(ds.lesion_ids, ds.labels, fold[1], seed)[fold[0]]
-        kind = f"k-fold, fold {fold[0]} of {fold[1]}"
-    elif ds.official_split is not None:
+        return kfold_lesions(ds.lesion_ids, ds.labels, fold[1], seed)[fold[0]], (
+            f"k-fold, fold {fold[0]} of {fold[1]}"
+        )
+    if ds.official_split is not None:
         lesions = {
             s: sorted({les for les, p in zip(ds.lesion_ids, ds.official_split) if p == s})
             for s in SPLITS
         }
-        kind = "official"
-    else:
-        lesions = split_lesions(ds.lesion_ids, ds.labels, seed, fractions)
-        kind = "lesion-stratified"
-    split = _indices(ds, lesions)
-    record = {
-        "fingerprint": ds.fingerprint,
-        "source": ds.source,
-        "format": ds.format,
-        "skipped_images": ds.skipped,  # left out by --skip-bad-images: id -> why
-        "kind": kind,
-        "fold": list(fold) if fold else None,
-        "seed": seed,
-        "fractions": list(fractions),
-        "counts": {
-            s: {
-                "lesions": len(lesions[s]),
-                "images": int(len(split[s])),
-                "per_class": _per_class(ds, split[s]),
-            }
-            for s in SPLITS
-        },
-        "lesions": lesions,
+        return lesions, "official"
+    return split_lesions(ds.lesion_ids, ds.labels, seed, fractions), "lesion-stratified"
+
+
+def _counts(ds: Dataset, split: Split, lesions: dict[str, list[str]]) -> dict:
+    return {
+        s: {
+            "lesions": len(lesions[s]),
+            "images": int(len(split[s])),
+            "per_class": _per_class(ds, split[s]),
+        }
+        for s in SPLITS
     }
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(record, indent=1))
-    return split
 
 
 def _per_class(ds: Dataset, idx: np.ndarray) -> dict[str, int]:

@@ -1,0 +1,276 @@
+"""What augment-and-compare was asked for, and the inputs every job derives from it.
+
+ExperimentConfig is a plain frozen dataclass (nanoGPT's config, stylegan2-ada's options):
+written to <run>/experiment.json at the start of every run with the versions and the data's
+identity, and read back by `augment-and-compare --config <run>/experiment.json` to rerun
+exactly that experiment. The dataset, split, feature space and GAN budgets that jobs share are
+functions of it, loaded once per process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from classifier.training import ClassifierConfig
+from gan.conventions import atomic_write_text
+from gan.networks import Architecture
+from gan.training import TrainConfig
+from pipelines.arms import ARMS, sample_sets
+from pipelines.data.datasets import Dataset, load_dataset
+from pipelines.data.splits import Split, load_or_make_split
+from pipelines.errors import UserError
+from pipelines.feature_space import FeatureRequest, load_feature_space
+from pipelines.layout import SOURCE, RunLayout
+from pipelines.profiles import Profile
+from pipelines.rundir import run_record
+
+CONFIG_FORMAT = "raregan-experiment-v1"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything augment-and-compare was asked for; stored as <run>/experiment.json."""
+
+    run_dir: str
+    profile: Profile
+    data: str | None = None
+    fmt: str | None = None
+    cache_dir: str | None = None
+    skip_bad_images: bool = False
+    allow_new_classes: bool = False
+    split_seed: int = 0
+    classes: tuple[str, ...] = ("df", "mel")
+    target: str = "auto"
+    arms: tuple[str, ...] = ("baseline", "oversample", "gan")
+    seeds: int = 5  # 3 leave a t with ~2 df: intervals ~1.6x wider (README: interval coverage)
+    synthetic_share: float = 0.5  # oversample+gan: synthetic share of the images added
+    folds: int = 1  # > 1: lesion-grouped K-fold cross-validation, every lesion tested once
+    gan_doses: tuple[float, ...] = ()  # source kimg of each generator dose (the dose study)
+    rare_n: tuple[int, ...] = ()  # training lesions kept per rare class (the scarcity study)
+    keep_n: int | None = None  # set on the config of one scarcity level
+    fold: int | None = None  # set on the config of one fold (run_dir is then the fold's)
+    external: str | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+    feature_space: str = "domain"
+    inception_weights: str | None = None
+    pretrained: bool = False
+    threads: int = 1  # torch threads of a job, in every executor (classifier results depend
+    workers: int = 1  # on them: their keys hold both) ... classifier jobs run `workers` at a time
+    progress: bool = field(default=False, compare=False)
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(Path(self.run_dir))
+
+
+def config_to_json(cfg: ExperimentConfig) -> dict:
+    """The config as experiment.json stores it (progress is how it is shown, not what it is)."""
+    d = asdict(cfg)
+    d.pop("progress")
+    return json.loads(json.dumps(d))  # as it reads back: lists, not tuples
+
+
+def config_from_json(d: dict, source: Path) -> ExperimentConfig:
+    """The ExperimentConfig of an experiment.json's "config", or a one-line error."""
+    names = {f.name for f in dataclasses.fields(ExperimentConfig)} - {"progress"}
+    profile_names = {f.name for f in dataclasses.fields(Profile)}
+    unknown = (set(d) - names) | (set(d.get("profile", {})) - profile_names)
+    if unknown or "profile" not in d or "run_dir" not in d:
+        raise UserError(
+            f"--config {source}: not an experiment.json of this raregan (unknown or missing "
+            f"fields: {', '.join(sorted(unknown)) or 'profile/run_dir'}); rerun with options"
+        )
+    values = {**d, "profile": Profile(**d["profile"])}
+    for name in ("classes", "arms", "gan_doses", "rare_n"):
+        values[name] = tuple(values.get(name, ()))
+    return ExperimentConfig(**values)
+
+
+def read_config_file(path: Path) -> ExperimentConfig:
+    try:
+        saved = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"--config {path}: cannot be read as JSON ({e}); pass a run's "
+                        "experiment.json") from None  # fmt: skip
+    if not isinstance(saved, dict) or saved.get("format") != CONFIG_FORMAT:
+        raise UserError(f"--config {path}: not a raregan experiment.json; pass a run's one")
+    return config_from_json(saved["config"], Path(path))
+
+
+def write_experiment_record(cfg: ExperimentConfig, ds: Dataset) -> Path:
+    """<run>/experiment.json: config, versions and data identity, written before any job.
+    A previous record of another config is kept, appended to experiment_history.jsonl."""
+    path = cfg.layout.experiment_file
+    record = {"format": CONFIG_FORMAT, **run_record(config_to_json(cfg), ds.record())}
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+        except ValueError:
+            previous = None
+        if previous is not None and previous.get("config") != record["config"]:
+            with open(path.with_name("experiment_history.jsonl"), "a", encoding="utf-8") as f:
+                f.write(json.dumps(previous) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=1))
+    return path
+
+
+def check_arms(arms: tuple[str, ...]) -> None:
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise UserError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+
+
+# ---------------------------------------------------------------------------- folds, data
+
+
+def fold_config(cfg: ExperimentConfig, f: int | None) -> ExperimentConfig:
+    """The config of fold f's jobs: its own run directory (split, feature network, GANs,
+    samples, classifiers), so no test lesion of the fold reaches anything trained there."""
+    if cfg.folds == 1 or f is None or cfg.fold == f:  # already the fold's
+        return cfg
+    return replace(cfg, run_dir=str(RunLayout(Path(cfg.run_dir)).fold(f).root), fold=f)
+
+
+def scarcity_config(cfg: ExperimentConfig, n: int | None) -> ExperimentConfig:
+    """The config of one scarcity level (--rare-n): its own run directory, whose split keeps
+    n training lesions of each rare class, so every GAN, filter and classifier there sees
+    only those (validation and test stay whole)."""
+    if n is None or cfg.keep_n == n:  # no scarcity study, or already the level's
+        return cfg
+    root = RunLayout(Path(cfg.run_dir)).scarce(n).root
+    return replace(cfg, run_dir=str(root), rare_n=(), keep_n=n)
+
+
+def fold_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
+    return [fold_config(cfg, f) for f in range(cfg.folds)] if cfg.folds > 1 else [cfg]
+
+
+@functools.lru_cache(maxsize=1)
+def _dataset(data, size, fmt, cache_dir, skip_bad_images, allow_new_classes) -> Dataset:
+    return load_dataset(
+        data, size, fmt, cache_dir, skip_bad_images, progress=False,
+        allow_new_classes=allow_new_classes,
+    )  # fmt: skip
+
+
+def dataset(cfg: ExperimentConfig) -> Dataset:
+    """The experiment's data at the GANs' size, loaded once per process (the decode cache
+    makes loading cheap)."""
+    return _dataset(
+        cfg.data, cfg.profile.size, cfg.fmt, cfg.cache_dir, cfg.skip_bad_images,
+        cfg.allow_new_classes,
+    )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=16)
+def _split(cfg: ExperimentConfig) -> Split:
+    fold = (cfg.fold, cfg.folds) if cfg.fold is not None else None
+    keep = {c: cfg.keep_n for c in cfg.classes} if cfg.keep_n else None
+    return load_or_make_split(
+        dataset(cfg), Path(cfg.run_dir), seed=cfg.split_seed, fold=fold, keep=keep
+    )
+
+
+def data_and_split(cfg: ExperimentConfig) -> tuple[Dataset, Split]:
+    """The dataset and (this fold's) split."""
+    return dataset(cfg), _split(cfg)
+
+
+def class_count(cfg: ExperimentConfig, cls: str) -> int:
+    """Real training images of a class in this fold's split."""
+    ds, split = data_and_split(cfg)
+    return int((ds.labels[split.train] == ds.class_index(cls)).sum())
+
+
+# ---------------------------------------------------------------------------- budgets
+
+
+def feature_config(cfg: ExperimentConfig) -> ClassifierConfig:
+    """How the domain feature network of this experiment trains (its cache key hashes this)."""
+    _, split = data_and_split(cfg)
+    steps = cfg.profile.feature_epochs * len(split.train) / 64
+    return ClassifierConfig(
+        steps=int(min(cfg.profile.feature_steps_cap, max(20, steps))),
+        batch_size=64,
+        sampling="balanced",
+        eval_every=50,
+        precision=cfg.precision,
+    )
+
+
+def feature_space(cfg: ExperimentConfig):
+    """The FID/KID feature space: trained by the `features` job, loaded by every later one."""
+    ds, split = data_and_split(cfg)
+    request = FeatureRequest(
+        cfg.feature_space, cfg.precision, cfg.inception_weights, feature_config(cfg)
+    )
+    return load_feature_space(
+        request, ds, split, Path(cfg.run_dir), torch.device(cfg.device), cfg.progress
+    )
+
+
+def gan_plan(
+    cfg: ExperimentConfig, cls: str, dose: float | None = None
+) -> tuple[Architecture, TrainConfig]:
+    """Architecture and training config of one GAN of the experiment (the source: `all`).
+
+    In a dose study (--gan-doses) the source trains to each dose in turn, and a rare class
+    fine-tunes from the source's snapshot at dose d for its usual budget times
+    sqrt(d / the profile's source kimg): the source's kimg buys most of the quality, and a
+    fine-tune of a class's ~100 images gains less from each extra kimg (docs/generator_budget.md),
+    so it grows more slowly than the source."""
+    p = cfg.profile
+    arch = Architecture(size=p.size, kind=p.gan_arch)
+    if cls == SOURCE:
+        _, split = data_and_split(cfg)
+        kimg = min(p.source_kimg, max(p.gan_kimg_min, p.source_epochs * len(split.train) / 1000))
+        kimg = kimg if dose is None else dose
+        extra = {"sampling": p.source_sampling}
+    else:
+        kimg = min(p.gan_kimg_cap, max(p.gan_kimg_min, p.gan_epochs * class_count(cfg, cls) / 1000))
+        kimg = kimg if dose is None else kimg * (dose / p.source_kimg) ** 0.5
+        extra = {"freeze_d": p.freeze_d if p.source_kimg > 0 or dose is not None else 0}
+    return arch, TrainConfig(
+        kimg=kimg,
+        batch_size=p.gan_batch,
+        precision=cfg.precision,
+        seed=0,
+        snapshot_kimg=max(kimg / 4, 0.1),
+        eval_kimg=max(kimg / 4, 0.1),
+        loss=p.gan_loss,
+        r1_gamma=p.gan_r1_gamma,
+        **extra,
+    )
+
+
+def check_doses(cfg: ExperimentConfig) -> None:
+    """A dose study needs a source to take snapshots of, and one split to compare on."""
+    if not cfg.gan_doses:
+        return
+    if any(not 0 < d < 1e6 for d in cfg.gan_doses) or len(set(cfg.gan_doses)) < len(cfg.gan_doses):
+        raise UserError(f"--gan-doses {cfg.gan_doses}: give distinct kimg > 0, e.g. 25,100,400")
+    if cfg.profile.source_kimg <= 0:
+        raise UserError("--gan-doses: this profile trains no source GAN; use --profile quick")
+    if cfg.folds > 1 or cfg.external:
+        raise UserError("--gan-doses runs on one split: drop --folds and --external-test")
+    if not sample_sets(cfg.arms):
+        raise UserError("--gan-doses needs an arm with synthetic images, e.g. --arms ...,gan")
+
+
+def check_scarcity(cfg: ExperimentConfig) -> None:
+    """The scarcity study cuts one split's rare classes; K folds of it are not supported."""
+    if not cfg.rare_n:
+        return
+    if any(n < 1 for n in cfg.rare_n) or len(set(cfg.rare_n)) < len(cfg.rare_n):
+        raise UserError(f"--rare-n {cfg.rare_n}: give distinct lesion counts >= 1, e.g. 10,20,40")
+    if cfg.folds > 1 or cfg.external:
+        raise UserError("--rare-n runs on one split: drop --folds and --external-test")
+    if len(cfg.gan_doses) > 1:
+        raise UserError("--rare-n takes at most one --gan-doses value (the dose of every level)")
