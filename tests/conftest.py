@@ -288,3 +288,19 @@ def run_killed(command: str, args: list[str], module: str, name: str, condition:
     )
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
     return proc
+
+
+@pytest.fixture
+def checkpoint_reads(monkeypatch) -> list[Path]:
+    """Every checkpoint file read through gan.checkpoint.load_checkpoint, in order."""
+    import gan.checkpoint
+
+    reads: list[Path] = []
+    load = gan.checkpoint.load_checkpoint
+
+    def counted(path):
+        reads.append(Path(path))
+        return load(path)
+
+    monkeypatch.setattr(gan.checkpoint, "load_checkpoint", counted)
+    return reads

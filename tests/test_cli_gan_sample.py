@@ -162,17 +162,8 @@ def test_checkpoint_of_another_size(evaluated: Path, tmp_path: Path):
     )
 
 
-def test_each_checkpoint_is_read_once(evaluated: Path, monkeypatch):
-    import gan.checkpoint
-
-    reads: list[Path] = []
-    load = gan.checkpoint.load_checkpoint
-
-    def counted(path):
-        reads.append(Path(path))
-        return load(path)
-
-    monkeypatch.setattr(gan.checkpoint, "load_checkpoint", counted)
+def test_each_checkpoint_is_read_once(evaluated: Path, checkpoint_reads: list[Path]):
+    reads = checkpoint_reads
     args = ["--n", "4", "--class", "df", "--run-dir", str(evaluated), "--quiet", "--filter", "none"]
     invoke_cli(gan_sample, args)  # the size of the run, then the generator: one read
     assert reads == [evaluated / "gan" / "df" / "best.pt"]

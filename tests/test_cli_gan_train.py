@@ -128,17 +128,8 @@ def test_epochs_set_the_budget_from_the_class_size(tmp_path: Path):
     assert 2 * n_train <= ckpt["nimg"] < 2 * n_train + 8
 
 
-def test_resume_reads_last_pt_once(trained: Path, monkeypatch):
-    import gan.checkpoint
-
-    reads: list[Path] = []
-    load = gan.checkpoint.load_checkpoint
-
-    def counted(path):
-        reads.append(Path(path))
-        return load(path)
-
-    monkeypatch.setattr(gan.checkpoint, "load_checkpoint", counted)
+def test_resume_reads_last_pt_once(trained: Path, checkpoint_reads: list[Path]):
+    reads = checkpoint_reads
     run(["--class", "df", "--run-dir", str(trained), "--kimg", "0.15", "--resume", "--quiet"])
     assert reads == [trained / "gan" / "df" / "last.pt"]  # once, not once per question
 

@@ -126,17 +126,10 @@ def test_freeze_d_needs_a_source(tmp_path: Path):
     assert ckpt(tmp_path / "r", "df")["config"]["freeze_d"] == 0  # nothing to freeze
 
 
-def test_fine_tunes_of_several_classes_read_the_source_once(source: Path, monkeypatch):
-    import gan.checkpoint
-
-    reads: list[Path] = []
-    load = gan.checkpoint.load_checkpoint
-
-    def counted(path):
-        reads.append(Path(path))
-        return load(path)
-
-    monkeypatch.setattr(gan.checkpoint, "load_checkpoint", counted)
+def test_fine_tunes_of_several_classes_read_the_source_once(
+    source: Path, checkpoint_reads: list[Path]
+):
+    reads = checkpoint_reads
     train(source, "--class", "df", "--class", "vasc", "--from", "all", "--kimg", "0.01")
     assert reads == [source / "gan" / "all" / "last.pt"]
     assert ckpt(source, "vasc")["extra"]["source"]["path"].endswith("gan/all/last.pt")
