@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -70,22 +71,38 @@ def new_temp_dir(folder: Path, prefix: str) -> Path:
             continue
 
 
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Name `path` in an OSError raised without a file name (a write to a full disk says only
+    "No space left on device"), so that the error can say which file, and on which disk."""
+    temp = f".{Path(path).name}."  # new_temp_file's names: say the file, not its temporary
+    try:
+        yield
+    except OSError as e:
+        named = e.filename is not None and not Path(str(e.filename)).name.startswith(temp)
+        if named or e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from e
+
+
 def atomic_write(path: Path, write, sync: bool = False) -> None:
     """Call write(binary file) on a temporary file beside `path`, then rename it into place:
-    never a half file. sync: fsync before the rename (checkpoints)."""
+    never a half file, and on any failure (a full disk too) no temporary file left behind.
+    sync: fsync before the rename (checkpoints)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = new_temp_file(path.parent, f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            if sync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = new_temp_file(path.parent, f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                if sync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -182,6 +182,23 @@ def compare(ds: Dataset, pooled: Pooled, classes: list[str]) -> dict:
     return {"per_arm": table, "gains": paired_gains(pooled, rare), "interval": METHOD}
 
 
+def per_class_counts(labels: np.ndarray, names: list[str]) -> dict[str, int]:
+    """Test images per class: a class with none has no recall (the report says so)."""
+    return dict(zip(names, np.bincount(labels, minlength=len(names)).tolist()))
+
+
+def check_external_classes(path: str, names: list[str], external: list[str]) -> None:
+    """An external test set's classes must match the training data's by name."""
+    missing = sorted(set(names) - set(external))
+    extra = sorted(set(external) - set(names))
+    if missing or extra:
+        raise UserError(
+            f"--external-test {path}: its classes do not match the training data "
+            f"(missing: {', '.join(missing) or 'none'}; extra: {', '.join(extra) or 'none'}); "
+            "pass a set with the same class names"
+        )
+
+
 def external_test(
     path: str,
     ds: Dataset,
@@ -197,14 +214,7 @@ def external_test(
     counts as a seed, and its prior-matched thresholds are its own fold's validation ones.
     Images are resampled as lesions where the set has lesion ids, else one by one."""
     ext = load(path, ds.images.shape[1])
-    missing = sorted(set(ds.class_names) - set(ext.class_names))
-    extra = sorted(set(ext.class_names) - set(ds.class_names))
-    if missing or extra:
-        raise UserError(
-            f"--external-test {path}: its classes do not match the training data "
-            f"(missing: {', '.join(missing) or 'none'}; extra: {', '.join(extra) or 'none'}); "
-            "pass a set with the same class names"
-        )
+    check_external_classes(path, ds.class_names, ext.class_names)
     labels = np.array([ds.class_names.index(ext.class_names[i]) for i in ext.labels])
     x = to_nchw(ext.images, device)
 
@@ -220,6 +230,7 @@ def external_test(
     return {
         "source": ext.source,
         "n": len(labels),
+        "per_class": per_class_counts(labels, ds.class_names),
         "lesions": len(set(ext.lesion_ids)),
         "per_arm": seed_metrics(pooled, len(ds.class_names)),
         "gains": paired_gains(pooled, {c: ds.class_index(c) for c in classes}),

@@ -28,7 +28,7 @@ from pipelines.errors import UserError
 from pipelines.feature_space import FeatureRequest, load_feature_space
 from pipelines.layout import SOURCE, RunLayout
 from pipelines.profiles import Profile
-from pipelines.rundir import run_record
+from pipelines.rundir import read_split_record, run_record
 
 CONFIG_FORMAT = "raregan-experiment-v1"
 
@@ -121,10 +121,36 @@ def write_experiment_record(cfg: ExperimentConfig, ds: Dataset) -> Path:
     return path
 
 
-def check_arms(arms: tuple[str, ...]) -> None:
+def check_arms(arms: tuple[str, ...], given: str | None = None) -> None:
+    """Known arms, each once: an arm given twice names two jobs alike, which no scheduler
+    can finish."""
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise UserError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+    _once(arms, "--arms", ",".join(arms) if given is None else given)
+
+
+def check_classes(classes: tuple[str, ...], given: str | None = None) -> None:
+    """At least one rare class, each once, none named like the source GAN (its jobs and
+    folder are gan/all: a class 'all' would take the source's samples as its own)."""
+    text = ",".join(classes) if given is None else given
+    if not classes:
+        raise UserError(
+            f"--classes: no rare class given ({text!r}); name the classes to augment, e.g. "
+            "--classes df,mel"
+        )
+    _once(classes, "--classes", text)
+    if SOURCE in classes:
+        raise UserError(
+            f"--classes {text}: {SOURCE!r} is the name of the all-classes source GAN; a class "
+            f"of that name cannot be augmented (rename its folder, e.g. to {SOURCE}_)"
+        )
+
+
+def _once(names: tuple[str, ...], option: str, text: str) -> None:
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"{option} {text}: {', '.join(twice)} is given twice; give each once")
 
 
 # ---------------------------------------------------------------------------- folds, data
@@ -171,11 +197,47 @@ def dataset(cfg: ExperimentConfig) -> Dataset:
 
 @functools.lru_cache(maxsize=16)
 def _split(cfg: ExperimentConfig) -> Split:
+    """The split stored in the run directory, or, before the run starts, the one it will store
+    (made in memory: a dry or a refused run writes nothing; write_splits stores it)."""
+    stored = cfg.layout.split_file
+    if stored.is_file():
+        check_stored_split(stored, cfg.split_seed)
+    return _load_or_make(cfg, write=False)
+
+
+def _load_or_make(cfg: ExperimentConfig, write: bool) -> Split:
     fold = (cfg.fold, cfg.folds) if cfg.fold is not None else None
     keep = {c: cfg.keep_n for c in cfg.classes} if cfg.keep_n else None
     return load_or_make_split(
-        dataset(cfg), Path(cfg.run_dir), seed=cfg.split_seed, fold=fold, keep=keep
+        dataset(cfg), Path(cfg.run_dir), seed=cfg.split_seed, fold=fold, keep=keep, write=write
     )
+
+
+def split_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
+    """The configs of the experiment's splits: one per scarcity level, else one per fold."""
+    return [scarcity_config(cfg, n) for n in cfg.rare_n] or fold_configs(cfg)
+
+
+def write_splits(cfg: ExperimentConfig) -> None:
+    """Store every split of the experiment in its run directory, once the run starts."""
+    for scfg in split_configs(cfg):
+        if not scfg.layout.split_file.is_file():
+            _load_or_make(scfg, write=True)
+    _split.cache_clear()
+
+
+def check_stored_split(path: Path, seed: int) -> dict:
+    """A stored split.json that can be read and was made with this --split-seed: its seed is
+    part of every job's key, so another would silently retrain everything on the old split."""
+    saved = read_split_record(path)
+    made_with = saved.get("seed")
+    if made_with is not None and made_with != seed and saved.get("kind") != "official":
+        raise UserError(
+            f"--split-seed {seed}: {path} was made with --split-seed {made_with}, and a run "
+            f"directory keeps its split; pass --split-seed {made_with} to continue this run, "
+            "or another --run-dir for a new split"
+        )
+    return saved
 
 
 def data_and_split(cfg: ExperimentConfig) -> tuple[Dataset, Split]:

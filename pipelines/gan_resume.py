@@ -11,6 +11,7 @@ both a new run and the check of a resumed one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,7 @@ def check_options(options: Mapping[str, Any], given: frozenset[str]) -> None:
                 f"--{name} {options[name]:g}: a training length must be > 0 (e.g. --kimg 100); "
                 "a run that trains nothing writes no checkpoint"
             )
+    _check_numbers(options)
     if options["resume"] and options["overwrite"]:
         raise UserError("--resume continues a run and --overwrite replaces it; pass one")
     if options["from_"] and SOURCE in options["classes"]:
@@ -96,6 +98,27 @@ def check_options(options: Mapping[str, Any], given: frozenset[str]) -> None:
         )
     if "freeze_d" in given and options["freeze_d"] and not (options["from_"] or options["resume"]):
         raise UserError("--freeze-d freezes transferred layers; use it with --from all")
+
+
+# option -> (what it is, whether 0 is allowed): click's FloatRange lets nan through
+RATES = {
+    "lr": ("a learning rate", False),
+    "snapshot_kimg": ("a snapshot interval", False),
+    "eval_every": ("an evaluation interval (0: off)", True),
+    "r1_gamma": ("an R1 weight (0: off)", True),
+}
+
+
+def _check_numbers(options: Mapping[str, Any]) -> None:
+    """A rate or interval of nan, inf or below its range would fail hours in (or train on
+    nan): refused by name before any work."""
+    for name, (what, zero) in RATES.items():
+        value = options.get(name)
+        if value is None:
+            continue
+        if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+            bound, flag = ">= 0" if zero else "> 0", "--" + name.replace("_", "-")
+            raise UserError(f"{flag} {value:g}: {what} must be a number {bound}")
 
 
 def read_resumed(req: Request, run_dir: Path) -> dict[str, dict]:

@@ -44,6 +44,7 @@ class Node:
     slots: int | None = None  # of the local executor's workers; None: all of them
     threads: int = 1  # torch threads it runs on (Ray: CPUs it asks for)
     config: dict = field(default_factory=dict, compare=False, hash=False)  # what its key hashes
+    outputs: tuple = field(default=(), compare=False)  # files it is not done without
 
     @property
     def seed(self) -> int:
@@ -77,8 +78,11 @@ def read_marker(layout: RunLayout, node: Node) -> dict | None:
 
 
 def is_done(layout: RunLayout, node: Node) -> bool:
+    """Its marker holds its key, and its outputs are there: a deleted (damaged) output makes
+    it run again instead of failing the jobs that read it."""
     marker = read_marker(layout, node)
-    return marker is not None and marker.get("key") == node.key
+    done = marker is not None and marker.get("key") == node.key
+    return done and all(os.path.isfile(p) for p in node.outputs)
 
 
 def where() -> str:
@@ -126,7 +130,7 @@ def describe(layout: RunLayout, nodes: list[Node]) -> str:
         marker = read_marker(layout, node)
         if marker is None:
             status = "to-run"
-        elif marker.get("key") == node.key:
+        elif is_done(layout, node):
             status = "done"
         else:
             status = "stale"  # finished with another config: runs again

@@ -143,6 +143,11 @@ class SamplesJob:
     def run(self, cfg: ExperimentConfig) -> dict:
         return steps.sample_set(cfg, SAMPLE_SETS[self.set_name], self.cls, self.dose)
 
+    def outputs(self, cfg: ExperimentConfig) -> tuple:
+        """What the classifiers read: the set runs again if one is gone."""
+        folder = cfg.layout.dose(self.dose).samples_dir(SAMPLE_SETS[self.set_name].folder, self.cls)
+        return (folder / "summary.json", folder / "samples.npz")
+
 
 @dataclass(frozen=True)
 class ClassifierJob:
@@ -333,6 +338,7 @@ def experiment_graph(cfg: ExperimentConfig) -> list[Node]:
                 slots=1 if isinstance(job, ClassifierJob) else None,
                 threads=job_threads(cfg, job),
                 config=_jsonable(job.reads(fcfg)),
+                outputs=job.outputs(fcfg) if hasattr(job, "outputs") else (),
             )
         )
     return nodes

@@ -203,6 +203,16 @@ def _head_md(results: dict, ds, pooled) -> list[str]:
     return md
 
 
+NO_TEST = "no test images"  # a recall of 0/0 is not 0.000 ± 0.000
+
+
+def _untested(test_set: dict, names: list[str]) -> set[str]:
+    """The classes with no image in a test set (results' per-class counts; older results
+    without them: none known)."""
+    counts = test_set.get("per_class") or {}
+    return {c for c in names if c in counts and counts[c] == 0}
+
+
 def _tables_md(results: dict, names: list[str]) -> list[str]:
     """Per-class recall; rare classes: AP, AUC, prior-matched recall; all gains; overall."""
     md: list[str] = []
@@ -213,9 +223,11 @@ def _tables_md(results: dict, names: list[str]) -> list[str]:
         "| class | " + " | ".join(cmp["per_arm"]) + " |",
         "| --- |" + " ---: |" * len(cmp["per_arm"]),
     ]
+    untested = _untested(results.get("test_set", {}), names)
     for k, c in enumerate(names):
         cells = [
-            f"{r['recall_mean'][k]:.3f} ± {r['recall_sd'][k]:.3f}" for r in cmp["per_arm"].values()
+            NO_TEST if c in untested else f"{r['recall_mean'][k]:.3f} ± {r['recall_sd'][k]:.3f}"
+            for r in cmp["per_arm"].values()
         ]
         md.append(f"| {c} | " + " | ".join(cells) + " |")
     rare = results["config"]["classes"]
@@ -230,6 +242,9 @@ def _tables_md(results: dict, names: list[str]) -> list[str]:
     for c in rare:
         k = names.index(c)
         for arm, r in cmp["per_arm"].items():
+            if c in untested:
+                md.append(f"| {c} | {arm} | {NO_TEST} | – | – | – | – |")
+                continue
             pm = r["prior_matched_recall"].get(c)
             cap = r.get("calibrated_average_precision", {}).get(c)
             md.append(
@@ -290,11 +305,14 @@ def _external_md(external: dict | None, names: list[str]) -> list[str]:
             "| arm | balanced accuracy | " + " | ".join(f"recall {c}" for c in names) + " |",
             "| --- | ---: |" + " ---: |" * len(names),
         ]
+        untested = _untested(external, names)
         for arm, rs in external["per_arm"].items():
             rec = np.array([r["recall"] for r in rs])
             md.append(
                 f"| {arm} | {_pm([r['balanced_accuracy'] for r in rs])} | "
-                + " | ".join(f"{m:.3f}" for m in rec.mean(0))
+                + " | ".join(
+                    NO_TEST if c in untested else f"{m:.3f}" for c, m in zip(names, rec.mean(0))
+                )
                 + " |"
             )
         md += ["", *gain_table(external["gains"]), ""]

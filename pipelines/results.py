@@ -13,7 +13,7 @@ import torch
 
 from gan.conventions import atomic_write_text
 from pipelines.arms import classifier_config, classifier_inputs, classifier_network, targets_for
-from pipelines.compare import compare, external_test, pool_predictions
+from pipelines.compare import compare, external_test, per_class_counts, pool_predictions
 from pipelines.data.datasets import Dataset, load_dataset
 from pipelines.experiment import (
     ExperimentConfig,
@@ -55,7 +55,11 @@ def write_results(cfg: ExperimentConfig, ids: list[str], wall: dict, t0: float) 
         "config_id": out.name,
         "comparison": compare(ds, pooled, list(cfg.classes)),
         "classifier": _classifier_line(cfg, len(parts[0][0].train)),
-        "test_set": {"images": len(pooled.labels), "lesions": len(set(pooled.lesion_ids))},
+        "test_set": {
+            "images": len(pooled.labels),
+            "lesions": len(set(pooled.lesion_ids)),
+            "per_class": per_class_counts(pooled.labels, ds.class_names),
+        },
         "train_images": pooled.train_images,
         "runs": {
             a: [[_public(r) for r in arms[a]] for _, arms in parts] for a in cfg.arms

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan.conventions import new_temp_dir, to_nchw
+from gan.conventions import new_temp_dir, to_nchw, writing
 from gan.filtering import KEPT, Selection, select
 from gan.metrics.features import FeatureSpace, extract_features, metric_label
 from gan.metrics.filter_verdict import BEATS, NO_DIFFERENCE, FilterVerdict, filter_vs_random
@@ -296,6 +296,11 @@ def _fmt(metric: str, value: float) -> str:
 
 
 def _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path) -> None:
+    with writing(target):  # a full disk's error names the class's folder
+        _write_class_files(target, run, pool, kept, sel, summary, opts, ckpt_path)
+
+
+def _write_class_files(target, run, pool, kept, sel, summary, opts, ckpt_path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = new_temp_dir(target.parent, f".{run.class_name}.tmp-")
     try:

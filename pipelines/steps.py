@@ -34,6 +34,7 @@ from pipelines.experiment import (
 )
 from pipelines.gan_run import TrainPlan, class_run
 from pipelines.layout import SOURCE
+from pipelines.rundir import read_json_record
 from pipelines.sampling import SampleOptions, sample_class
 
 POOL_FACTORS = (2.0, 4.0, 8.0)  # a weak generator yields near-duplicates: grow the pool
@@ -111,7 +112,7 @@ def sample_set(cfg: ExperimentConfig, sset: SampleSet, cls: str, dose: float | N
             pool_factor=pool_factor,
         )  # fmt: skip
 
-    saved = _saved_summary(folder)
+    saved = _saved_summary(folder, redraw_damaged=True)
     if saved is not None and _same_request(saved["options"], options(POOL_FACTORS[0])):
         if saved["kept"] >= need or saved["options"]["pool_factor"] >= POOL_FACTORS[-1]:
             return {"kept": saved["kept"], "reused": True}
@@ -126,9 +127,25 @@ def sample_set(cfg: ExperimentConfig, sset: SampleSet, cls: str, dose: float | N
     return {"kept": summary["kept"]}
 
 
-def _saved_summary(folder: Path) -> dict | None:
+SUMMARY_ADVICE = (
+    "delete it and rerun the same command: its sample set is drawn again (the samples job "
+    "is not done without it)"
+)
+
+
+def _saved_summary(folder: Path, redraw_damaged: bool = False) -> dict | None:
+    """A sample set's summary.json, None if there is none (or, with redraw_damaged, if it is
+    damaged: the sample job draws the set again); a damaged one is otherwise a one-line error
+    naming it."""
     path = folder / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return read_json_record(path, SUMMARY_ADVICE)
+    except UserError:
+        if redraw_damaged:
+            return None
+        raise
 
 
 def _same_request(saved: dict, wanted: SampleOptions) -> bool:

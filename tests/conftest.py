@@ -290,6 +290,22 @@ def run_killed(command: str, args: list[str], module: str, name: str, condition:
     return proc
 
 
+TIMINGS = {"wall_seconds", "seconds", "versions", "record"}  # when and where, not what
+
+
+def result_numbers(run_dir: Path):
+    """results.json without timings, versions and the run directory's own path: what two runs
+    of one experiment must agree on."""
+
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in TIMINGS}
+        return [strip(v) for v in x] if isinstance(x, list) else x
+
+    text = (run_dir / "results.json").read_text().replace(str(run_dir), "RUN")
+    return strip(json.loads(text))
+
+
 @pytest.fixture
 def checkpoint_reads(monkeypatch) -> list[Path]:
     """Every checkpoint file read through gan.checkpoint.load_checkpoint, in order."""

@@ -198,3 +198,17 @@ def test_a_smaller_classifier_takes_real_and_synthetic_images_through_one_filter
     assert "16 px inputs" in results["classifier"]
     assert results["external_test"]["n"] == sum(DEMO_CLASS_COUNTS.values())
     assert predicted and set(predicted) == {(3, 16, 16)}
+
+
+@pytest.mark.parametrize("text", ["", "[]"])
+def test_a_damaged_summary_json_is_named_with_what_to_do(tmp_path: Path, text: str):
+    from pipelines.errors import UserError
+
+    folder = tmp_path / "samples" / "filtered" / "df"
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(text)
+    with pytest.raises(UserError) as caught:
+        steps._saved_summary(folder)
+    msg = caught.value.message
+    assert f"{folder / 'summary.json'} is damaged" in msg
+    assert "delete it and rerun the same command" in msg and "\n" not in msg

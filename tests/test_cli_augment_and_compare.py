@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import SMOKE, invoke_cli, job_lines, one_line_error, with_options
 
 from pipelines.cli import augment_and_compare
@@ -65,3 +66,90 @@ def test_a_truncated_last_pt_under_augment_and_compare_is_a_one_line_error(compa
     msg = one_line_error(invoke(["--run-dir", str(compared), *SMOKE], False))
     assert f"{last} is not a readable checkpoint" in msg
     assert f"copy {last.parent / 'best.pt'} over it" in msg and f"delete {last.parent}" in msg
+
+
+# ---------------------------------------------------------------- refused before any work
+
+
+def refused_before_any_work(tmp_path: Path, **options: str) -> str:
+    """The one-line error of a --dry-run on a fresh run directory, which stays uncreated."""
+    run_dir = tmp_path / "run"
+    args = ["--run-dir", str(run_dir), *with_options(SMOKE, **options), "--dry-run"]
+    msg = one_line_error(invoke(args, False))
+    assert not run_dir.exists(), sorted(p.name for p in run_dir.rglob("*"))
+    return msg
+
+
+def test_an_arm_given_twice_is_refused_before_any_work(tmp_path: Path):
+    msg = refused_before_any_work(tmp_path, arms="baseline,baseline,gan")
+    assert "--arms baseline,baseline,gan: baseline is given twice" in msg
+
+
+def test_a_class_given_twice_or_none_is_refused_before_any_work(tmp_path: Path):
+    msg = refused_before_any_work(tmp_path, classes="df,df,mel")
+    assert "--classes df,df,mel: df is given twice" in msg
+    for empty in ("", " , "):
+        msg = refused_before_any_work(tmp_path, classes=empty)
+        assert "--classes: no rare class given" in msg
+
+
+def test_a_class_named_like_the_source_gan_is_refused_by_name(tmp_path: Path):
+    from conftest import write_image
+
+    data = tmp_path / "folder"
+    for cls in ("all", "other"):
+        for i in range(3):
+            write_image(data / cls / f"{cls}{i}.png", (9 * i, 90, 90), (32, 32), fmt="PNG")
+    msg = refused_before_any_work(
+        tmp_path, data=str(data), classes="all", cache_dir=str(tmp_path / "cache")
+    )
+    assert "--classes all: 'all' is the name of the all-classes source GAN" in msg
+
+
+def test_a_dry_run_writes_nothing(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    out = invoke(["--run-dir", str(run_dir), *SMOKE, "--dry-run"]).output
+    assert "gan/df" in job_lines(out) and not run_dir.exists()
+    args = ["--run-dir", str(run_dir), *with_options(SMOKE, classes="df", target="3")]
+    assert "smaller than the" in one_line_error(invoke(args, False))  # refused, not dry
+    assert not run_dir.exists()
+
+
+def test_a_split_seed_other_than_the_stored_splits_is_said(tmp_path: Path):
+    from pipelines.data.datasets import load_dataset
+    from pipelines.data.splits import load_or_make_split
+
+    run_dir = tmp_path / "run"
+    load_or_make_split(load_dataset("demo", 32, progress=False), run_dir, seed=0)
+    args = ["--run-dir", str(run_dir), *SMOKE, "--dry-run", "--split-seed", "3"]
+    msg = one_line_error(invoke(args, False))
+    assert f"--split-seed 3: {run_dir / 'split.json'} was made with --split-seed 0" in msg
+    assert "pass --split-seed 0" in msg and "another --run-dir" in msg
+    invoke(["--run-dir", str(run_dir), *SMOKE, "--dry-run", "--split-seed", "0"])
+
+
+def test_an_external_test_set_is_checked_before_any_work(tmp_path: Path, imagefolder_dir: Path):
+    msg = refused_before_any_work(tmp_path, external_test=str(tmp_path / "nowhere"))
+    assert f"--external-test {tmp_path / 'nowhere'} does not exist" in msg
+    assert "--data" not in msg
+    msg = refused_before_any_work(
+        tmp_path, external_test=str(imagefolder_dir), cache_dir=str(tmp_path / "cache")
+    )
+    assert f"--external-test {imagefolder_dir}: its classes do not match" in msg
+    assert "missing: akiec, bcc" in msg and "extra: cats, dogs" in msg
+
+
+def test_a_huge_target_is_refused_up_front_in_its_own_terms(tmp_path: Path):
+    msg = refused_before_any_work(tmp_path, target="20000000")
+    assert "--target 20,000,000" in msg and "GiB" in msg and "lower --target" in msg
+    assert "--n" not in msg and "--pool-factor" not in msg
+
+
+@pytest.mark.parametrize("text", ["", "{", "[1, 2]"])
+def test_a_damaged_split_json_is_a_one_line_error(tmp_path: Path, text: str):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "split.json").write_text(text)
+    msg = one_line_error(invoke(["--run-dir", str(run_dir), *SMOKE, "--dry-run"], False))
+    assert f"{run_dir / 'split.json'} is damaged" in msg
+    assert "delete it and rerun" in msg and "another --run-dir" in msg

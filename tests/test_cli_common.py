@@ -104,3 +104,73 @@ def test_outputs_respect_the_umask(trained: Path, tmp_path: Path):
     assert (out / "summary.json").stat().st_mode & 0o777 == 0o644
     ckpt = trained / "gan" / "df" / "last.pt"  # was 0600 (mkstemp)
     assert ckpt.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_full_disk_is_a_one_line_error_naming_the_path_and_the_free_space(
+    tmp_path: Path, monkeypatch
+):
+    from test_conventions import full_disk_temp_files
+
+    run_dir = tmp_path / "run"
+    full_disk_temp_files(monkeypatch, under=run_dir)  # the run directory's disk is full
+    args = ["--run-dir", str(run_dir), "--profile", "smoke", "--classes", "df", "--quiet"]
+    msg = one_line_error(invoke_cli(augment_and_compare, args, False))
+    assert f"no space left on the device of {run_dir / 'split.json'}" in msg
+    assert "free there" in msg and "rerun the same command" in msg
+    assert [p.name for p in run_dir.iterdir()] == [".raregan.lock"]  # no temporary, no half
+
+
+def test_a_cache_dir_that_is_a_file_is_a_one_line_error(imagefolder_dir: Path, tmp_path: Path):
+    a_file = tmp_path / "cache"
+    a_file.write_text("mine")
+    for command, args in [
+        (gan_train, ["--class", "cats", "--kimg", "0.02"]),
+        (augment_and_compare, ["--classes", "cats", "--dry-run"]),
+    ]:
+        args = [*args, "--data", str(imagefolder_dir), "--run-dir", str(tmp_path / "run")]
+        msg = one_line_error(invoke_cli(command, [*args, "--cache-dir", str(a_file)], False))
+        assert f"--cache-dir {a_file} is a file, not a directory" in msg
+    assert a_file.read_text() == "mine" and not (tmp_path / "run").exists()
+
+
+def test_a_read_only_cache_dir_is_a_one_line_error(imagefolder_dir: Path):
+    top = Path(tempfile.mkdtemp())  # not under pytest's 0700 tmp: the other user must reach it
+    try:
+        top.chmod(0o777)
+        data = Path(shutil.copytree(imagefolder_dir, top / "data"))
+        (top / "ro").mkdir(mode=0o555)
+        (top / "ro").chmod(0o555)
+        args = ["augment_and_compare", "--data", str(data), "--classes", "cats", "--dry-run",
+                "--run-dir", str(top / "run"), "--cache-dir", str(top / "ro" / "c")]  # fmt: skip
+        proc = _as_another_user(args, top)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("Error")]
+        assert len(errors) == 1 and f"--cache-dir {top / 'ro' / 'c'}" in errors[0]
+        assert "is not writable by this user" in errors[0]
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.parametrize("command", [gan_train, gan_sample, augment_and_compare])
+def test_a_path_component_too_long_for_the_filesystem_is_a_one_line_error(command, tmp_path: Path):
+    args = {gan_train: ["--class", "df"], gan_sample: ["--n", "4"]}.get(command, [])
+    long = tmp_path / ("x" * 300) / "run"
+    msg = one_line_error(invoke_cli(command, [*args, "--run-dir", str(long)], False))
+    assert f"--run-dir {long}: the name {'x' * 300} is too long" in msg
+    if command is not gan_sample:
+        data = tmp_path / ("d" * 300)
+        last = "--quiet" if command is gan_train else "--dry-run"
+        run = ["--run-dir", str(tmp_path / "run"), last]
+        msg = one_line_error(invoke_cli(command, [*args, *run, "--data", str(data)], False))
+        assert f"--data {data}: the name {'d' * 300} is too long" in msg
+
+
+@pytest.mark.parametrize(
+    "command, args",
+    [(gan_sample, ["--n", "4", "--pool-factor", "nan"]),
+     (augment_and_compare, ["--synthetic-share", "nan", "--dry-run"])],
+)  # fmt: skip
+def test_nan_is_not_in_any_range(command, args: list[str], tmp_path: Path):
+    result = invoke_cli(command, [*args, "--run-dir", str(tmp_path / "run")], False)
+    assert result.exit_code == 2 and "'nan' is not a number" in result.output
+    assert not (tmp_path / "run").exists()

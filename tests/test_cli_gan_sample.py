@@ -4,12 +4,14 @@ trained_once: conftest)."""
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from conftest import TINY, invoke_cli, one_line_error, run_killed, with_options
 
@@ -230,3 +232,39 @@ def test_a_generator_trained_on_other_data_is_refused(trained: Path, tmp_path: P
     args = ["--n", "4", "--run-dir", str(trained), "--filter", "none", "--checkpoint"]
     msg = one_line_error(invoke_cli(gan_sample, [*args, str(tmp_path / "foreign.pt")], False))
     assert "was trained on other data (fingerprint 0123456789abcdef" in msg
+
+
+def test_generators_of_two_sizes_are_refused_with_advice_gan_sample_can_take(trained: Path):
+    train = ["--class", "vasc", "--run-dir", str(trained), "--kimg", "0.02"]
+    invoke_cli(gan_train, [*train, *with_options(TINY, size="64")])
+    args = ["--n", "4", "--run-dir", str(trained), "--quiet", "--filter", "none"]
+    msg = one_line_error(invoke_cli(gan_sample, args, False))
+    assert "df 32 px, vasc 64 px" in msg and "--size" not in msg
+    assert "one gan-sample per size" in msg and "--class" in msg
+    assert not (trained / "samples").exists()
+    invoke_cli(gan_sample, [*args, "--class", "vasc"])  # the advice works
+
+
+@pytest.mark.parametrize("text", ["", "{"])
+def test_a_damaged_split_json_is_a_one_line_error(tmp_path: Path, text: str):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "split.json").write_text(text)
+    args = ["--n", "4", "--run-dir", str(tmp_path / "run")]
+    msg = one_line_error(invoke_cli(gan_sample, args, False))
+    assert f"{tmp_path / 'run' / 'split.json'} is damaged" in msg and "delete it and rerun" in msg
+
+
+def test_a_full_out_disk_is_a_one_line_error_and_leaves_no_temporary_folder(
+    trained: Path, tmp_path: Path, monkeypatch
+):
+    from PIL import Image
+
+    def full_disk(self, fp, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    out = tmp_path / "out"
+    args = ["--n", "4", "--run-dir", str(trained), "--quiet", "--filter", "none", "--out", str(out)]
+    msg = one_line_error(invoke_cli(gan_sample, args, False))
+    assert f"no space left on the device of {out / 'df'}" in msg and "free there" in msg
+    assert [p.name for p in out.iterdir()] == [".raregan.lock"]

@@ -210,3 +210,33 @@ def test_resume_keeps_eval_n_unless_changed_and_then_says_so(evaluated: Path):
     assert [r["config"]["evaluation"]["eval_n"] for r in records] == [64, 64, 24]
     msg = one_line_error(run([*base, "--feature-space", "inception"], False))
     assert "in the domain feature space, not inception" in msg
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("--lr", "nan"), ("--lr", "-1"), ("--lr", "0"), ("--lr", "inf"),
+     ("--snapshot-kimg", "nan"), ("--eval-every", "nan"), ("--r1-gamma", "nan")],
+)  # fmt: skip
+def test_gan_train_refuses_a_learning_rate_or_interval_that_is_no_number(
+    tmp_path: Path, option: str, value: str
+):
+    run_dir = tmp_path / "run"
+    args = ["--class", "df", "--run-dir", str(run_dir), "--kimg", "0.02", *TINY]
+    msg = one_line_error(run([*args, option, value], False))
+    assert f"{option} {value}: " in msg and "must be" in msg
+    assert not run_dir.exists()
+
+
+def test_a_split_seed_other_than_the_stored_splits_is_said(tmp_path: Path):
+    from pipelines.data.datasets import load_dataset
+    from pipelines.data.splits import load_or_make_split
+
+    run_dir = tmp_path / "run"
+    load_or_make_split(load_dataset("demo", 32, progress=False), run_dir, seed=0)
+    args = ["--class", "df", "--run-dir", str(run_dir), "--kimg", "0.02", *TINY]
+    out = run([*args, "--split-seed", "3"]).output
+    assert f"note: --split-seed 3 is not used: {run_dir / 'split.json'} was made with" in out
+    assert "--split-seed 0" in out
+    (run_dir / "split.json").write_text("")
+    msg = one_line_error(run([*args, "--overwrite"], False))
+    assert f"{run_dir / 'split.json'} is damaged (it is empty)" in msg

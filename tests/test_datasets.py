@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -273,3 +274,188 @@ def test_an_isic_csv_with_a_non_numeric_cell_is_a_one_line_error(isic_dir: Path,
     args = ["--class", "df", "--data", str(isic_dir), "--run-dir", str(tmp_path / "r"), *TINY]
     msg = one_line_error(invoke_cli(gan_train, args, False))
     assert "line 4, column" in msg and "'yes' is not a number" in msg
+
+
+# ---------------------------------------------------------------- messy metadata and files
+
+
+def write_ham(root: Path, rows: list[dict]) -> Path:
+    """A HAM10000 layout of `rows` (as ham_rows makes them), one JPEG per distinct image id."""
+    write_csv(root / "HAM10000_metadata.csv", rows)
+    for r in rows:
+        write_image(root / f"{r['image_id']}.jpg", CLASS_COLOURS.get(r["dx"], (99, 99, 99)))
+    return root
+
+
+@pytest.mark.parametrize(
+    "change, conflict",
+    [({"lesion_id": "HAM_nv0003"}, "HAM_df0000/df"), ({"dx": "nv"}, "HAM_df0000/df")],
+)
+def test_an_image_id_listed_twice_with_other_lesion_or_label_is_refused_by_line(
+    tmp_path: Path, change, conflict
+):
+    rows = ham_rows({"df": 6, "nv": 6})
+    rows.append({**rows[0], **change})  # line 14: ISIC_0000000 again, other lesion or dx
+    root = write_ham(tmp_path / "ham", rows)
+    with pytest.raises(UserError) as err:
+        load(root, 16, tmp_path / "cache")
+    msg = err.value.message
+    assert "'ISIC_0000000' on line 2 (" + conflict + ") and line 14" in msg
+    assert "keep one row per image" in msg and "\n" not in msg
+
+
+def test_exact_duplicate_ham_rows_are_merged_with_a_note(tmp_path: Path, capsys):
+    rows = ham_rows({"df": 6, "nv": 6})
+    root = write_ham(tmp_path / "ham", [*rows, rows[3], rows[3]])
+    ds = load(root, 16, tmp_path / "cache")
+    assert len(ds.image_ids) == len(set(ds.image_ids)) == 12
+    assert "2 exact duplicate row(s) merged" in capsys.readouterr().err
+
+
+def test_isic_duplicate_image_with_conflicting_labels_is_refused(isic_dir: Path, tmp_path):
+    csv_path = isic_dir / "Task3_GroundTruth" / "GroundTruth.csv"
+    lines = csv_path.read_text().splitlines()
+    lines.append("ISIC_0000000,1.0,0.0,0.0,0.0,0.0,0.0,0.0")  # line 8: as MEL, line 2 says DF
+    csv_path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"'ISIC_0000000' on line 2 \(df\) and line 8 \(mel\)"):
+        load(isic_dir, 8, tmp_path / "cache")
+    lines[-1] = lines[1]  # an exact duplicate is merged
+    csv_path.write_text("\n".join(lines) + "\n")
+    assert load(isic_dir, 8, tmp_path / "cache").image_ids == [f"ISIC_{i:07d}" for i in range(6)]
+
+
+def test_isic_lesion_groupings_with_an_image_in_two_lesions_are_refused(isic_dir: Path, tmp_path):
+    groups = isic_dir / "LesionGroupings.csv"
+    groups.write_text(groups.read_text() + "ISIC_0000000,L2\n")
+    with pytest.raises(UserError, match=r"'ISIC_0000000' on line 2 \(L0\) and line 8 \(L2\)"):
+        load(isic_dir, 8, tmp_path / "cache")
+
+
+def test_blank_lesion_ids_become_one_lesion_per_image_with_a_note(tmp_path: Path, capsys):
+    from pipelines.data.splits import load_or_make_split
+
+    rows = ham_rows({"df": 6, "nv": 6})
+    rows[2]["lesion_id"] = rows[3]["lesion_id"] = " "
+    ds = load(write_ham(tmp_path / "ham", rows), 16, tmp_path / "cache")
+    assert ds.lesion_ids[2:4] == [rows[2]["image_id"], rows[3]["image_id"]]
+    assert ds.lesion_ids[:2] == ["HAM_df0000"] * 2
+    assert "2 of 12 rows have a blank lesion_id (first: line 4)" in capsys.readouterr().err
+    for r in rows:  # all blank: one lesion per image, and a split with every part filled
+        r["lesion_id"] = ""
+    ds = load(write_ham(tmp_path / "all", rows), 16, tmp_path / "cache")
+    assert ds.lesion_ids == ds.image_ids
+    split = load_or_make_split(ds, tmp_path / "run")
+    assert all(len(split[s]) for s in ("train", "val", "test"))
+
+
+def test_medmnist_float_images_are_scaled_by_their_range_never_truncated(tmp_path: Path):
+    def npz(images):
+        arrays = {f"{s}_images": images for s in ("train", "val", "test")}
+        arrays.update({f"{s}_labels": np.array([[0], [1]]) for s in ("train", "val", "test")})
+        np.savez(tmp_path / "x.npz", **arrays)
+        return tmp_path / "x.npz"
+
+    unit = np.full((2, 8, 8, 3), 0.5, np.float32)
+    assert (load(npz(unit), 8).images == 128).all()  # 0.5 x 255 = 127.5, rounded
+    assert (load(npz(unit * 200 + 0.4), 8).images == 100).all()  # 100.4 in 0..255, rounded
+    ramp = np.linspace(0, 1, unit.size, dtype=np.float32).reshape(unit.shape)
+    for bad, why in [(ramp * 300, "0..300"), (ramp - 1, "-1..0"), (unit * np.nan, "NaN")]:
+        with pytest.raises(UserError, match=f"train_images holds floats .*{why}"):
+            load(npz(bad), 8)
+    with pytest.raises(UserError, match="train_images holds integers 0..300, outside 0..255"):
+        load(npz(np.full((2, 8, 8, 3), 300, np.int64) * np.array([0, 1])[:, None, None, None]), 8)
+
+
+def write_medmnist(path: Path, images=None, labels=None, **override) -> Path:
+    """A tiny MedMNIST .npz, two images per part; keyword arrays (val_labels=...) replace."""
+    arrays = {}
+    for s in ("train", "val", "test"):
+        arrays[f"{s}_images"] = images if images is not None else np.full((2, 8, 8, 3), 9, np.uint8)
+        arrays[f"{s}_labels"] = labels if labels is not None else np.array([[0], [1]])
+    np.savez(path, **{**arrays, **override})
+    return path
+
+
+def test_medmnist_single_channel_arrays_are_squeezed(tmp_path: Path):
+    path = write_medmnist(tmp_path / "x.npz", images=np.full((2, 28, 28, 1), 77, np.uint8))
+    for size in (28, 16):
+        ds = load(path, size)
+        assert ds.images.shape == (6, size, size, 3) and (ds.images == 77).all()
+
+
+def test_medmnist_one_hot_labels_are_read_by_argmax_and_multi_label_is_refused(tmp_path):
+    ds = load(write_medmnist(tmp_path / "a.npz", labels=np.array([[0, 0, 1], [1, 0, 0]])), 8)
+    assert ds.labels.tolist() == [2, 0] * 3 and ds.class_names == ["class_0", "class_1", "class_2"]
+    multi = write_medmnist(tmp_path / "b.npz", labels=np.array([[0, 1, 1], [1, 0, 0]]))
+    with pytest.raises(UserError, match=r"train_labels has shape \(2, 3\) but its rows are not "):
+        load(multi, 8)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"val_labels": np.array([[0], [-1]])}, r"val_labels\[1\] is -1; labels are class indices"),
+        ({"test_labels": np.array([[0.5], [1]])}, "test_labels holds non-integer values"),
+        ({"val_images": np.zeros((0, 8, 8, 3), np.uint8), "val_labels": np.zeros((0, 1))},
+         "val_images is empty"),
+        ({"train_labels": np.array([[0], [1], [1]])}, "train_labels has 3 labels for 2 images"),
+        ({"train_images": np.zeros((2, 8, 8, 4), np.uint8)},
+         r"train_images has shape \(2, 8, 8, 4\); expected N×H×W"),
+    ],
+)  # fmt: skip
+def test_malformed_medmnist_arrays_are_refused_by_name(tmp_path: Path, override, message):
+    args = ["--class", "class_0", "--data", str(write_medmnist(tmp_path / "x.npz", **override)),
+            "--run-dir", str(tmp_path / "r"), *TINY]  # fmt: skip
+    assert re.search(message, one_line_error(invoke_cli(gan_train, args, False)))
+
+
+@pytest.mark.parametrize("layout", ["imagefolder_dir", "ham_dir"])
+def test_a_dangling_symlink_is_a_named_bad_image_and_skippable(tmp_path, layout, request):
+    root = request.getfixturevalue(layout)
+    if layout == "ham_dir":
+        link = next(root.rglob("ISIC_0000005.jpg"))
+        link.unlink()
+    else:
+        link = root / "cats" / "ghost.png"
+    link.symlink_to(tmp_path / "gone.png")
+    with pytest.raises(UserError) as err:
+        load(root, 16, tmp_path / "cache")
+    assert f"{link.name} is a symlink to {tmp_path / 'gone.png'}, which does not exist" in (
+        err.value.message
+    )
+    ds = load(root, 16, tmp_path / "cache", skip_bad_images=True)
+    assert len(ds.skipped) == 1 and link.stem not in [Path(i).name for i in ds.image_ids]
+
+
+def test_a_header_only_csv_is_refused_as_listing_no_images(isic_dir: Path, tmp_path: Path):
+    csv_path = isic_dir / "Task3_GroundTruth" / "GroundTruth.csv"
+    csv_path.write_text(csv_path.read_text().splitlines()[0] + "\n")
+    with pytest.raises(UserError, match=f"{csv_path} has a header but no rows; it lists no images"):
+        load(isic_dir, 8, tmp_path / "cache")
+    ham = tmp_path / "ham"
+    write_csv(ham / "HAM10000_metadata.csv", [], fieldnames=["lesion_id", "image_id", "dx"])
+    with pytest.raises(UserError, match="has a header but no rows"):
+        load(ham, 8, tmp_path / "cache")
+
+
+def test_all_images_bad_with_skip_bad_images_is_refused_not_an_empty_dataset(
+    imagefolder_dir: Path, tmp_path: Path
+):
+    for f in imagefolder_dir.rglob("*.png"):
+        f.write_bytes(b"not a png")
+    with pytest.raises(UserError, match="none of the 7 images in .* could be read"):
+        load(imagefolder_dir, 16, tmp_path / "cache", skip_bad_images=True)
+
+
+def test_exif_orientation_is_applied(tmp_path: Path):
+    pixels = np.zeros((20, 40, 3), np.uint8)  # stored: left half red, right half blue
+    pixels[:, :20] = (220, 0, 0)
+    pixels[:, 20:] = (0, 0, 220)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated 90° clockwise: top half red, bottom half blue
+    for cls in ("a", "b"):
+        (tmp_path / "f" / cls).mkdir(parents=True)
+        Image.fromarray(pixels).save(tmp_path / "f" / cls / "x.jpg", exif=exif, quality=95)
+    ds = load(tmp_path / "f", 8, tmp_path / "cache")
+    top, bottom = ds.images[0, 0, 0], ds.images[0, 7, 0]
+    assert top[0] > 150 > top[2] and bottom[2] > 150 > bottom[0], (top, bottom)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMOKE, invoke_cli, with_options
+from conftest import SMOKE, invoke_cli, one_line_error, with_options
 
 import pipelines.gan_run as gan_run
 from pipelines.cli import augment_and_compare
@@ -97,3 +97,12 @@ def test_gans_of_a_fold_never_see_its_test_or_validation_lesions(tmp_path: Path,
     assert gains["recall"]["test_lesions"] == len(
         {les for les, y in zip(ds.lesion_ids, ds.labels) if y == ds.class_index("mel")}
     )
+
+
+def test_more_folds_than_a_rare_class_has_lesions_are_refused_before_any_work(tmp_path: Path):
+    run_dir = tmp_path / "r"
+    args = ["--run-dir", str(run_dir), *with_options(SMOKE, folds="30"), "--dry-run"]
+    msg = one_line_error(invoke_cli(augment_and_compare, args, ok=False))
+    assert "--folds 30: 'vasc' has 19 lesions, the fewest of the rare classes" in msg
+    assert "use --folds 19 or fewer" in msg
+    assert not run_dir.exists()  # no split file of any fold

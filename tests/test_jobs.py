@@ -10,7 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SMOKE, arm_metrics, invoke_cli, run_killed, started_jobs, with_options
+from conftest import (
+    SMOKE,
+    arm_metrics,
+    invoke_cli,
+    result_numbers,
+    run_killed,
+    started_jobs,
+    with_options,
+)
 
 from pipelines.cli import augment_and_compare
 from pipelines.cli.augment_and_compare import experiment_config
@@ -106,21 +114,6 @@ def test_every_finished_job_has_a_marker_with_where_and_how_long(compared_once: 
     assert not list((compared_once / "jobs").glob("*.running"))
 
 
-TIMINGS = {"wall_seconds", "seconds", "versions", "record"}  # when and where, not what
-
-
-def _numbers(run_dir: Path):
-    """results.json without timings, versions and the run directory's own path."""
-
-    def strip(x):
-        if isinstance(x, dict):
-            return {k: strip(v) for k, v in x.items() if k not in TIMINGS}
-        return [strip(v) for v in x] if isinstance(x, list) else x
-
-    text = (run_dir / "results.json").read_text().replace(str(run_dir), "RUN")
-    return strip(json.loads(text))
-
-
 def test_augment_and_compare_killed_in_a_gan_reruns_to_the_same_numbers(
     compared_once: Path, tmp_path: Path
 ):
@@ -136,7 +129,7 @@ def test_augment_and_compare_killed_in_a_gan_reruns_to_the_same_numbers(
     assert (run_dir / "jobs" / "features.json").is_file()  # the feature net of the killed run
     invoke(args)
     assert (out / "last.pt").is_file()
-    numbers, clean = _numbers(run_dir), _numbers(compared_once)
+    numbers, clean = result_numbers(run_dir), result_numbers(compared_once)
     assert numbers["synthetic_sets"]["df"]["gan"]["kept"] > 0
     assert numbers == clean
 
@@ -227,3 +220,24 @@ def test_the_scheduler_refuses_a_graph_it_could_never_finish(tmp_path: Path):
     assert ran == []  # refused before anything ran
     graph.run_graph(layout, [node("a"), node("b", "a")], backend, lambda line: None, False)
     assert ran == ["a", "b"]
+
+
+def test_a_job_whose_output_is_gone_is_not_done(tmp_path: Path):
+    """A sample set whose summary.json was deleted (the advice for a damaged one) runs again."""
+    from pipelines import graph
+    from pipelines.layout import RunLayout
+
+    layout, out = RunLayout(tmp_path), tmp_path / "samples" / "df" / "summary.json"
+    node = graph.Node(job="s", name="samples/df", deps=(), key="k", stage="s", outputs=(out,))
+    graph.mark_done(layout, node, {})
+    assert not graph.is_done(layout, node)
+    out.parent.mkdir(parents=True)
+    out.write_text("{}")
+    assert graph.is_done(layout, node)
+
+
+def test_sample_jobs_declare_their_summary_as_an_output(tmp_path: Path):
+    nodes = _graph(["--run-dir", str(tmp_path / "run"), *SMOKE])
+    want = tmp_path / "run" / "samples" / "filtered" / "df" / "summary.json"
+    assert want in nodes["samples/gan/df"].outputs
+    assert not (tmp_path / "run").exists()  # planning the graph writes nothing

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,32 @@ def test_official_split_is_used_as_given(npz_file: Path, tmp_path: Path):
     split = load_or_make_split(ds, tmp_path / "run")
     assert len(split.train) == 20 and len(split.val) == 6 and len(split.test) == 8
     assert all(ds.official_split[i] == "test" for i in split.test)
+
+
+def test_an_image_id_under_two_lesions_is_refused_not_split_across_parts(ham_dir, tmp_path):
+    ds = load_dataset(ham_dir, 16, cache_dir=tmp_path / "c", progress=False)
+    ds.image_ids[1] = ds.image_ids[0]  # one image, two lesions: HAM_df0000 and HAM_df0001
+    ds.lesion_ids[1] = "HAM_df0001"
+    with pytest.raises(UserError, match="image ISIC_0000000 is listed under 2 lesions"):
+        load_or_make_split(ds, tmp_path / "run")
+    assert not (tmp_path / "run" / "split.json").exists()
+
+
+def test_a_same_size_pixel_edit_is_refused_by_the_run_directory(tmp_path: Path):
+    from conftest import write_image
+
+    root = tmp_path / "bmp"
+    for i in range(8):
+        write_image(root / ("a" if i % 2 else "b") / f"{i}.bmp", (90, 90, 90), fmt="BMP")
+    ds = load_dataset(root, 16, cache_dir=tmp_path / "c", progress=False)
+    load_or_make_split(ds, tmp_path / "run")
+    edited = root / "a" / "1.bmp"
+    size = edited.stat().st_size
+    write_image(edited, (200, 10, 10), fmt="BMP")  # same dimensions: same file size
+    assert edited.stat().st_size == size
+    st = edited.stat()
+    os.utime(edited, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a coarse clock: still newer
+    again = load_dataset(root, 16, cache_dir=tmp_path / "c", progress=False)
+    assert again.fingerprint == ds.fingerprint  # the fingerprint is the listing and sizes...
+    with pytest.raises(UserError, match="images of .* changed since .* was split"):
+        load_or_make_split(again, tmp_path / "run")  # ...the content hash sees the pixels

@@ -9,16 +9,18 @@ from pathlib import Path
 import click
 import torch
 
-from classifier.networks import PretrainedWeightsUnavailable
 from gan.networks import SUPPORTED_SIZES
-from pipelines.arms import ARMS, DEFAULT_ARMS, classifier_network, targets_for
+from pipelines.arms import ARMS, DEFAULT_ARMS
 from pipelines.cli.common import (
+    FiniteFloatRange,
+    check_cache_dir,
+    check_data_path,
     data_options,
     default_run_dir,
     device_options,
     feature_options,
     given_options,
-    note_skipped,
+    one_line_os_errors,
     resolve_device,
     resolve_precision,
 )
@@ -87,7 +89,7 @@ EXECUTORS = ("local", "ray")
 )
 @click.option(
     "--synthetic-share",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloatRange(0, 1),
     default=0.5,
     show_default=True,
     help="oversample+gan: share of the images a rare class needs that are synthetic "
@@ -153,12 +155,14 @@ EXECUTORS = ("local", "ray")
 @click.option("--dry-run", is_flag=True, help="List the jobs, their dependencies and status.")
 @click.option("--quiet", is_flag=True)
 @click.pass_context
+@one_line_os_errors
 def augment_and_compare(ctx: click.Context, **opts) -> None:
     """Train per-class GANs, rebalance, and compare classifier recall across arms and seeds."""
-    from pipelines.experiment import write_experiment_record
-    from pipelines.graph import describe
+    from pipelines.experiment import write_experiment_record, write_splits
+    from pipelines.graph import check_graph, describe
     from pipelines.jobs import experiment_graph
     from pipelines.lock import run_dir_lock
+    from pipelines.preflight import check_inputs
 
     cfg = experiment_config(opts) if opts["config_file"] is None else saved_config(ctx, opts)
     if opts["executor"] == "ray" and not opts["dry_run"]:
@@ -166,12 +170,17 @@ def augment_and_compare(ctx: click.Context, **opts) -> None:
 
         import_ray()  # a missing extra fails now, not after loading the data
     check_output_dir(Path(cfg.run_dir), "--run-dir")
-    ds = check_inputs(cfg)
+    for path, option in ((cfg.data, "--data"), (cfg.external, "--external-test")):
+        check_data_path(path, option)
+        check_cache_dir(path, Path(cfg.cache_dir) if cfg.cache_dir else None)
+    ds = check_inputs(cfg)  # writes nothing: a refused or a dry run leaves no trace
     nodes = experiment_graph(cfg)
+    check_graph(nodes)  # every job name once: the scheduler could never finish otherwise
     if opts["dry_run"]:
         click.echo(describe(cfg.layout, nodes))
         return
     with run_dir_lock(Path(cfg.run_dir)):
+        write_splits(cfg)  # the splits the checks made in memory, now that the run starts
         if (
             cfg.layout.marker("features").parent.is_dir()
             and not cfg.layout.experiment_file.exists()
@@ -208,11 +217,12 @@ def saved_config(ctx: click.Context, opts: dict):
 
 def experiment_config(opts: dict):
     """The ExperimentConfig of the command line, checked for user mistakes."""
-    from pipelines.experiment import ExperimentConfig, check_arms
+    from pipelines.experiment import ExperimentConfig, check_arms, check_classes
 
     classes = tuple(c.strip() for c in opts["classes"].split(",") if c.strip())
     arms = tuple(a.strip() for a in opts["arms"].split(",") if a.strip())
-    check_arms(arms)
+    check_arms(arms, opts["arms"])
+    check_classes(classes, opts["classes"])
     if opts["seeds"] < 1:
         raise UserError(f"--seeds {opts['seeds']}: need at least 1 seed (3 or more for an sd)")
     dev = resolve_device(opts["device"])
@@ -269,39 +279,6 @@ def parse_counts(text: str) -> tuple[int, ...]:
     except ValueError:
         raise UserError(f"--rare-n {text!r}: give whole lesion counts, e.g. 10,20,40") from None
     return tuple(sorted(counts))
-
-
-def check_inputs(cfg):
-    """Fail before any work on what would otherwise fail hours in: data, classes, targets,
-    pretrained weights. Also makes the split (and the decode cache) every job reads."""
-    from pipelines.arms import sample_sets
-    from pipelines.experiment import (
-        check_doses,
-        check_scarcity,
-        data_and_split,
-        fold_configs,
-        scarcity_config,
-    )
-    from pipelines.gan_run import class_run
-
-    check_doses(cfg)
-    check_scarcity(cfg)
-    levels = [scarcity_config(cfg, n) for n in cfg.rare_n]
-    for fcfg in levels or fold_configs(cfg):
-        ds, split = data_and_split(fcfg)
-        for c in cfg.classes:
-            ds.class_index(c)
-            if sample_sets(cfg.arms):
-                class_run(ds, split, c, Path(fcfg.run_dir))  # enough images for a GAN?
-        targets_for(ds, split, list(cfg.classes), cfg.target)
-    try:
-        classifier_network(cfg.profile, len(ds.class_names), cfg.pretrained)
-    except PretrainedWeightsUnavailable as e:
-        raise UserError(str(e)) from e
-    if ds.synthetic:
-        click.echo("note: built-in SYNTHETIC demo data (pass --data for real data)", err=True)
-    note_skipped(ds, f"{cfg.run_dir}/split.json and results.json")
-    return ds
 
 
 def execute(cfg, nodes, executor: str, ray_address: str | None, bar: bool) -> dict[str, dict]:

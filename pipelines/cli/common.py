@@ -2,14 +2,63 @@
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import torch
 
-from pipelines.data.datasets import FORMATS, Dataset
+from pipelines.data.datasets import FORMATS, Dataset, default_cache_dir
 from pipelines.errors import UserError
 from pipelines.feature_space import FEATURE_SPACES
+from pipelines.rundir import check_output_dir, check_path_names, os_error_message
+
+
+def one_line_os_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """A command whose full disk, too-long name or unwritable place ends in one line naming
+    the path (and the free space), not an OSError traceback, wherever in the work it happens
+    (in a worker process too: its OSError comes back whole). Other OSErrors stay tracebacks."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except OSError as e:
+            message = os_error_message(e)
+            if message is None:
+                raise
+            raise UserError(message) from None
+
+    return run
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan, which compares false with every bound."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
+def check_cache_dir(data: str | None, cache_dir: Path | None) -> None:
+    """The decode cache checked before any decoding: a file or an unwritable folder in its
+    place failed only after every image was decoded, with a traceback. The default cache is
+    checked only where images will be decoded (a data folder: not the demo or an .npz)."""
+    if cache_dir is not None:
+        check_output_dir(cache_dir, "--cache-dir")
+    elif data not in (None, "demo") and Path(data).is_dir():
+        check_output_dir(default_cache_dir(), "the decode cache (--cache-dir, $RAREGAN_CACHE)")
+
+
+def check_data_path(data: str | None, option: str = "--data") -> None:
+    """A data path whose names the filesystem cannot hold is refused in one line."""
+    if data not in (None, "demo"):
+        check_path_names(data, option)
 
 
 def given_options(ctx: click.Context) -> frozenset[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
 import click
@@ -12,9 +11,13 @@ from tqdm import tqdm
 from gan.filtering import SCORES
 from pipelines.checkpoints import GanFolder, read_any
 from pipelines.cli.common import (
+    FiniteFloatRange,
+    check_cache_dir,
+    check_data_path,
     device_options,
     feature_options,
     note_skipped,
+    one_line_os_errors,
     resolve_device,
     resolve_precision,
 )
@@ -24,7 +27,7 @@ from pipelines.errors import UserError
 from pipelines.feature_space import FEATURE_DIMS, FeatureRequest, load_feature_space
 from pipelines.gan_run import class_run
 from pipelines.layout import RunLayout
-from pipelines.rundir import check_output_dir
+from pipelines.rundir import check_output_dir, read_split_record
 from pipelines.sampling import SampleOptions, check_memory, sample_class, summary_table
 
 
@@ -57,7 +60,7 @@ from pipelines.sampling import SampleOptions, check_memory, sample_class, summar
 )
 @click.option(
     "--pool-factor",
-    type=click.FloatRange(min=1.0),
+    type=FiniteFloatRange(min=1.0),
     default=2.0,
     show_default=True,
     help="Draw K×n samples and keep n.",
@@ -88,6 +91,7 @@ from pipelines.sampling import SampleOptions, check_memory, sample_class, summar
 @click.option("--allow-new-classes", is_flag=True, help="As for gan-train.")
 @click.option("--overwrite", is_flag=True, help="Replace samples already in --out.")
 @click.option("--quiet", is_flag=True)
+@one_line_os_errors
 def gan_sample(**o) -> None:
     """Sample each class's generator, filter the samples by feature statistics, write them."""
     from pipelines.lock import run_dir_lock
@@ -99,6 +103,7 @@ def gan_sample(**o) -> None:
     check_output_dir(run_dir, "--run-dir")
     _require_split(run_dir)  # before the lock creates anything
     check_output_dir(out, "--out")  # before the work, not when its results are written
+    check_data_path(o["data"])
     opts = SampleOptions(
         n=o["n"],
         checkpoint=o["checkpoint"],
@@ -197,6 +202,18 @@ def run_size(run_dir: Path, cls: str, checkpoint: str = "best") -> int:
     return int(read_any(GanFolder.of(run_dir, cls), prefer)["arch"]["size"])
 
 
+def _one_size(run_dir: Path, names: list[str], checkpoint: str) -> int:
+    """The one image size of the classes to sample: the data is loaded once, at that size."""
+    sizes = {c: run_size(run_dir, c, checkpoint) for c in names}
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{c} {s} px" for c, s in sizes.items())
+        raise UserError(
+            f"the generators were trained at different sizes ({listed}); run one gan-sample "
+            "per size, naming its classes with --class"
+        )
+    return sizes[names[0]]
+
+
 def load_run_data(
     run_dir: Path,
     data,
@@ -209,11 +226,12 @@ def load_run_data(
 ):
     """The dataset and split a run directory was made with, at its generators' size."""
     split_file = _require_split(run_dir)
-    record = json.loads(split_file.read_text())
+    record = read_split_record(split_file)
     names = list(classes) or trained_classes(run_dir)
-    size = run_size(run_dir, names[0], checkpoint)
-    source = data or record["source"]
-    fmt = None if data else record["format"]
+    size = _one_size(run_dir, names, checkpoint)
+    source = data or record.get("source")
+    fmt = None if data else record.get("format")
+    check_cache_dir(source, cache_dir)
     ds = load_dataset(
         source,
         size,

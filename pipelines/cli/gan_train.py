@@ -14,12 +14,15 @@ from gan.training import LOSSES
 from pipelines import gan_resume
 from pipelines.checkpoints import best_eval, read_source, source_path
 from pipelines.cli.common import (
+    check_cache_dir,
+    check_data_path,
     data_options,
     default_run_dir,
     device_options,
     feature_options,
     given_options,
     note_skipped,
+    one_line_os_errors,
     resolve_device,
     resolve_precision,
 )
@@ -27,7 +30,8 @@ from pipelines.data.datasets import load_dataset
 from pipelines.data.splits import load_or_make_split
 from pipelines.feature_space import FeatureRequest, load_feature_space
 from pipelines.gan_run import SOURCE, TrainPlan, class_run, train_gan
-from pipelines.rundir import check_output_dir
+from pipelines.layout import RunLayout
+from pipelines.rundir import check_output_dir, read_split_record
 
 # The recommended generator recipe, chosen by held-out KID per CPU second
 # (docs/generator_budget.md).
@@ -121,6 +125,7 @@ DEFAULT_FREEZE_D = 1
 @click.option("--overwrite", is_flag=True, help="Replace an existing GAN run of the class.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
+@one_line_os_errors
 def gan_train(ctx: click.Context, **o) -> None:
     """Train one DCGAN per rare class on its training-split images."""
     from pipelines.lock import run_dir_lock
@@ -130,6 +135,8 @@ def gan_train(ctx: click.Context, **o) -> None:
     run_dir = o["run_dir"] or default_run_dir(o["data"])
     dev = resolve_device(o["device"])
     check_output_dir(run_dir, "--run-dir")
+    check_data_path(o["data"])
+    check_cache_dir(o["data"], o["cache_dir"])
     req = gan_resume.Request(o, given, resolve_precision(o["precision"], dev))
     if o["resume"] and not run_dir.is_dir():
         gan_resume.read_resumed(req, run_dir)  # nothing to resume: say so, and create nothing
@@ -144,6 +151,7 @@ def gan_train(ctx: click.Context, **o) -> None:
             progress=not o["quiet"], allow_new_classes=o["allow_new_classes"],
         )  # fmt: skip
         note_skipped(ds, f"{run_dir}/split.json and each class's run.json")
+        _note_stored_seed(run_dir, o["split_seed"], "split_seed" in given)
         split = load_or_make_split(ds, run_dir, seed=o["split_seed"])
         runs = [class_run(ds, split, c, run_dir) for c in dict.fromkeys(o["classes"])]
         if ds.synthetic:
@@ -161,6 +169,22 @@ def gan_train(ctx: click.Context, **o) -> None:
                 progress=not o["quiet"], space=space, eval_n=plan.eval_n, source=source,
             )  # fmt: skip
             _train_and_report(plan, ds, train)
+
+
+def _note_stored_seed(run_dir: Path, seed: int, asked: bool) -> None:
+    """A run directory keeps its split: a --split-seed other than the one that made it is
+    said, not silently ignored (a damaged split.json is named)."""
+    path = RunLayout(run_dir).split_file
+    if not path.is_file():
+        return
+    made_with = read_split_record(path).get("seed")
+    if asked and made_with is not None and made_with != seed:
+        click.echo(
+            f"note: --split-seed {seed} is not used: {path} was made with --split-seed "
+            f"{made_with}, and this run directory keeps it (pass another --run-dir for a new "
+            "split)",
+            err=True,
+        )
 
 
 def _train_and_report(plan: gan_resume.ClassPlan, ds, train: TrainPlan) -> None:

@@ -3,6 +3,11 @@
 Every command starts here. File-based formats are listed first (cheap: a CSV and a directory
 walk), fingerprinted from that listing, and decoded only when the decode cache has no entry for
 (listing, file times, size): decoding 10,015 JPEGs is the slow part, and it happens once.
+
+Messy input is refused by name, with the fix, before any pixel is decoded where it can be
+(UserError: one line, no traceback), or repaired with a note when the repair is unambiguous:
+exact duplicate CSV rows are merged, a blank lesion_id makes an image its own lesion, MedMNIST
+floats in 0..1 or 0..255 are scaled, one-hot labels are read by argmax.
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ import csv
 import hashlib
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import numpy as np
 from PIL import Image
 
@@ -56,6 +61,9 @@ class Dataset:
     fingerprint: str  # of the data itself (listing + file sizes), not of the pixel size
     official_split: list[str] | None = None  # "train"/"val"/"test" per image (MedMNIST)
     skipped: dict[str, str] = field(default_factory=dict)  # image id -> why, left out on request
+    # of the files' bytes (CRC-32 each, kept by the decode cache): sees a same-size pixel edit
+    # that the fingerprint cannot. "" where the fingerprint covers the bytes (MedMNIST, demo).
+    content_hash: str = ""
 
     @property
     def synthetic(self) -> bool:
@@ -69,6 +77,7 @@ class Dataset:
             "fingerprint": self.fingerprint,
             "synthetic_demo_data": self.synthetic,
             "skipped_images": self.skipped,
+            "content_hash": self.content_hash,
         }
 
     def class_counts(self) -> dict[str, int]:
@@ -124,28 +133,20 @@ def load_dataset(
         raise UserError(f"data path {path} does not exist; pass --data PATH or --data demo")
     fmt = fmt or detect_format(path)
     if fmt == "medmnist":
-        return _load_medmnist(path, size)
+        from pipelines.data.medmnist import load_medmnist  # it builds on this module
+
+        return load_medmnist(path, size)
     if fmt == "ham10000":
         listing = _list_ham10000(path, allow_new_classes)
     else:
         listing = {"isic": _list_isic, "imagefolder": _list_imagefolder}[fmt](path)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    images, ok, why = decode_cached(
+    images, ok, why, crc = decode_cached(
         listing.paths, listing.image_ids, size, cache, workers, progress
     )
-    bad = np.flatnonzero(~ok)
-    skipped = {
-        listing.image_ids[i]: "missing" if listing.paths[i] is None else why[i] or "unreadable"
-        for i in bad
-    }
-    if skipped and not skip_bad_images:
-        first = ", ".join(f"{i} ({k})" for i, k in list(skipped.items())[:5])
-        raise UserError(
-            f"{len(skipped)} of {len(ok)} images in {path} are missing or unreadable "
-            f"(first: {first}); restore them, or pass --skip-bad-images to go on without them"
-        )
+    skipped = _bad_images(path, listing, ok, why, skip_bad_images)
     keep = np.flatnonzero(ok)
-    ds = Dataset(
+    return Dataset(
         images=images[keep],
         labels=listing.labels[keep],
         class_names=listing.class_names,
@@ -153,11 +154,44 @@ def load_dataset(
         lesion_ids=[listing.lesion_ids[i] for i in keep],
         format=fmt,
         source=str(path),
-        fingerprint="",
+        fingerprint=_fingerprint(fmt, listing, keep),
         skipped=skipped,
+        content_hash=_content_hash(listing, crc, keep),
     )
-    ds.fingerprint = _fingerprint(fmt, listing, keep)
-    return ds
+
+
+def _bad_images(
+    path: Path, listing: _Listing, ok: np.ndarray, why: list[str], skip_bad_images: bool
+) -> dict[str, str]:
+    """The images that did not decode, id -> why: refused unless --skip-bad-images, and refused
+    even then when none is left (an empty dataset would fail later, far from its cause)."""
+    skipped = {
+        listing.image_ids[i]: "missing" if listing.paths[i] is None else why[i] or "unreadable"
+        for i in np.flatnonzero(~ok)
+    }
+    first = ", ".join(f"{i} ({k})" for i, k in list(skipped.items())[:5])
+    if skipped and not skip_bad_images:
+        raise UserError(
+            f"{len(skipped)} of {len(ok)} images in {path} are missing or unreadable "
+            f"(first: {first}); restore them, or pass --skip-bad-images to go on without them"
+        )
+    if len(skipped) == len(ok):
+        raise UserError(
+            f"none of the {len(ok)} images in {path} could be read (first: {first}); "
+            "--skip-bad-images would leave no data: restore them, or check --data"
+        )
+    return skipped
+
+
+_NOTED: set[str] = set()
+
+
+def note(message: str) -> None:
+    """Say a repair of the input once per process: a command may load its data once per job,
+    and the same note each time would bury the rest."""
+    if message not in _NOTED:
+        _NOTED.add(message)
+        click.echo(f"note: {message}", err=True)
 
 
 def detect_format(path: Path) -> str:
@@ -177,15 +211,23 @@ def detect_format(path: Path) -> str:
 # ---------------------------------------------------------------- formats
 
 
-def _read_csv(path: Path, needed: tuple[str, ...]) -> list[dict[str, str]]:
+def _read_csv(path: Path, needed: tuple[str, ...]) -> tuple[list[dict[str, str]], list[int]]:
+    """The rows (a short row's missing cells read as ""), and the line each ends on: messages
+    name lines, and csv skips blank lines, so counting rows would misnumber the ones after."""
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
+        reader = csv.DictReader(f, restval="")
         missing = [c for c in needed if c not in (reader.fieldnames or [])]
         if missing:
             raise UserError(
                 f"{path} lacks the column(s) {', '.join(missing)}; it needs {', '.join(needed)}"
             )
-        return list(reader)
+        rows, lines = [], []
+        for row in reader:
+            rows.append(row)
+            lines.append(reader.line_num)
+    if not rows:
+        raise UserError(f"{path} has a header but no rows; it lists no images: add its rows")
+    return rows, lines
 
 
 def _images_below(root: Path) -> dict[str, Path]:
@@ -214,21 +256,29 @@ def _listing(rows: list[tuple[str, str, str]], files: dict[str, Path]) -> _Listi
 
 
 def _list_ham10000(root: Path, allow_new_classes: bool = False) -> _Listing:
+    """The metadata CSV's rows, checked before any pixel: labels (_refuse_unknown_labels), one
+    row per image (_one_row_per_id), and a lesion for every image (_own_lesion_when_blank)."""
     csv_path = root / "HAM10000_metadata.csv"
     if not csv_path.is_file():
         raise UserError(f"{root} has no HAM10000_metadata.csv; point --data at the HAM10000 folder")
-    table = _read_csv(csv_path, HAM_COLUMNS)
+    table, lines = _read_csv(csv_path, HAM_COLUMNS)
     rows = [(r["image_id"], r["lesion_id"], r["dx"]) for r in table]
     if not allow_new_classes:
-        _refuse_unknown_labels(csv_path, [r[2] for r in rows], HAM10000_CLASSES, "dx")
-    return _listing(rows, _images_below(root))
+        _refuse_unknown_labels(csv_path, [r[2] for r in rows], HAM10000_CLASSES, "dx", lines)
+    keep = _one_row_per_id(
+        csv_path, "image_id", [r[0] for r in rows], [r[1:] for r in rows], lines, "lesion_id/dx"
+    )
+    rows, lines = [rows[i] for i in keep], [lines[i] for i in keep]
+    return _listing(_own_lesion_when_blank(csv_path, rows, lines), _images_below(root))
 
 
-def _refuse_unknown_labels(csv_path: Path, labels: list[str], known, column: str) -> None:
+def _refuse_unknown_labels(
+    csv_path: Path, labels: list[str], known, column: str, lines: list[int]
+) -> None:
     """A label outside the format's class set is a typo far more often than a new class, and
     would silently become one ('MEL' next to 'mel'): refuse it by name."""
     first: dict[str, int] = {}
-    for line, label in enumerate(labels, start=2):  # line 1 is the header
+    for line, label in zip(lines, labels):
         if label not in known:
             first.setdefault(label, line)
     if first:
@@ -238,6 +288,65 @@ def _refuse_unknown_labels(csv_path: Path, labels: list[str], known, column: str
             f"({', '.join(known)}); fix them, or pass --allow-new-classes to keep them as new "
             "classes"
         )
+
+
+def _one_row_per_id(
+    csv_path: Path,
+    id_column: str,
+    ids: list[str],
+    values: list[tuple[str, ...]],
+    lines: list[int],
+    what: str,
+) -> list[int]:
+    """Indices of the rows to keep, one per id (the first). An id on two rows with other
+    values (`what`: another lesion, another label) is refused by id and line numbers: kept, it
+    would put one image in two lesions, and so on both sides of the split, a test-set leak.
+    Rows that repeat an id with the same values are exact duplicates: merged, with a note."""
+    first: dict[str, int] = {}
+    keep: list[int] = []
+    conflicts: list[str] = []
+    for n, (image, value) in enumerate(zip(ids, values)):
+        if image not in first:
+            first[image] = n
+            keep.append(n)
+        elif value != values[first[image]]:
+            a = first[image]
+            shown = ["/".join(v) for v in (values[a], value)]
+            conflicts.append(
+                f"{image!r} on line {lines[a]} ({shown[0]}) and line {lines[n]} ({shown[1]})"
+            )
+    if conflicts:
+        raise UserError(
+            f"{csv_path}: {len(conflicts)} row(s) repeat an {id_column} with another {what}, "
+            f"first {conflicts[0]}; keep one row per image (one image in two lesions or "
+            "classes would land on both sides of the split)"
+        )
+    if len(keep) < len(ids):
+        note(
+            f"{csv_path}: {len(ids) - len(keep)} exact duplicate row(s) merged (an {id_column} "
+            f"repeated with the same {what})"
+        )
+    return keep
+
+
+def _own_lesion_when_blank(
+    csv_path: Path, rows: list[tuple[str, str, str]], lines: list[int]
+) -> list[tuple[str, str, str]]:
+    """rows with a blank lesion_id given the image id as lesion id, with a note saying how many.
+
+    A blank cell says nothing about the lesion. Grouping all blank rows into one lesion ''
+    would tie unrelated images together (all blank: one lesion, no validation or test images);
+    refusing would stop a merely incomplete CSV. One lesion per image is what ISIC images
+    without lesion groupings get; the note asks for the ids, since photos of one lesion kept
+    apart could still land on both sides of the split."""
+    blank = [n for n, r in enumerate(rows) if not r[1].strip()]
+    if blank:
+        note(
+            f"{csv_path}: {len(blank)} of {len(rows)} rows have a blank lesion_id (first: line "
+            f"{lines[blank[0]]}); each such image is taken as a lesion of its own (fill the "
+            "ids in to keep photos of one lesion together)"
+        )
+    return [(i, les if les.strip() else i, c) for i, les, c in rows]
 
 
 def _find_isic_csv(root: Path) -> Path | None:
@@ -250,25 +359,30 @@ def _find_isic_csv(root: Path) -> Path | None:
 
 
 def _list_isic(root: Path) -> _Listing:
+    """The ground-truth CSV's rows: exactly one diagnosis per row, one row per image (an
+    image listed again with another diagnosis is refused by line, an exact repeat merged)."""
     csv_path = _find_isic_csv(root)
     if csv_path is None:
         raise UserError(
             f"{root} holds no ISIC ground-truth CSV (columns image,MEL,NV,BCC,AKIEC,BKL,DF,VASC)"
         )
-    table = _read_csv(csv_path, ("image",))
-    diagnoses = [c for c in table[0] if c != "image"] if table else []
+    table, lines = _read_csv(csv_path, ("image",))
+    diagnoses = [c for c in table[0] if c != "image"]
     rows = []
-    for n, r in enumerate(table, start=2):
+    for n, r in zip(lines, table):
         hot = [c for c in diagnoses if _number(r[c], csv_path, n, c) >= 0.5]
         if len(hot) != 1:
             raise UserError(
                 f"{csv_path} line {n} ({r['image']}) has {len(hot)} diagnoses; "
                 "each row needs exactly one 1.0"
             )
-        rows.append((r["image"], r["image"], ISIC_CLASSES.get(hot[0], hot[0].lower())))
+        rows.append((r["image"], ISIC_CLASSES.get(hot[0], hot[0].lower())))
+    keep = _one_row_per_id(
+        csv_path, "image", [r[0] for r in rows], [r[1:] for r in rows], lines, "diagnosis"
+    )
     lesions = _isic_lesion_groupings(root)
-    rows = [(i, lesions.get(i, i), c) for i, _, c in rows]
-    return _listing(rows, _images_below(root))
+    rows = [rows[i] for i in keep]
+    return _listing([(i, lesions.get(i, i), c) for i, c in rows], _images_below(root))
 
 
 def _number(cell: str | None, csv_path: Path, line: int, column: str) -> float:
@@ -282,12 +396,22 @@ def _number(cell: str | None, csv_path: Path, line: int, column: str) -> float:
 
 
 def _isic_lesion_groupings(root: Path) -> dict[str, str]:
-    """ISIC 2018 ships lesion ids in a separate CSV (image,lesion_id); use it when present."""
+    """ISIC 2018 ships lesion ids in a separate CSV (image,lesion_id); use it when present.
+    An image with a blank lesion_id is a lesion of its own; one under two lesion ids is
+    refused by line (_one_row_per_id), since it would be split across parts."""
     for csv_path in sorted(root.glob("*.csv")) + sorted(root.glob("*/*.csv")):
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            if {"image", "lesion_id"} <= set(reader.fieldnames or []):
-                return {r["image"]: r["lesion_id"] for r in reader if r["lesion_id"]}
+            reader = csv.DictReader(f, restval="")
+            if not {"image", "lesion_id"} <= set(reader.fieldnames or []):
+                continue
+            rows, lines = [], []
+            for r in reader:
+                if r["lesion_id"].strip():
+                    rows.append((r["image"], r["lesion_id"]))
+                    lines.append(reader.line_num)
+        ids, values = [r[0] for r in rows], [r[1:] for r in rows]
+        keep = _one_row_per_id(csv_path, "image", ids, values, lines, "lesion_id")
+        return {rows[i][0]: rows[i][1] for i in keep}
     return {}
 
 
@@ -314,51 +438,10 @@ def _list_imagefolder(root: Path) -> _Listing:
     return _listing(rows, files)
 
 
-def _load_medmnist(path: Path, size: int) -> Dataset:
-    try:
-        with np.load(path) as npz:
-            missing = [f"{s}_{k}" for s in ("train", "val", "test") for k in ("images", "labels")]
-            missing = [k for k in missing if k not in npz.files]
-            if missing:
-                raise UserError(
-                    f"{path} lacks the array(s) {', '.join(missing)}; not a MedMNIST file"
-                )
-            parts = {s: (npz[f"{s}_images"], npz[f"{s}_labels"]) for s in ("train", "val", "test")}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise UserError(
-            f"{path} is not a readable .npz ({type(e).__name__}: truncated or damaged); "
-            "download it again"
-        ) from e
-    images = np.concatenate([_to_rgb_size(p[0], size) for p in parts.values()])
-    labels = np.concatenate([p[1].reshape(len(p[1]), -1)[:, 0] for p in parts.values()])
-    split = [s for s, p in parts.items() for _ in range(len(p[1]))]
-    ids = [f"{s}_{i:05d}" for s, p in parts.items() for i in range(len(p[1]))]
-    n_classes = int(labels.max()) + 1
-    derma = path.name.startswith("dermamnist") and n_classes <= len(DERMAMNIST_CLASSES)
-    class_names = list(DERMAMNIST_CLASSES) if derma else [f"class_{i}" for i in range(n_classes)]
-    return Dataset(
-        images=images,
-        labels=labels.astype(np.int64),
-        class_names=class_names,
-        image_ids=ids,
-        lesion_ids=ids,
-        format="medmnist",
-        source=str(path),
-        fingerprint=_file_hash(path),
-        official_split=split,
-    )
-
-
-def _to_rgb_size(images: np.ndarray, size: int) -> np.ndarray:
-    if images.ndim == 3:  # grayscale MedMNIST sets
-        images = np.repeat(images[..., None], 3, axis=-1)
-    return resize_images(images.astype(np.uint8), size)
-
-
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     """uint8 N×S×S×3 images at another square size, with the loader's antialiasing filter:
     how real and synthetic images alike reach a classifier smaller than the GANs."""
-    if images.shape[1] == size:
+    if images.shape[1:3] == (size, size):
         return images
     return np.stack([square(Image.fromarray(im), size) for im in images])
 
@@ -383,7 +466,7 @@ def _load_demo(size: int) -> Dataset:
 # ---------------------------------------------------------------- fingerprints and decoding
 
 
-def _file_hash(path: Path) -> str:
+def file_hash(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -398,4 +481,14 @@ def _fingerprint(fmt: str, listing: _Listing, keep: np.ndarray) -> str:
         p = listing.paths[i]
         row = (listing.image_ids[i], listing.lesion_ids[i], listing.class_names[listing.labels[i]])
         h.update(f"{row}|{p.stat().st_size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _content_hash(listing: _Listing, crc: np.ndarray, keep: np.ndarray) -> str:
+    """Identity of the bytes of the images loaded: each file's CRC-32, which the decode cache
+    computes while decoding and keeps, so a reload costs nothing. Unlike the fingerprint it
+    notices a same-size pixel edit (as far as the cache does: see pipelines/data/decode.py)."""
+    h = hashlib.sha256(b"crc32")
+    for i in keep:
+        h.update(f"{listing.image_ids[i]}|{int(crc[i]):08x}\n".encode())
     return h.hexdigest()[:16]

@@ -1,24 +1,30 @@
 """Decoding images into square uint8 RGB arrays, and the decode cache that makes it happen once.
 
 The cache is keyed by the listing (ids and paths), each file's size and modification time, and
-the pixel size; a changed file rebuilds it. Decoding runs in a pool of processes.
+the pixel size; a changed file rebuilds it. Decoding runs in a pool of processes. Each entry
+also keeps a CRC-32 of every file's bytes (read for decoding anyway, so it costs little): the
+data's content hash, which notices a same-size pixel edit that the listing-and-sizes fingerprint
+cannot. An edit that keeps the file's size and modification time (`cp -p`, `rsync -t` of
+another file) is noticed by neither: delete the cache (--cache-dir) after such a change.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import zipfile
+import zlib
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
-from gan.conventions import new_temp_file
+from gan.conventions import atomic_write
 
-CACHE_VERSION = 2  # 2: 16-bit images scaled to 8 bits (1 decoded them as white)
+CACHE_VERSION = 3  # 2: 16-bit images scaled to 8 bits (1: white); 3: EXIF orientation, CRCs
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # "I": 32-bit ints, 16-bit data
 
 
@@ -48,23 +54,39 @@ def square(im: Image.Image, size: int) -> np.ndarray:
     return np.asarray(im.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0))
 
 
-def decode_one(job: tuple[str | None, int]) -> tuple[np.ndarray | None, str]:
-    """(pixels, "") or (None, why): a file that cannot be decoded is a bad image, whatever
-    the reason, never a crash of the whole load."""
+def decode_one(job: tuple[str | None, int]) -> tuple[np.ndarray | None, str, int]:
+    """(pixels, "", crc) or (None, why, 0): a file that cannot be decoded is a bad image, whatever
+    the reason (a dangling symlink too), never a crash of the whole load. crc is the CRC-32 of
+    the file's bytes, for the content hash. The EXIF orientation is applied, as viewers do: a
+    photo stored sideways with an orientation tag is seen (and cropped) upright."""
     path, size = job
     if path is None:
-        return None, "missing"
+        return None, "missing", 0
+    if os.path.islink(path) and not os.path.exists(path):
+        name, target = Path(path).name, os.readlink(path)
+        return None, f"unreadable: {name} is a symlink to {target}, which does not exist", 0
     try:
-        with Image.open(path) as im:
+        data = Path(path).read_bytes()
+        with Image.open(io.BytesIO(data)) as im:
             im.draft("RGB", (size * 2, size * 2))  # JPEG: decode at reduced scale when large
-            return square(im, size), ""
+            upright = _upright(im)
+            return square(upright, size), "", zlib.crc32(data)
     except Image.DecompressionBombError:
         limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        return None, f"unreadable: {Path(path).name} is over Pillow's {limit}-pixel safety limit"
+        why = f"unreadable: {Path(path).name} is over Pillow's {limit}-pixel safety limit"
+        return None, why, 0
     except UnsupportedImage as e:
-        return None, f"unreadable: {Path(path).name} has {e}"
+        return None, f"unreadable: {Path(path).name} has {e}", 0
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
-        return None, "unreadable"
+        return None, "unreadable", 0
+
+
+def _upright(im: Image.Image) -> Image.Image:
+    """The image as displayed: transposed by its EXIF orientation tag, when it has one other
+    than 1 (exif_transpose copies even an upright image; most have no tag, so ask first)."""
+    if im.getexif().get(ExifTags.Base.Orientation, 1) in (None, 1):
+        return im
+    return ImageOps.exif_transpose(im)
 
 
 def decode_cached(
@@ -74,37 +96,46 @@ def decode_cached(
     cache_dir: Path,
     workers: int | None,
     progress: bool,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Decoded images, which decoded, and why each of the others did not."""
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """Decoded images, which decoded, why each of the others did not, and each file's CRC-32."""
     key = hashlib.sha256(f"v{CACHE_VERSION}|{size}".encode())
     for p, i in zip(paths, image_ids):
-        stat = p.stat() if p is not None else None
+        stat = _stat(p)
         key.update(f"{i}|{p}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n".encode())
     cache_file = cache_dir / f"{key.hexdigest()[:24]}-{size}px.npz"
     if cache_file.is_file():
         try:
             with np.load(cache_file) as z:
-                return z["images"], z["ok"], z["why"].tolist()
+                return z["images"], z["ok"], z["why"].tolist(), z["crc"]
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a damaged cache entry is rebuilt below
     images = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
     ok = np.zeros(len(paths), dtype=bool)
     why = [""] * len(paths)
+    crc = np.zeros(len(paths), dtype=np.int64)
     jobs = [(str(p) if p is not None else None, size) for p in paths]
     workers = workers or min(os.cpu_count() or 1, 8)
     with get_context("spawn" if os.name == "nt" else "fork").Pool(workers) as pool:
         decoded = pool.imap(decode_one, jobs, chunksize=64)
-        for i, (im, reason) in enumerate(
+        for i, (im, reason, file_crc) in enumerate(
             tqdm(
                 decoded, total=len(jobs), desc=f"decode {size}px", unit="img", disable=not progress
             )
         ):
             if im is not None:
                 images[i], ok[i] = im, True
-            why[i] = reason
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = new_temp_file(cache_dir, f".{cache_file.name}.")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, images=images, ok=ok, why=np.array(why, dtype=str))
-    os.replace(tmp, cache_file)
-    return images, ok, why
+            why[i], crc[i] = reason, file_crc
+    reasons = np.array(why, dtype=str)  # a full disk: one line naming the file, no .tmp left
+    atomic_write(cache_file, lambda f: np.savez(f, images=images, ok=ok, why=reasons, crc=crc))
+    return images, ok, why, crc
+
+
+def _stat(path: Path | None) -> os.stat_result | None:
+    """The file's stat, or None when it is not listed or not there (a dangling symlink): such a
+    file is a bad image that decoding names, not a crash while building the cache key."""
+    if path is None:
+        return None
+    try:
+        return path.stat()
+    except OSError:
+        return None

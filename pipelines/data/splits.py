@@ -19,6 +19,7 @@ import numpy as np
 from gan.conventions import atomic_write_text
 from pipelines.data.datasets import Dataset
 from pipelines.errors import UserError
+from pipelines.rundir import read_split_record
 
 SPLITS = ("train", "val", "test")
 
@@ -149,17 +150,22 @@ def load_or_make_split(
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
     fold: tuple[int, int] | None = None,
     keep: dict[str, int] | None = None,
+    write: bool = True,
 ) -> Split:
-    """The run directory's split for `ds`: read split.json, or make and write it. With
+    """The run directory's split for `ds`: read split.json, or make it and (with write) store
+    it; write=False makes the same split in memory, for a dry or refused run that must leave
+    nothing behind. With
     fold=(f, K), the run directory is fold f's and its split is fold f of kfold_lesions; with
     keep={class: n}, only n training lesions of each of those classes stay (keep_rare_lesions).
 
     A split.json made for other data is an error, never silently replaced: the GANs and
-    classifiers in that run directory were trained on its images.
+    classifiers in that run directory were trained on its images. So is one image id under two
+    lesions (_refuse_image_in_two_lesions): it would be split across parts, a test-set leak.
     """
+    _refuse_image_in_two_lesions(ds)
     path = Path(run_dir) / "split.json"
     if path.is_file():
-        saved = json.loads(path.read_text())
+        saved = read_split_record(path)
         _check_saved(saved, ds, run_dir, fold, keep)
         return _indices(ds, saved["lesions"])
     lesions, kind = _make_lesions(ds, seed, fractions, fold)
@@ -178,16 +184,42 @@ def load_or_make_split(
         "counts": _counts(ds, split, lesions),
         "lesions": lesions,
     }
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(record, indent=1))
+    if write:
+        atomic_write_text(path, json.dumps(record, indent=1))
     return split
 
 
+def _refuse_image_in_two_lesions(ds: Dataset) -> None:
+    """Lesions are assigned whole, so an image id listed under two lesions could sit on two
+    sides of the split. The loaders refuse such rows by line; this is the guard for any
+    Dataset made otherwise."""
+    lesions: dict[str, set[str]] = {}
+    for image, lesion in zip(ds.image_ids, ds.lesion_ids):
+        lesions.setdefault(image, set()).add(lesion)
+    for image, mine in lesions.items():
+        if len(mine) > 1:
+            raise UserError(
+                f"{ds.source}: image {image} is listed under {len(mine)} lesions "
+                f"({', '.join(sorted(mine))}); give each image one lesion, or the split could "
+                "put it in training and test at once"
+            )
+
+
 def _check_saved(saved: dict, ds: Dataset, run_dir: Path, fold, keep) -> None:
+    """The saved split must be of this data: same fingerprint (listing and file sizes) and,
+    where both sides have one, the same content hash (the files' bytes; split.json files
+    written before it existed have none and are not checked)."""
     if saved.get("fingerprint") != ds.fingerprint:
         raise UserError(
             f"{run_dir} belongs to other data ({saved.get('source')}, fingerprint "
             f"{saved.get('fingerprint')}; this is {ds.fingerprint}); use another --run-dir"
+        )
+    then = saved.get("content_hash")
+    if then and ds.content_hash and then != ds.content_hash:
+        raise UserError(
+            f"the images of {ds.source} changed since {run_dir} was split (same files and "
+            f"sizes, other bytes: content hash {then} then, {ds.content_hash} now); its "
+            "models saw the old pixels: restore the images, or use another --run-dir"
         )
     if fold is not None and saved.get("fold") != list(fold):
         raise UserError(

@@ -1,0 +1,129 @@
+"""What augment-and-compare checks before any work, in its own terms: what would otherwise
+fail hours in (a class too small for a GAN, a target that cannot fit in memory, an external
+test set of other classes, more folds than a rare class has lesions).
+
+Nothing here writes to the run directory: the splits are made in memory
+(pipelines.experiment._split), so a refused or a dry run leaves no trace there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from classifier.networks import PretrainedWeightsUnavailable
+from pipelines.arms import ARM_SPECS, classifier_network, sample_sets, targets_for
+from pipelines.data.datasets import Dataset, load_dataset
+from pipelines.data.splits import Split
+from pipelines.errors import UserError
+from pipelines.experiment import (
+    ExperimentConfig,
+    check_doses,
+    check_scarcity,
+    data_and_split,
+    dataset,
+    split_configs,
+)
+from pipelines.feature_space import FEATURE_DIMS
+from pipelines.sampling import SampleOptions, available_memory, memory_needed
+
+
+def check_inputs(cfg: ExperimentConfig) -> Dataset:
+    """Fail before any work on what would otherwise fail hours in: data, classes, folds,
+    targets, pretrained weights, the external test set. Returns the dataset."""
+    from pipelines.cli.common import note_skipped
+    from pipelines.gan_run import class_run
+
+    check_doses(cfg)
+    check_scarcity(cfg)
+    ds = dataset(cfg)
+    for c in cfg.classes:
+        ds.class_index(c)
+    check_folds(cfg, ds)
+    for scfg in split_configs(cfg):
+        ds, split = data_and_split(scfg)
+        for c in cfg.classes:
+            if sample_sets(cfg.arms):
+                class_run(ds, split, c, Path(scfg.run_dir))  # enough images for a GAN?
+        targets = targets_for(ds, split, list(cfg.classes), cfg.target)
+        check_target_memory(cfg, ds, split, targets)
+    try:
+        classifier_network(cfg.profile, len(ds.class_names), cfg.pretrained)
+    except PretrainedWeightsUnavailable as e:
+        raise UserError(str(e)) from e
+    check_external(cfg, ds)
+    if ds.synthetic:
+        click.echo("note: built-in SYNTHETIC demo data (pass --data for real data)", err=True)
+    note_skipped(ds, f"{cfg.run_dir}/split.json and results.json")
+    return ds
+
+
+def check_folds(cfg: ExperimentConfig, ds: Dataset) -> None:
+    """K folds test every lesion once: with more folds than a rare class has lesions, some
+    folds would test none of it (and --folds 1000 wrote 1000 split files)."""
+    if cfg.folds <= 1:
+        return
+    ids = np.asarray(ds.lesion_ids)
+    lesions = {c: len(set(ids[ds.labels == ds.class_index(c)])) for c in cfg.classes}
+    fewest = min(lesions, key=lesions.__getitem__)
+    if cfg.folds > lesions[fewest]:
+        raise UserError(
+            f"--folds {cfg.folds}: {fewest!r} has {lesions[fewest]} lesions, the fewest of the "
+            f"rare classes, so some folds would test none of it; use --folds "
+            f"{lesions[fewest]} or fewer"
+        )
+
+
+def check_target_memory(
+    cfg: ExperimentConfig, ds: Dataset, split: Split, targets: dict[str, int]
+) -> None:
+    """A target whose sample pool or training set cannot fit in memory, refused up front and
+    in --target's terms (it used to fail at the third job, advising gan-sample's --n)."""
+    counts = np.bincount(ds.labels[split.train], minlength=len(ds.class_names))
+    extra = {c: t - int(counts[ds.class_index(c)]) for c, t in targets.items()}
+    adds = [a for a in cfg.arms if ARM_SPECS[a].oversample or ARM_SPECS[a].synthetic]
+    if not adds or max(extra.values(), default=0) <= 0:
+        return
+    size, side = ds.images.shape[1], cfg.profile.classifier_size or cfg.profile.size
+    n_train = len(split.train) + sum(max(e, 0) for e in extra.values())
+    needs = {"a training set": 2 * 3 * side * side * n_train * cfg.workers}  # arm + its copy
+    for sset in sample_sets(cfg.arms):
+        for c, e in extra.items():
+            opts = SampleOptions(n=max(e, 2), filter=sset.filter)
+            dim = FEATURE_DIMS[cfg.feature_space]
+            needs[f"sampling {c}"] = memory_needed(opts, size, dim, int(counts[ds.class_index(c)]))
+    what, need = max(needs.items(), key=lambda kv: kv[1])
+    have = available_memory()
+    if need > 0.8 * have:
+        gib, biggest = 1 << 30, max(extra, key=extra.__getitem__)
+        auto = targets_for(ds, split, [biggest], "auto")[biggest]
+        raise UserError(
+            f"--target {targets[biggest]:,}: {biggest!r} would get {extra[biggest]:,} more "
+            f"training images, and {what} would take about {need / gib:.1f} GiB of memory, "
+            f"with {have / gib:.1f} GiB available; lower --target (auto gives {auto:,})"
+        )
+
+
+def check_external(cfg: ExperimentConfig, ds: Dataset) -> None:
+    """--external-test's path, layout and class names, before any work rather than at the
+    report job after all training (with --data's advice for a missing path)."""
+    from pipelines.compare import check_external_classes
+
+    path = cfg.external
+    if not path:
+        return
+    if path != "demo" and not Path(path).exists():
+        raise UserError(
+            f"--external-test {path} does not exist; pass the path of a dataset with the "
+            "training data's classes"
+        )
+    try:  # decoded into the cache, from which the report job loads it again
+        ext = load_dataset(
+            path, ds.images.shape[1], None, cfg.cache_dir, cfg.skip_bad_images,
+            progress=False, allow_new_classes=cfg.allow_new_classes,
+        )  # fmt: skip
+    except UserError as e:
+        raise UserError(f"--external-test {path}: {e.message}") from None
+    check_external_classes(path, ds.class_names, ext.class_names)
