@@ -169,7 +169,8 @@ def scarcity_md(results: dict) -> list[str]:
 
 
 def _scarcity_figure(points: list[dict], classes, path: Path) -> None:
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(12.5, 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(13, 3.6), squeeze=False,
+                             layout="constrained")  # fmt: skip
     for i, m in enumerate(METRICS):
         ax = axes[0][i]
         for c in classes:
@@ -182,7 +183,7 @@ def _scarcity_figure(points: list[dict], classes, path: Path) -> None:
                        [p[m]["ci95"][1] - p[m]["gain"] for p in ps]]  # fmt: skip
                 ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{c} {arm}")
         ax.axhline(0, color="black", lw=0.8)
-        ax.set_xscale("log")
+        _plain_log_x(ax)
         ax.set_title(m.replace("_", " "), fontsize=9)
         ax.set_xlabel("training lesions per rare class (n)")
         ax.set_ylabel("gain over the best control")
@@ -254,29 +255,49 @@ def _figures(out: Path, results: dict, cfg: ExperimentConfig) -> None:
 
 
 def _gains_figure(points: list[dict], classes, path: Path) -> None:
-    fig, axes = plt.subplots(len(METRICS), len(classes), figsize=(4.2 * len(classes), 8.5),
-                             squeeze=False)  # fmt: skip
+    """One panel per class and metric: each dose is a point at its kept set's KID, labelled
+    with its dose; the points are not joined (KID is not monotone in the dose, and a line in
+    KID order would draw a trajectory that no generator took). The arms are dodged apart."""
+    arms = sorted({p["arm"] for p in points})
+    fig, axes = plt.subplots(len(METRICS), len(classes), figsize=(4.6 * len(classes), 9.5),
+                             squeeze=False, layout="constrained")  # fmt: skip
     for j, c in enumerate(classes):
         for i, m in enumerate(METRICS):
             ax = axes[i][j]
-            for arm in sorted({p["arm"] for p in points}):
+            for k, arm in enumerate(arms):
                 ps = [p for p in points if p["class"] == c and p["arm"] == arm and m in p
                       and p["kept_kid"] is not None]  # fmt: skip
-                x = [1e3 * p["kept_kid"] for p in ps]
+                dodge = 1.04 ** (k - (len(arms) - 1) / 2)  # on a log axis: a factor
+                x = [1e3 * p["kept_kid"] * dodge for p in ps]
                 y = [p[m]["gain"] for p in ps]
                 err = [[p[m]["gain"] - p[m]["ci95"][0] for p in ps],
                        [p[m]["ci95"][1] - p[m]["gain"] for p in ps]]  # fmt: skip
-                ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=arm)
+                ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, label=arm)
+                if k == 0:
+                    for xi, p in zip(x, ps):
+                        ax.annotate(f"{p['dose']:g}", (xi, 0.02), xycoords=ax.get_xaxis_transform(),
+                                    fontsize=7, ha="center", color="dimgrey")  # fmt: skip
             floors = [p["floor_kid"] for p in points if p["class"] == c and p["floor_kid"]]
             if floors:
                 ax.axvline(1e3 * floors[0], color="grey", ls=":", label="real floor")
             ax.axhline(0, color="black", lw=0.8)
-            ax.set_xscale("log")
-            ax.set_title(f"{c}: {m.replace('_', ' ')}", fontsize=9)
-            ax.set_xlabel("kept set's held-out KID ×1e3 (log)")
-            ax.set_ylabel("gain over the best control")
+            _plain_log_x(ax)
+            ax.set_title(f"{c}: {m.replace('_', ' ')} (grey: source kimg)", fontsize=9)
+            ax.set_xlabel("kept set's held-out KID ×1e3 (log)", fontsize=8)
+            ax.set_ylabel("gain over the best control", fontsize=8)
     axes[0][0].legend(fontsize=7)
     save_figure(fig, path)
+
+
+def _plain_log_x(ax) -> None:
+    """A log x axis with plain numbers at a few ticks (matplotlib's 3×10^0 minor labels
+    collide on short ranges)."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _kid_figure(points: list[dict], classes, path: Path) -> None:

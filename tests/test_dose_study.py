@@ -1,5 +1,5 @@
 """The dose study (--gan-doses): one source run serves every dose, controls are trained once,
-and a longer dose list reuses the finished doses."""
+a longer dose list reuses the finished doses, and a killed study reruns to the same numbers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SMOKE, invoke_cli, one_line_error, with_options
+from conftest import SMOKE, invoke_cli, one_line_error, result_numbers, run_killed, with_options
 
 import pipelines.gan_run as gan_run
 from pipelines.cli import augment_and_compare
@@ -86,6 +86,21 @@ def test_a_longer_dose_list_reuses_the_finished_doses(study, tmp_path: Path):
     old = json.loads((study[0] / "results.json").read_text())["doses"]
     new = json.loads((run_dir / "results.json").read_text())["doses"]
     assert new["0.2"]["comparison"] == old["0.2"]["comparison"] and "0.3" in new
+
+
+def test_a_study_killed_in_a_later_dose_reruns_to_the_numbers_of_an_unbroken_one(
+    study, tmp_path: Path
+):
+    """kill -9 inside the second dose's df fine-tune (after its run record, before last.pt):
+    the rerun of the same command finishes the study with the unbroken study's numbers."""
+    run_dir = tmp_path / "run"
+    args = ["--run-dir", str(run_dir), *DOSES, "--gan-doses", "0.1,0.2"]
+    cond = "a[0].class_name == 'df' and 'kimg0.2' in str(a[0].out)"
+    run_killed("augment_and_compare", args, "pipelines.gan_run", "_append_record", cond)
+    assert (run_dir / "jobs" / "dose0.1__gan__df.json").is_file()  # the first dose finished
+    assert not (run_dir / "results.json").exists()
+    invoke_cli(augment_and_compare, args)
+    assert result_numbers(run_dir) == result_numbers(study[0])
 
 
 @pytest.mark.parametrize(
