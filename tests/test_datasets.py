@@ -87,6 +87,26 @@ def test_imagefolder_layout(imagefolder_dir: Path, tmp_path: Path):
     assert ds.images.shape == (7, 16, 16, 3)
 
 
+def test_two_files_of_one_stem_are_two_images_in_an_imagefolder(
+    imagefolder_dir: Path, tmp_path: Path
+):
+    """x.png beside x.jpg: both load, under ids that keep their extensions (one was dropped)."""
+    write_image(imagefolder_dir / "cats" / "cats0.jpg", (10, 200, 10))
+    ds = load(imagefolder_dir, 16, tmp_path / "cache")
+    assert ds.class_counts() == {"cats": 5, "dogs": 3}
+    assert sorted(i for i in ds.image_ids if i.startswith("cats/cats0")) == [
+        "cats/cats0.jpg", "cats/cats0.png"]  # fmt: skip
+    assert "cats/cats1" in ds.image_ids  # ids without twins are as before
+    assert len(set(ds.image_ids)) == len(ds.image_ids)
+
+
+def test_two_files_of_one_image_id_in_a_ham10000_folder_are_refused(ham_dir: Path, tmp_path: Path):
+    first = next((ham_dir / "HAM10000_images_part_1").glob("*.jpg"))
+    write_image(ham_dir / "HAM10000_images_part_2" / first.name, (0, 0, 0), (200, 150))
+    with pytest.raises(UserError, match=f"image id {first.stem} has two files"):
+        load(ham_dir, 16, tmp_path / "cache")
+
+
 def test_demo_is_default_and_flagged_synthetic():
     ds = load(None, 32)
     assert ds.format == "demo" and ds.synthetic and ds.source == "demo"

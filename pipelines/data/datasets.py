@@ -231,13 +231,21 @@ def _read_csv(path: Path, needed: tuple[str, ...]) -> tuple[list[dict[str, str]]
 
 
 def _images_below(root: Path) -> dict[str, Path]:
-    """Image files anywhere below root, by file stem (the image id in CSV-based formats)."""
+    """Image files anywhere below root, by file stem (the image id in CSV-based formats). Two
+    files of one stem are refused: which of them the CSV row means cannot be known."""
     found: dict[str, Path] = {}
-    for dirpath, _, files in os.walk(root):
-        for name in files:
+    for dirpath, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
             stem, ext = os.path.splitext(name)
-            if ext.lower() in IMAGE_EXTENSIONS:
-                found.setdefault(stem, Path(dirpath) / name)
+            if ext.lower() not in IMAGE_EXTENSIONS:
+                continue
+            path = Path(dirpath) / name
+            if stem in found:
+                raise UserError(
+                    f"{root}: image id {stem} has two files, {found[stem].relative_to(root)} "
+                    f"and {path.relative_to(root)}; keep one of them"
+                )
+            found[stem] = path
     return found
 
 
@@ -426,13 +434,17 @@ def _class_dirs(root: Path) -> list[Path]:
 
 
 def _list_imagefolder(root: Path) -> _Listing:
+    """Every image below each class folder; its id is its path without the extension, or with
+    it where two files differ only in it (x.png and x.jpg are two images, not one)."""
     rows, files = [], {}
     for d in _class_dirs(root):
-        for f in sorted(d.rglob("*")):
-            if f.suffix.lower() in IMAGE_EXTENSIONS:
-                image_id = f.relative_to(root).with_suffix("").as_posix()
-                rows.append((image_id, image_id, d.name))
-                files[image_id] = f
+        images = [f for f in sorted(d.rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
+        stems = [f.with_suffix("") for f in images]
+        for f, stem in zip(images, stems):
+            twin = stems.count(stem) > 1
+            image_id = f.relative_to(root).as_posix() if twin else stem.relative_to(root).as_posix()
+            rows.append((image_id, image_id, d.name))
+            files[image_id] = f
     if not rows:
         raise UserError(f"{root} has no class subfolders with images; expected {LAYOUTS_HELP}")
     return _listing(rows, files)
