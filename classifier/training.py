@@ -8,16 +8,17 @@ comparable: every arm gets the same compute and the same number of gradient upda
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from classifier.metrics import balanced_accuracy
 from gan.conventions import autocast, to_model_range
 from gan.diffaugment import random_dihedral
+from gan.progress import progress_bar
 
 
 @dataclass
@@ -119,10 +120,11 @@ def train_classifier(
     cfg: ClassifierConfig,
     progress: bool = True,
     desc: str = "classifier",
+    log: Callable[[dict], None] | None = None,
 ) -> TrainedClassifier:
     """Train for exactly cfg.steps optimiser steps on train = (uint8 images, labels); return
     the weights of the best balanced accuracy on val (evaluated every cfg.eval_every steps and
-    at the end)."""
+    at the end). `log` gets each evaluation's history row as it happens (TensorBoard)."""
     (train_x, train_y), (val_x, val_y) = train, val
     device = train_x.device
     g = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -135,7 +137,7 @@ def train_classifier(
     mixed = autocast(device.type, cfg.precision)
     best = (-1.0, 0, None, None)
     history = []
-    bar = tqdm(range(1, cfg.steps + 1), desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(range(1, cfg.steps + 1), desc=desc, disable=not progress, leave=False)
     model.train()
     for step in bar:
         idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=g)
@@ -156,6 +158,8 @@ def train_classifier(
             probs = predict_proba(model, val_x, precision=cfg.precision, tta=cfg.tta)
             bacc = balanced_accuracy(probs, val_y, num_classes)
             history.append({"step": step, "loss": loss.item(), "val_balanced_accuracy": bacc})
+            if log is not None:
+                log(history[-1])
             bar.set_postfix(loss=f"{loss.item():.3f}", val_bacc=f"{bacc:.3f}")
             if bacc > best[0]:
                 best = (bacc, step, copy.deepcopy(model.state_dict()), probs)

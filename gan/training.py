@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from gan.conventions import PRECISIONS, autocast, to_model_range, to_uint8
 from gan.diffaugment import POLICIES, diff_augment, random_dihedral
 from gan.networks import Architecture, build
+from gan.progress import progress_bar
 
 LOSSES = ("ns", "hinge")
 
@@ -270,8 +270,9 @@ def train(
     next_eval = _next_boundary(state.nimg, cfg.eval_kimg) if evaluate else None
     shown: dict[str, str] = {}
     window = _Window()
-    bar = tqdm(
+    bar = progress_bar(
         total=round(target / 1000, 1),
+        desc="GAN",
         initial=round(state.nimg / 1000, 1),
         unit="kimg",
         disable=not progress,

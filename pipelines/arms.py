@@ -99,9 +99,13 @@ def sample_sets(arms: tuple[str, ...]) -> list[SampleSet]:
 
 @dataclass
 class Arm:
+    """An arm's training set, with where each image came from (what an export records)."""
+
     name: str
     images: np.ndarray  # uint8 N×S×S×3
     labels: np.ndarray
+    rows: np.ndarray  # per image: its row in the Dataset (a real training image), else -1
+    synthetic_index: np.ndarray  # per image: its index in its class's sample set, else -1
 
 
 def targets_for(ds: Dataset, split: Split, classes: list[str], target: str) -> dict[str, int]:
@@ -134,11 +138,14 @@ def build_arm(
     seed: int,
     synthetic_share: float = 0.5,
 ) -> Arm:
-    """Training set of one arm; synthetic[set][class] holds uint8 images of a sample set."""
+    """Training set of one arm; synthetic[set][class] holds uint8 images of a sample set.
+    Each image's origin is kept beside it, so that an export writes exactly this set (and
+    its repeats) without mixing it a second way."""
     spec = ARM_SPECS[arm]
-    base_x, base_y = ds.images[split.train], ds.labels[split.train]
+    train = np.asarray(split.train)
+    base_x, base_y = ds.images[train], ds.labels[train]
     rng = np.random.default_rng(seed)
-    xs, ys = [base_x], [base_y]
+    xs, ys, rows, syn = [base_x], [base_y], [train], [np.full(len(train), -1)]
     for c, target in targets.items():
         label = ds.class_index(c)
         extra = target - int((base_y == label).sum())
@@ -148,7 +155,10 @@ def build_arm(
             continue
         if n_over:
             pool = np.flatnonzero(base_y == label)
-            xs.append(base_x[rng.choice(pool, n_over, replace=True)])
+            picked = rng.choice(pool, n_over, replace=True)
+            xs.append(base_x[picked])
+            rows.append(train[picked])
+            syn.append(np.full(n_over, -1))
         if n_syn:
             imgs = synthetic[spec.synthetic][c][:n_syn]
             if len(imgs) < n_syn:
@@ -157,8 +167,10 @@ def build_arm(
                     "needed; rerun with a larger --pool-factor"
                 )
             xs.append(imgs)
+            rows.append(np.full(n_syn, -1))
+            syn.append(np.arange(n_syn))
         ys.append(np.full(n_syn + n_over, label, dtype=base_y.dtype))
-    return Arm(arm, np.concatenate(xs), np.concatenate(ys))
+    return Arm(arm, *(np.concatenate(part) for part in (xs, ys, rows, syn)))
 
 
 def classifier_network(profile: Profile, num_classes: int, pretrained: bool) -> torch.nn.Module:

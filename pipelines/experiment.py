@@ -64,6 +64,7 @@ class ExperimentConfig:
     threads: int = 1  # torch threads of a job, in every executor (classifier results depend
     workers: int = 1  # on them: their keys hold both) ... classifier jobs run `workers` at a time
     progress: bool = field(default=False, compare=False)
+    tensorboard: bool = field(default=False, compare=False)  # event files in <run>/tb
 
     @property
     def layout(self) -> RunLayout:
@@ -71,15 +72,17 @@ class ExperimentConfig:
 
 
 def config_to_json(cfg: ExperimentConfig) -> dict:
-    """The config as experiment.json stores it (progress is how it is shown, not what it is)."""
+    """The config as experiment.json stores it (progress and TensorBoard are how it is shown,
+    not what it is)."""
     d = asdict(cfg)
     d.pop("progress")
+    d.pop("tensorboard")
     return json.loads(json.dumps(d))  # as it reads back: lists, not tuples
 
 
 def config_from_json(d: dict, source: Path) -> ExperimentConfig:
     """The ExperimentConfig of an experiment.json's "config", or a one-line error."""
-    names = {f.name for f in dataclasses.fields(ExperimentConfig)} - {"progress"}
+    names = {f.name for f in dataclasses.fields(ExperimentConfig)} - {"progress", "tensorboard"}
     profile_names = {f.name for f in dataclasses.fields(Profile)}
     unknown = (set(d) - names) | (set(d.get("profile", {})) - profile_names)
     if unknown or "profile" not in d or "run_dir" not in d:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from gan.metrics.features import FeatureSpace, extract_features
 from gan.metrics.sets import real_floor, set_metrics
 from gan.networks import Architecture
 from gan.training import GanState, TrainConfig, TrainingDiverged, new_state, sample, train
-from pipelines import checkpoints
+from pipelines import checkpoints, tensorboard
 from pipelines.checkpoints import GanFolder
 from pipelines.data.datasets import Dataset
 from pipelines.data.splits import Split
@@ -112,8 +113,10 @@ class FidTracker:
         seed: int,
         save_best: Callable[[GanState, dict], None],
         precision: str,
+        tb: Any = None,  # a pipelines.tensorboard writer (None: none)
     ):
         self.run, self.space, self.save_best, self.precision = run, space, save_best, precision
+        self.tb = tb
         self.real = extract_features(space, to_nchw(run.images))
         self.heldout = extract_features(space, to_nchw(run.heldout))
         self.by = "heldout_kid" if len(self.heldout) >= 2 else "train_kid"
@@ -150,6 +153,7 @@ class FidTracker:
         row["seconds"] = time.perf_counter() - t0
         with open(self.log, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
+        tensorboard.scalars(self.tb, row, tensorboard.GAN_SCALARS, state.nimg)
         if row[self.by] < self.best:
             self.best = row[self.by]
             self.save_best(state, row)
@@ -163,7 +167,8 @@ class TrainPlan:
     """How to train one class's GAN: everything train_gan needs besides the class's data.
     resume: continue last.pt; overwrite: replace a run that has a checkpoint; space: track
     FID/KID in it every cfg.eval_kimg on eval_n samples; source: a checkpoint whose weights a
-    new (not a resumed) run starts from."""
+    new (not a resumed) run starts from; tensorboard: the folder of its TensorBoard events
+    (None: none)."""
 
     arch: Architecture
     cfg: TrainConfig
@@ -174,6 +179,7 @@ class TrainPlan:
     space: FeatureSpace | None = None
     eval_n: int = 1000
     source: Path | None = None
+    tensorboard: Path | None = None
 
     @property
     def evaluation(self) -> dict | None:
@@ -187,8 +193,15 @@ def train_gan(run: ClassRun, ds: Dataset, plan: TrainPlan, resumed: dict | None 
     """Train (or continue) the GAN of one class; returns the final state. With a feature
     space, FID/KID are tracked (eval.jsonl, fid_curve.png, best.pt). `resumed`: the run's
     last.pt where the caller has read it already, so that --resume reads it once."""
-    cfg = plan.cfg
     state, source_entry = _open_run(run, plan, resumed)
+    first_step = state.nimg + 1 if plan.resume else 0  # TensorBoard steps are images seen
+    with tensorboard.writer(plan.tensorboard, purge_step=first_step) as tb:
+        return _train_opened(run, ds, plan, state, source_entry, tb)
+
+
+def _train_opened(run, ds, plan, state, source_entry, tb) -> GanState:
+    """train_gan on the opened run, with its TensorBoard writer `tb` (None: none)."""
+    cfg = plan.cfg
     z_grid = torch.randn(
         64, plan.arch.nz, generator=torch.Generator().manual_seed(cfg.seed + GRID_SEED_OFFSET)
     ).to(plan.device)
@@ -203,6 +216,7 @@ def train_gan(run: ClassRun, ds: Dataset, plan: TrainPlan, resumed: dict | None 
     def snapshot(s: GanState) -> None:
         grid = sample(s.sampler, z_grid, precision=cfg.precision)
         write_grid(run.out / f"grid_kimg{s.nimg / 1000:09.3f}.png", grid)
+        tensorboard.images(tb, tensorboard.GRID, grid, s.nimg)
         save_checkpoint(run.checkpoint, s, cfg, extra)
 
     def save_best(s: GanState, row: dict) -> None:
@@ -211,13 +225,13 @@ def train_gan(run: ClassRun, ds: Dataset, plan: TrainPlan, resumed: dict | None 
     evaluate = None
     if plan.evaluation is not None:
         evaluate = FidTracker(
-            run, plan.space, plan.eval_n, plan.arch.nz, cfg.seed, save_best, cfg.precision
+            run, plan.space, plan.eval_n, plan.arch.nz, cfg.seed, save_best, cfg.precision, tb
         )
         extra |= plan.evaluation  # what --resume keeps
     _append_record(run, ds, plan, state.nimg if plan.resume else None, source_entry, evaluate)
     images = to_nchw(run.images, plan.device)  # NHWC memory = channels_last
     weights = _to(sampling_weights(run, cfg.sampling), plan.device)
-    return _train_logged(run, state, images, plan, snapshot, evaluate, weights)
+    return _train_logged(run, state, images, plan, snapshot, evaluate, weights, tb)
 
 
 def _open_run(run: ClassRun, plan: TrainPlan, resumed: dict | None) -> tuple[GanState, dict | None]:
@@ -249,13 +263,15 @@ def _open_run(run: ClassRun, plan: TrainPlan, resumed: dict | None) -> tuple[Gan
     return state, {"path": str(plan.source), "kimg": source["nimg"] / 1000}
 
 
-def _train_logged(run, state, images, plan, snapshot, evaluate, weights) -> GanState:
-    """The training loop with metrics.jsonl appended as it goes; divergence as a user error."""
+def _train_logged(run, state, images, plan, snapshot, evaluate, weights, tb) -> GanState:
+    """The training loop with metrics.jsonl (and TensorBoard) appended as it goes; divergence
+    as a user error."""
     with open(run.out / "metrics.jsonl", "a", encoding="utf-8") as log_file:
 
         def log(row: dict) -> None:
             log_file.write(json.dumps(row) + "\n")
             log_file.flush()
+            tensorboard.scalars(tb, row, tensorboard.GAN_SCALARS, state.nimg)
 
         try:
             return train(state, images, plan.cfg, snapshot, log, plan.progress, evaluate, weights)

@@ -26,9 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm import tqdm
-
 from gan.conventions import atomic_write_text
+from gan.progress import for_job, progress_bar
 from pipelines.errors import UserError
 from pipelines.layout import RunLayout
 
@@ -147,7 +146,8 @@ def log_line(node: Node, verb: str, where_: str, seconds: float | None = None) -
 def run_marked(task: Callable[[Node], dict], node: Node, run_dir: str) -> dict:
     """The job where it runs: its .running marker names that process."""
     mark_running(RunLayout(run_dir), node)
-    return {**task(node), "where": where()}
+    with for_job(node.name):  # its progress lines name it
+        return {**task(node), "where": where()}
 
 
 def run_graph(
@@ -165,7 +165,9 @@ def run_graph(
     check_graph(nodes)
     done = {n.name for n in nodes if is_done(layout, n)}
     results = {n.name: read_marker(layout, n) or {} for n in nodes if n.name in done}
-    bar = tqdm(total=len(nodes), initial=len(done), desc="jobs", unit="job", disable=not progress)
+    bar = progress_bar(
+        total=len(nodes), initial=len(done), desc="jobs", unit="job", disable=not progress
+    )
     try:
         while len(done) < len(nodes):
             for node in nodes:

@@ -11,6 +11,9 @@ marker holds the key, and a keyed output folder (a comparison's classifiers) is 
 "what this depends on" has one definition and no name is ever parsed. The job functions are
 also idempotent on their own: a finished GAN, sample set or classifier found on disk is reused,
 so a run interrupted anywhere continues where it stopped.
+
+`run(cfg, tb)` gets the job's TensorBoard folder <run>/tb/<job name> (None: off); the jobs
+that train something (GANs, classifiers) write their curves there.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -69,7 +73,7 @@ class FeaturesJob:
             space["training"] = feature_config(cfg).as_dict()
         return {**space, "data": ds.fingerprint, "split": split}
 
-    def run(self, cfg: ExperimentConfig) -> dict:
+    def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
         space = feature_space(cfg)
         return {"feature_space": f"{space.name}-{space.dim}d"}
 
@@ -109,8 +113,8 @@ class GanJob:
     def eval_n(self) -> int:
         return 1000 if self.cls == SOURCE else 500
 
-    def run(self, cfg: ExperimentConfig) -> dict:
-        return steps.train_gan(cfg, self.cls, self.eval_n, self.dose)
+    def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
+        return steps.train_gan(cfg, self.cls, self.eval_n, self.dose, tb)
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ class SamplesJob:
         target = targets_for(ds, split, list(cfg.classes), cfg.target)[self.cls]
         return {"set": self.set_name, "target": target, "precision": cfg.precision}
 
-    def run(self, cfg: ExperimentConfig) -> dict:
+    def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
         return steps.sample_set(cfg, SAMPLE_SETS[self.set_name], self.cls, self.dose)
 
     def outputs(self, cfg: ExperimentConfig) -> tuple:
@@ -174,9 +178,9 @@ class ClassifierJob:
     def reads(self, cfg: ExperimentConfig) -> dict:
         return {**comparison_slice(cfg), "arm": self.arm, "seed": self.seed}
 
-    def run(self, cfg: ExperimentConfig) -> dict:
+    def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
         out = cfg.layout.classifier_dir(comparison_id(cfg, self.dose), self.arm, self.seed)
-        return steps.train_arm(cfg, self.arm, self.seed, out, self.dose)
+        return steps.train_arm(cfg, self.arm, self.seed, out, self.dose, tb)
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,7 @@ class ReportJob:
     def reads(self, cfg: ExperimentConfig) -> dict:
         return {"external": cfg.external, "folds": cfg.folds}  # and every classifier's key
 
-    def run(self, cfg: ExperimentConfig) -> dict:
+    def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
         t0 = time.perf_counter()
         wall = stage_seconds(cfg)
         if not cfg.rare_n:
@@ -364,10 +368,12 @@ def classifier_threads(cfg: ExperimentConfig) -> int:
 
 def run_job(cfg: ExperimentConfig, node: Node) -> dict:
     """Run one job in this process with its thread count and a job-specific seed, so that its
-    result does not depend on which process or machine runs it."""
+    result does not depend on which process or machine runs it. Its TensorBoard folder is the
+    whole run's (not a fold's or level's): one tb/ shows every job, by name."""
     torch.set_num_threads(node.threads)
     torch.manual_seed(node.seed)
     np.random.seed(node.seed % 2**32)
     t0 = time.perf_counter()
-    result = node.job.run(job_config(cfg, node.job))
+    tb = cfg.layout.tensorboard_dir(node.job.name) if cfg.tensorboard else None
+    result = node.job.run(job_config(cfg, node.job), tb)
     return {**result, "seconds": time.perf_counter() - t0}

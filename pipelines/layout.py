@@ -8,6 +8,7 @@
     <run>/compare/<id>/<arm>/seed<k>/     one classifier per arm and seed; <id> keys the
                                           comparison, report.md and results.json sit beside
     <run>/jobs/<job>.json                 done-markers (<job>.running while a job runs)
+    <run>/tb/<job>/                       TensorBoard events of each GAN and classifier job
     <run>/folds/k<f>/                     with --folds K: fold f's own run directory, as above
     <run>/gan/all/doses/kimg<d>.pt        with --gan-doses: the source GAN at each dose
     <run>/doses/kimg<d>/{gan,samples}/    with --gan-doses: the fine-tunes and samples of dose d
@@ -107,3 +108,8 @@ class RunLayout:
 
     def running_marker(self, job_name: str) -> Path:
         return self.marker(job_name).with_suffix(".running")
+
+    def tensorboard_dir(self, job_name: str) -> Path:
+        """A job's TensorBoard events (gan/df, classifier/gan/seed0, fold0/gan/df): all under
+        one tb/, so `tensorboard --logdir <run>/tb` shows every job of the run side by side."""
+        return self.root / "tb" / job_name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,7 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from gan.conventions import atomic_write_bytes  # noqa: E402
 
@@ -128,3 +130,83 @@ def pr_curves(
     if title:
         fig.suptitle(title, fontsize=9)
     save_figure(fig, path)
+
+
+FOREST_METRICS = {
+    "recall": "recall gain",
+    "prior_matched_recall": "prior-matched recall gain",
+    "average_precision": "AP gain",
+}
+NS_COLOUR = "0.6"  # n.s. rows: hollow grey, so the significant ones stand out
+
+
+@dataclass
+class Forest:
+    """A forest plot and what it shows: its row labels (top to bottom) and, per metric,
+    which rows' CIs exclude 0 (drawn filled and coloured; the others hollow grey)."""
+
+    figure: Figure
+    rows: list[str]
+    significant: dict[str, list[bool]]
+
+
+def forest_figure(gains: dict, title: str = "") -> Forest:
+    """Every gain of `gains` (results.json's gains: arm, reference, class and per metric
+    gain/ci95/excludes_zero) as a point with its 95 % CI against a zero line, one row per
+    (class, arm − reference), one panel per metric: the gains read at a glance, including
+    which of them are n.s. Rows keep the dict's order, grouped by class."""
+    entries = list(gains.values())
+    classes = list(dict.fromkeys(g["class"] for g in entries))
+    entries.sort(key=lambda g: classes.index(g["class"]))
+    rows = [f"{g['class']}: {g['arm']} − {g['reference']}" for g in entries]
+    colours = {a: f"C{i}" for i, a in enumerate(dict.fromkeys(g["arm"] for g in entries))}
+    fig, axes = plt.subplots(
+        1, len(FOREST_METRICS), sharey=True, squeeze=False, layout="constrained",
+        figsize=(3.3 * len(FOREST_METRICS) + 1.6, 0.28 * len(rows) + 1.3),
+    )  # fmt: skip
+    y = np.arange(len(rows))[::-1]
+    significant = {}
+    for ax, (metric, label) in zip(axes[0], FOREST_METRICS.items()):
+        significant[metric] = [bool(g[metric]["excludes_zero"]) for g in entries]
+        for yi, g, sig in zip(y, entries, significant[metric]):
+            _forest_point(ax, yi, g[metric], colours[g["arm"]] if sig else None)
+        ax.axvline(0, color="k", lw=0.8)
+        for yi, (a, b) in zip(y[1:], zip(entries, entries[1:])):
+            if a["class"] != b["class"]:
+                ax.axhline(yi + 0.5, color="0.85", lw=0.8)
+        ax.set_xlabel(label, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set(yticks=y, ylim=(-0.7, len(rows) - 0.3))
+    axes[0][0].set_yticklabels(rows, fontsize=7)
+    handles = [
+        *[
+            plt.Line2D([], [], color=c, marker="o", ls="", label=f"{arm}: CI excludes 0")
+            for arm, c in colours.items()
+        ],
+        plt.Line2D([], [], color=NS_COLOUR, marker="o", mfc="none", ls="", label="n.s."),
+    ]
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=len(handles), fontsize=7, frameon=False
+    )
+    fig.suptitle(title or "gains with 95 % CIs", fontsize=9)
+    return Forest(fig, rows, significant)
+
+
+def _forest_point(ax, y: float, g: dict, colour: str | None) -> None:
+    """One gain and its CI: filled in `colour`, or hollow grey where n.s. (colour None)."""
+    lo, hi = g["ci95"]
+    err = [[max(g["gain"] - lo, 0.0)], [max(hi - g["gain"], 0.0)]]
+    sig = colour is not None
+    drawn = ax.errorbar(
+        [g["gain"]], [y], xerr=err, fmt="o", ms=4, capsize=2, lw=1,
+        color=colour if sig else NS_COLOUR, mfc=colour if sig else "none",
+    )  # fmt: skip
+    drawn.lines[0].set_gid("significant" if sig else "n.s.")
+
+
+def forest_plot(gains: dict, path: Path, title: str = "") -> Forest:
+    """forest_figure of `gains`, written to `path` (PNG, atomically)."""
+    forest = forest_figure(gains, title)
+    save_figure(forest.figure, path)
+    return forest

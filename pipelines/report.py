@@ -17,8 +17,8 @@ from torchmetrics.functional.classification import multiclass_average_precision
 
 from classifier.metrics import precision_recall_curves
 from gan.conventions import atomic_write_text
-from pipelines.arms import HEADLINE_ARMS, SAMPLE_SETS
-from pipelines.plots import confusion_pair, pr_curves, recall_bars
+from pipelines.arms import ARM_SPECS, CONTROLS, HEADLINE_ARMS, SAMPLE_SETS
+from pipelines.plots import confusion_pair, forest_plot, pr_curves, recall_bars
 from pipelines.sampling import summary_table
 
 
@@ -89,6 +89,35 @@ def one_line_summary(results: dict) -> str:
     return "; ".join(parts) or "no gan arm to compare"
 
 
+def forest_gains(gains: dict) -> dict:
+    """The forest plot's rows: each synthetic arm's gains over each control, the question the
+    run asks; the other pairs (a control over baseline, gan over gan-unfiltered) stay in the
+    tables."""
+    return {
+        k: g
+        for k, g in gains.items()
+        if getattr(ARM_SPECS.get(g["arm"]), "synthetic", None) and g["reference"] in CONTROLS
+    }
+
+
+def _forest_md(gains: dict, name: str, what: str) -> list[str]:
+    """The forest plot's image line (nothing when the run has no synthetic arm)."""
+    if not forest_gains(gains):
+        return []
+    return [
+        f"![forest plot](figures/{name}) {what}: each synthetic arm's gain over each control "
+        "with its 95 % CI; filled = the CI excludes 0, hollow grey = n.s.",
+        "",
+    ]
+
+
+def _design(results: dict) -> str:
+    folds = results["config"].get("folds", 1)
+    seeds = len(results["config"]["seeds"])
+    split = f"pooled over {folds} folds" if folds > 1 else "one lesion-level split"
+    return f"{split}, {seeds} seed{'s' if seeds > 1 else ''}"
+
+
 def _file_name(label: str) -> str:
     return label.replace(" (fold ", "_fold").replace(")", "").replace(" ", "_")
 
@@ -123,6 +152,13 @@ def write_figures(out: Path, results: dict, ds, pooled, sample_summaries: dict) 
     cmp, names, figures = results["comparison"], ds.class_names, out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     recall_bars(cmp["per_arm"], names, figures / "recall_per_class.png")
+    if forest_gains(cmp["gains"]):
+        title = f"Gains over each control, 95 % CIs ({_design(results)})"
+        forest_plot(forest_gains(cmp["gains"]), figures / "forest.png", title)
+    external = results.get("external_test")
+    if external and forest_gains(external["gains"]):
+        title = f"External test set {external['source']}: gains over each control, 95 % CIs"
+        forest_plot(forest_gains(external["gains"]), figures / "forest_external.png", title)
     pair = {
         a: np.sum(cmp["per_arm"][a]["confusion_matrix"], axis=0)
         for a in ("baseline", "gan")
@@ -178,6 +214,7 @@ def _head_md(results: dict, ds, pooled) -> list[str]:
             else ""
         ),
         "",
+        *_forest_md(results["comparison"]["gains"], "forest.png", f"Gains ({_design(results)})"),
         *headline(results),
         "",
     ]
@@ -315,7 +352,8 @@ def _external_md(external: dict | None, names: list[str]) -> list[str]:
                 )
                 + " |"
             )
-        md += ["", *gain_table(external["gains"]), ""]
+        md += ["", *_forest_md(external["gains"], "forest_external.png", "External test set")]
+        md += [*gain_table(external["gains"]), ""]
     return md
 
 

@@ -14,8 +14,9 @@ import torch
 from classifier.metrics import classification_metrics
 from classifier.training import predict_proba, train_classifier
 from gan.conventions import atomic_write_bytes, atomic_write_text, to_nchw
-from pipelines import checkpoints, gan_run
+from pipelines import checkpoints, gan_run, tensorboard
 from pipelines.arms import (
+    Arm,
     SampleSet,
     build_arm,
     classifier_config,
@@ -40,10 +41,12 @@ from pipelines.sampling import SampleOptions, sample_class
 POOL_FACTORS = (2.0, 4.0, 8.0)  # a weak generator yields near-duplicates: grow the pool
 
 
-def train_gan(cfg: ExperimentConfig, cls: str, eval_n: int, dose: float | None = None) -> dict:
+def train_gan(
+    cfg: ExperimentConfig, cls: str, eval_n: int, dose: float | None = None, tb: Path | None = None
+) -> dict:
     """Train one GAN (the source, or a rare class from the source if there is one). In a dose
     study the source continues from its last checkpoint to `dose` and keeps a snapshot there,
-    and a rare class fine-tunes from the snapshot of its dose."""
+    and a rare class fine-tunes from the snapshot of its dose. tb: its TensorBoard folder."""
     ds, split = data_and_split(cfg)
     layout = cfg.layout
     run = class_run(ds, split, cls, layout.root if cls == SOURCE else layout.dose(dose).root)
@@ -63,6 +66,7 @@ def train_gan(cfg: ExperimentConfig, cls: str, eval_n: int, dose: float | None =
             space=feature_space(cfg),
             eval_n=eval_n,
             source=_source(cfg, cls, dose),
+            tensorboard=tb,
         )
         gan_run.train_gan(run, ds, plan)
     if snapshot is not None:
@@ -189,17 +193,31 @@ def synthetic_sets(
     return synthetic, summaries, reached
 
 
-def train_arm(cfg: ExperimentConfig, arm: str, seed: int, out: Path, dose=None) -> dict:
-    """Train one (arm, seed) classifier on its arm's training set; test it once. A dose
-    study's controls (dose None) take the nominal targets: they serve every dose."""
+def arm_training_set(
+    cfg: ExperimentConfig, arm: str, seed: int, dose: float | None = None
+) -> tuple[Arm, dict]:
+    """The training set of one (arm, seed) classifier and the sample summaries it draws on:
+    the one definition that train_arm trains on and an export writes. A dose study's
+    controls (dose None) take the nominal targets: they serve every dose."""
+    ds, split = data_and_split(cfg)
+    if cfg.gan_doses and dose is None:
+        synthetic, summaries = {}, {}
+        reached = targets_for(ds, split, list(cfg.classes), cfg.target)
+    else:
+        synthetic, summaries, reached = synthetic_sets(cfg, dose)
+    arm_set = build_arm(ds, split, reached, synthetic, arm, seed, cfg.synthetic_share)
+    return arm_set, summaries
+
+
+def train_arm(
+    cfg: ExperimentConfig, arm: str, seed: int, out: Path, dose=None, tb: Path | None = None
+) -> dict:
+    """Train one (arm, seed) classifier on its arm's training set; test it once. tb: its
+    TensorBoard folder (a retrained classifier's series replaces the old one)."""
     if (out / "result.json").is_file():
         return {"reused": True}
     ds, split = data_and_split(cfg)
-    if cfg.gan_doses and dose is None:
-        synthetic, reached = {}, targets_for(ds, split, list(cfg.classes), cfg.target)
-    else:
-        synthetic, _, reached = synthetic_sets(cfg, dose)
-    train_set = build_arm(ds, split, reached, synthetic, arm, seed, cfg.synthetic_share)
+    train_set, _ = arm_training_set(cfg, arm, seed, dose)
     train_cfg = classifier_config(cfg.profile, len(split.train), seed, cfg.precision, arm)
     device, k = torch.device(cfg.device), len(ds.class_names)
 
@@ -207,15 +225,19 @@ def train_arm(cfg: ExperimentConfig, arm: str, seed: int, out: Path, dose=None) 
         return to_nchw(classifier_inputs(cfg.profile, images), device)
 
     torch.manual_seed(seed)  # the classifier's initial weights
-    trained = train_classifier(
-        classifier_network(cfg.profile, k, cfg.pretrained),
-        (inputs(train_set.images), torch.from_numpy(train_set.labels).to(device)),
-        (inputs(ds.images[split.val]), torch.from_numpy(ds.labels[split.val]).to(device)),
-        k,
-        train_cfg,
-        cfg.progress,
-        desc=f"{arm} seed {seed}",
-    )
+    with tensorboard.writer(tb) as w:
+        trained = train_classifier(
+            classifier_network(cfg.profile, k, cfg.pretrained),
+            (inputs(train_set.images), torch.from_numpy(train_set.labels).to(device)),
+            (inputs(ds.images[split.val]), torch.from_numpy(ds.labels[split.val]).to(device)),
+            k,
+            train_cfg,
+            cfg.progress,
+            desc=f"{arm} seed {seed}",
+            log=lambda row: tensorboard.scalars(
+                w, row, tensorboard.CLASSIFIER_SCALARS, row["step"]
+            ),
+        )
     test_x = inputs(ds.images[split.test])
     probs = predict_proba(trained.model, test_x, precision=train_cfg.precision, tta=train_cfg.tta)
     _save_outputs(out, trained, probs.cpu())

@@ -74,6 +74,11 @@ def test_report_and_results(compared_once: Path):
     out = compared_once / "compare" / results["config_id"]
     for fig in ("recall_per_class", "confusion_baseline_vs_gan", "pr_curves", "samples_df"):
         assert (out / "figures" / f"{fig}.png").is_file()
+    forest = f"](compare/{out.name}/figures/forest.png)"  # the root copy links into compare/
+    assert (out / "figures" / "forest.png").is_file() and forest in report
+    assert report.index(forest) < report.index("| class | arm | vs |")  # before the table
+    assert "](figures/forest.png)" in (out / "report.md").read_text()
+    assert not (out / "figures" / "forest_external.png").exists()
     assert set(results["wall_seconds"]) >= {"GAN training", "classifiers", "report"}
     assert results["data"]["fingerprint"] == results["config"]["data_fingerprint"]
 
@@ -151,6 +156,9 @@ def test_external_test_set(compared: Path, tmp_path: Path):
     report = (compared / "report.md").read_text()
     external = report[report.index("## External test set") :]
     assert "| df | gan | reweight |" in external
+    assert "/figures/forest_external.png)" in external
+    out = compared / "compare" / results["config_id"] / "figures"
+    assert (out / "forest_external.png").is_file() and (out / "forest.png").is_file()
 
 
 def test_a_smaller_classifier_takes_real_and_synthetic_images_through_one_filter(

@@ -90,9 +90,11 @@ def test_gans_of_a_fold_never_see_its_test_or_validation_lesions(tmp_path: Path,
     results = json.loads((run_dir / "results.json").read_text())
     assert results["test_set"]["lesions"] == len(set(ds.lesion_ids))  # all tested, pooled
     assert results["test_set"]["images"] == len(ds.lesion_ids)
-    assert (
-        "One seed: the intervals cover test-set noise only" in (run_dir / "report.md").read_text()
-    )
+    report = (run_dir / "report.md").read_text()
+    assert "One seed: the intervals cover test-set noise only" in report
+    forest = next(line for line in report.splitlines() if "/figures/forest.png)" in line)
+    assert "pooled over 2 folds, 1 seed" in forest  # the K-fold pooled gains
+    assert (run_dir / forest.split("](")[1].split(")")[0]).is_file()
     gains = results["comparison"]["gains"]["gan vs baseline: mel"]
     assert gains["recall"]["test_lesions"] == len(
         {les for les, y in zip(ds.lesion_ids, ds.labels) if y == ds.class_index("mel")}

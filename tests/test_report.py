@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pipelines.report import _tables_md
+from types import SimpleNamespace
+
+from pipelines.report import _external_md, _head_md, _tables_md, forest_gains
 
 
 def _arm(k: int) -> dict:
@@ -30,3 +32,35 @@ def test_a_class_without_test_images_says_so_instead_of_a_recall_of_zero():
     assert "| df | no test images | no test images |" in md
     assert "| df | baseline | no test images |" in md
     assert "0.000 ± 0.000" not in md
+
+
+def _pair(arm: str, ref: str, c: str = "df") -> dict:
+    g = {"gain": 0.1, "ci95": [0.05, 0.15], "excludes_zero": True, "test_lesions": 5}
+    metrics = ("recall", "prior_matched_recall", "average_precision")
+    return {"arm": arm, "reference": ref, "class": c, **{m: g for m in metrics}}
+
+
+def test_the_forest_plot_shows_synthetic_arms_over_controls_before_the_table():
+    gains = {
+        f"{a} vs {r}: df": _pair(a, r)
+        for a, r in [("gan", "baseline"), ("oversample+gan", "reweight"),
+                     ("oversample", "baseline"), ("gan", "gan-unfiltered")]
+    }  # fmt: skip
+    assert list(forest_gains(gains)) == ["gan vs baseline: df", "oversample+gan vs reweight: df"]
+    results = {
+        "comparison": {"gains": gains},
+        "config": {"seeds": [0, 1], "folds": 5},
+    }
+    ds = SimpleNamespace(synthetic=False, source="ham", format="ham10000", fingerprint="f")
+    pooled = SimpleNamespace(labels=[0, 1], lesion_ids=["a", "b"])
+    md = _head_md(results, ds, pooled)
+    forest = next(i for i, line in enumerate(md) if "](figures/forest.png)" in line)
+    table = next(i for i, line in enumerate(md) if line.startswith("| class | arm | vs |"))
+    assert forest < table and "pooled over 5 folds, 2 seeds" in md[forest]
+    external = {"source": "isic", "n": 2, "lesions": 2, "per_arm": {}, "gains": gains}
+    md = _external_md(external, ["nv", "df"])
+    forest = next(i for i, line in enumerate(md) if "](figures/forest_external.png)" in line)
+    assert forest < next(i for i, line in enumerate(md) if line.startswith("| class | arm |"))
+    only_controls = {"oversample vs baseline: df": _pair("oversample", "baseline")}
+    md = _head_md({**results, "comparison": {"gains": only_controls}}, ds, pooled)
+    assert not any("forest" in line for line in md)

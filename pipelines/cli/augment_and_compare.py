@@ -10,6 +10,7 @@ import click
 import torch
 
 from gan.networks import SUPPORTED_SIZES
+from pipelines import tensorboard
 from pipelines.arms import ARMS, DEFAULT_ARMS
 from pipelines.cli.common import (
     FiniteFloatRange,
@@ -23,6 +24,7 @@ from pipelines.cli.common import (
     one_line_os_errors,
     resolve_device,
     resolve_precision,
+    tensorboard_option,
 )
 from pipelines.errors import UserError
 from pipelines.profiles import PROFILES
@@ -150,10 +152,29 @@ EXECUTORS = ("local", "ray")
     type=click.Path(path_type=Path),
     default=None,
     help="Rerun exactly the experiment of a run's experiment.json (with no option that "
-    "changes it; --executor, --ray-address, --dry-run and --quiet may be given).",
+    "changes it; --executor, --ray-address, --export*, --tensorboard, --dry-run and --quiet "
+    "may be given).",
 )
+@click.option(
+    "--export",
+    nargs=2,
+    type=(str, click.Path(path_type=Path)),
+    default=None,
+    metavar="ARM DIR",
+    help="After the run (a finished one: its jobs are reused), write ARM's training set for "
+    "--export-seed to DIR as an ImageFolder with manifest.csv and DATASET_CARD.md.",
+)
+@click.option(
+    "--export-seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="--export: the classifier seed whose training set is written.",
+)
+@click.option("--export-overwrite", is_flag=True, help="--export: replace what DIR already holds.")
 @click.option("--dry-run", is_flag=True, help="List the jobs, their dependencies and status.")
 @click.option("--quiet", is_flag=True)
+@tensorboard_option
 @click.pass_context
 @one_line_os_errors
 def augment_and_compare(ctx: click.Context, **opts) -> None:
@@ -165,6 +186,7 @@ def augment_and_compare(ctx: click.Context, **opts) -> None:
     from pipelines.preflight import check_inputs
 
     cfg = experiment_config(opts) if opts["config_file"] is None else saved_config(ctx, opts)
+    export = _export_request(cfg, opts)
     if opts["executor"] == "ray" and not opts["dry_run"]:
         from pipelines.ray_executor import import_ray
 
@@ -193,10 +215,34 @@ def augment_and_compare(ctx: click.Context, **opts) -> None:
             )
         write_experiment_record(cfg, ds)
         results = execute(cfg, nodes, opts["executor"], opts["ray_address"], not opts["quiet"])
+        if export is not None:
+            _export(cfg, ctx, *export)
     click.echo(results["report"]["headline"])
 
 
-RUN_OPTIONS = ("config_file", "executor", "ray_address", "dry_run", "quiet")  # not the experiment
+RUN_OPTIONS = ("config_file", "executor", "ray_address", "dry_run", "quiet", "tensorboard",
+               "export", "export_seed", "export_overwrite")  # fmt: skip  # not the experiment
+
+
+def _export_request(cfg, opts: dict) -> tuple | None:
+    """--export's (arm, seed, DIR, overwrite), refused in one line before any work."""
+    if opts["export"] is None:
+        return None
+    from pipelines.export import check_export
+
+    (arm, out), seed = opts["export"], opts["export_seed"]
+    check_export(cfg, arm, seed, out, opts["export_overwrite"])
+    return arm, seed, out, opts["export_overwrite"]
+
+
+def _export(cfg, ctx: click.Context, arm: str, seed: int, out: Path, overwrite: bool) -> None:
+    """Write the arm's training set once the run is done (pipelines/export.py)."""
+    from pipelines.export import command_line, export_arm
+
+    counts = export_arm(cfg, arm, seed, out, command_line(ctx), overwrite)
+    n_syn = sum(c["synthetic"] for c in counts.values())
+    total = sum(c["total"] for c in counts.values())
+    click.echo(f"exported {arm} seed {seed}: {total} images ({n_syn} synthetic) -> {out}", err=True)
 
 
 def saved_config(ctx: click.Context, opts: dict):
@@ -212,7 +258,11 @@ def saved_config(ctx: click.Context, opts: dict):
             "and pass every option)"
         )
     cfg = read_config_file(opts["config_file"])
-    return dataclasses.replace(cfg, progress=not opts["quiet"] and opts["executor"] == "local")
+    return dataclasses.replace(
+        cfg,
+        progress=not opts["quiet"] and opts["executor"] == "local",
+        tensorboard=tensorboard.resolve(opts["tensorboard"]),
+    )
 
 
 def experiment_config(opts: dict):
@@ -262,6 +312,7 @@ def experiment_config(opts: dict):
         threads=threads,
         workers=opts["workers"],
         progress=not opts["quiet"] and opts["executor"] == "local",
+        tensorboard=tensorboard.resolve(opts["tensorboard"]),
     )
 
 

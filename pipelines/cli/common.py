@@ -182,6 +182,17 @@ def feature_options(f):
     return f
 
 
+def tensorboard_option(f):
+    """--tensorboard/--no-tensorboard: unset, on where the extra is installed (see
+    pipelines.tensorboard.resolve)."""
+    return click.option(
+        "--tensorboard/--no-tensorboard",
+        default=None,
+        help="TensorBoard event files of every GAN and classifier in <run-dir>/tb [default: on "
+        "where installed: pip install 'raregan[tensorboard]'].",
+    )(f)
+
+
 def note_skipped(ds: Dataset, record: str) -> None:
     """--skip-bad-images never drops images silently: say how many, and where they are listed."""
     if ds.skipped:

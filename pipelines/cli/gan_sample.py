@@ -6,9 +6,9 @@ import contextlib
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from gan.filtering import SCORES
+from gan.progress import progress_bar
 from pipelines.checkpoints import GanFolder, read_any
 from pipelines.cli.common import (
     FiniteFloatRange,
@@ -138,7 +138,7 @@ def gan_sample(**o) -> None:
             request, ds, split, run_dir, dev, not quiet, existing_only=opts.filter == "none"
         )
         summaries = []
-        for run in tqdm(runs, desc="classes", disable=quiet or len(runs) == 1):
+        for run in progress_bar(runs, desc="classes", disable=quiet or len(runs) == 1):
             summaries.append(sample_class(run, opts, space, out, dev, ds.record(), o["overwrite"]))
             _echo_summary(summaries[-1], out / run.class_name)
     if any(s["sets"] for s in summaries):

@@ -11,7 +11,7 @@ import click
 
 from gan.networks import ARCHS, SUPPORTED_SIZES
 from gan.training import LOSSES
-from pipelines import gan_resume
+from pipelines import gan_resume, tensorboard
 from pipelines.checkpoints import best_eval, read_source, source_path
 from pipelines.cli.common import (
     check_cache_dir,
@@ -25,6 +25,7 @@ from pipelines.cli.common import (
     one_line_os_errors,
     resolve_device,
     resolve_precision,
+    tensorboard_option,
 )
 from pipelines.data.datasets import load_dataset
 from pipelines.data.splits import load_or_make_split
@@ -124,6 +125,7 @@ DEFAULT_FREEZE_D = 1
 @click.option("--resume", is_flag=True, help="Continue from the run directory's checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing GAN run of the class.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@tensorboard_option
 @click.pass_context
 @one_line_os_errors
 def gan_train(ctx: click.Context, **o) -> None:
@@ -132,6 +134,7 @@ def gan_train(ctx: click.Context, **o) -> None:
 
     given = given_options(ctx)
     gan_resume.check_options(o, given)
+    events = tensorboard.resolve(o["tensorboard"])
     run_dir = o["run_dir"] or default_run_dir(o["data"])
     dev = resolve_device(o["device"])
     check_output_dir(run_dir, "--run-dir")
@@ -163,10 +166,13 @@ def gan_train(ctx: click.Context, **o) -> None:
         if space_name is not None:
             request = FeatureRequest(space_name, req.precision, o["inception_weights"])
             space = load_feature_space(request, ds, split, run_dir, dev, not o["quiet"])
+        layout = RunLayout(run_dir)
         for plan in plans:
+            tb = layout.tensorboard_dir(f"gan/{plan.run.class_name}") if events else None
             train = TrainPlan(
                 arch, plan.cfg, dev, resume=o["resume"], overwrite=o["overwrite"],
                 progress=not o["quiet"], space=space, eval_n=plan.eval_n, source=source,
+                tensorboard=tb,
             )  # fmt: skip
             _train_and_report(plan, ds, train)
 

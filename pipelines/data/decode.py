@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
-from tqdm import tqdm
 
 from gan.conventions import atomic_write
+from gan.progress import progress_bar
 
 CACHE_VERSION = 3  # 2: 16-bit images scaled to 8 bits (1: white); 3: EXIF orientation, CRCs
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # "I": 32-bit ints, 16-bit data
@@ -118,7 +118,7 @@ def decode_cached(
     with get_context("spawn" if os.name == "nt" else "fork").Pool(workers) as pool:
         decoded = pool.imap(decode_one, jobs, chunksize=64)
         for i, (im, reason, file_crc) in enumerate(
-            tqdm(
+            progress_bar(
                 decoded, total=len(jobs), desc=f"decode {size}px", unit="img", disable=not progress
             )
         ):
