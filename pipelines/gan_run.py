@@ -254,7 +254,7 @@ def _open_run(run: ClassRun, plan: TrainPlan, resumed: dict | None) -> tuple[Gan
                 "--overwrite to replace it (deletes its checkpoints and history)"
             )
         shutil.rmtree(run.out)  # replaced on request, or a start that saved nothing
-    run.out.mkdir(parents=True)
+    run.out.mkdir(parents=True, exist_ok=True)  # empty: a start killed before its first file
     state = new_state(plan.arch, plan.cfg, plan.device)
     write_grid(run.out / "reals.png", to_nchw(run.images[:64]))
     if source is None:

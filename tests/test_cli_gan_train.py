@@ -174,6 +174,15 @@ def test_gan_train_killed_before_its_first_checkpoint_starts_again(tmp_path: Pat
     assert len(json.loads((out / "run.json").read_text())["runs"]) == 1  # a fresh history
 
 
+def test_gan_train_killed_before_its_first_file_starts_again(tmp_path: Path):
+    """A start killed right after creating gan/df left it empty: a rerun (a Ray retry, once:
+    'File exists') trains there."""
+    run_dir = tmp_path / "run"
+    (run_dir / "gan" / "df").mkdir(parents=True)
+    run(["--class", "df", "--run-dir", str(run_dir), "--kimg", "0.02", *TINY])
+    assert (run_dir / "gan" / "df" / "last.pt").is_file()
+
+
 @pytest.mark.parametrize("budget", [["--kimg", "0"], ["--kimg", "-1"], ["--epochs", "0"]])
 def test_gan_train_refuses_a_budget_that_trains_nothing(tmp_path: Path, budget: list[str]):
     run_dir = tmp_path / "run"
