@@ -169,21 +169,26 @@ def scarcity_md(results: dict) -> list[str]:
 
 
 def _scarcity_figure(points: list[dict], classes, path: Path) -> None:
+    """Gains against n, one panel per metric; the (class, arm) series are dodged apart so
+    that their intervals can be told apart, and n's own values are the ticks."""
+    series = [(c, arm) for c in classes for arm in sorted({p["arm"] for p in points})]
     fig, axes = plt.subplots(1, len(METRICS), figsize=(13, 3.6), squeeze=False,
                              layout="constrained")  # fmt: skip
     for i, m in enumerate(METRICS):
         ax = axes[0][i]
-        for c in classes:
-            for arm in sorted({p["arm"] for p in points}):
-                ps = sorted((p for p in points if p["class"] == c and p["arm"] == arm and m in p),
-                            key=lambda p: p["rare_n"])  # fmt: skip
-                x = [p["rare_n"] for p in ps]
-                y = [p[m]["gain"] for p in ps]
-                err = [[p[m]["gain"] - p[m]["ci95"][0] for p in ps],
-                       [p[m]["ci95"][1] - p[m]["gain"] for p in ps]]  # fmt: skip
-                ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{c} {arm}")
+        for k, (c, arm) in enumerate(series):
+            ps = sorted((p for p in points if p["class"] == c and p["arm"] == arm and m in p),
+                        key=lambda p: p["rare_n"])  # fmt: skip
+            dodge = 1.03 ** (k - (len(series) - 1) / 2)  # on a log axis: a factor
+            x = [p["rare_n"] * dodge for p in ps]
+            y = [p[m]["gain"] for p in ps]
+            err = [[p[m]["gain"] - p[m]["ci95"][0] for p in ps],
+                   [p[m]["ci95"][1] - p[m]["gain"] for p in ps]]  # fmt: skip
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"{c} {arm}")
         ax.axhline(0, color="black", lw=0.8)
         _plain_log_x(ax)
+        ns = sorted({p["rare_n"] for p in points})
+        ax.set_xticks(ns, [str(n) for n in ns])
         ax.set_title(m.replace("_", " "), fontsize=9)
         ax.set_xlabel("training lesions per rare class (n)")
         ax.set_ylabel("gain over the best control")
