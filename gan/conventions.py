@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,6 +71,18 @@ def new_temp_dir(folder: Path, prefix: str) -> Path:
             return path
         except FileExistsError:
             continue
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Rename a finished folder `tmp` into place as `target`; an old `target` is moved aside
+    first and deleted only once the new one is there, so a crash leaves one whole folder."""
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{time.time_ns()}"
+        target.rename(old)
+    tmp.rename(target)
+    if old is not None:
+        shutil.rmtree(old)
 
 
 @contextlib.contextmanager

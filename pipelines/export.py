@@ -22,7 +22,6 @@ import json
 import re
 import shlex
 import shutil
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from gan.conventions import new_temp_dir, writing
+from gan.conventions import new_temp_dir, replace_dir, writing
 from pipelines.arms import ARM_SPECS, ARMS, SAMPLE_SETS, Arm
 from pipelines.errors import UserError
 from pipelines.experiment import ExperimentConfig, data_and_split, gan_plan
@@ -124,7 +123,7 @@ def export_arm(
             counts = _counts(rows)
             card = dataset_card(cfg, arm, seed, summaries, counts, command)
             (tmp / "DATASET_CARD.md").write_text(card, encoding="utf-8")
-            _replace(tmp, out)
+            replace_dir(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -144,18 +143,6 @@ def _check_trained_count(cfg: ExperimentConfig, arm: str, seed: int, n: int) -> 
                 f"{result}: the classifier trained on {trained} images, and the run's sample "
                 f"sets now give {n}; rerun augment-and-compare to bring the run up to date"
             )
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    """Rename the finished folder into place; an old DIR (empty, or --export-overwrite) goes
-    only once the new one is there."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{time.time_ns()}"
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def _safe(name: str) -> str:

@@ -113,10 +113,9 @@ class FidTracker:
         seed: int,
         save_best: Callable[[GanState, dict], None],
         precision: str,
-        tb: Any = None,  # a pipelines.tensorboard writer (None: none)
     ):
         self.run, self.space, self.save_best, self.precision = run, space, save_best, precision
-        self.tb = tb
+        self.tb: Any = None  # a pipelines.tensorboard writer its rows also go to (None: none)
         self.real = extract_features(space, to_nchw(run.images))
         self.heldout = extract_features(space, to_nchw(run.heldout))
         self.by = "heldout_kid" if len(self.heldout) >= 2 else "train_kid"
@@ -225,8 +224,9 @@ def _train_opened(run, ds, plan, state, source_entry, tb) -> GanState:
     evaluate = None
     if plan.evaluation is not None:
         evaluate = FidTracker(
-            run, plan.space, plan.eval_n, plan.arch.nz, cfg.seed, save_best, cfg.precision, tb
+            run, plan.space, plan.eval_n, plan.arch.nz, cfg.seed, save_best, cfg.precision
         )
+        evaluate.tb = tb
         extra |= plan.evaluation  # what --resume keeps
     _append_record(run, ds, plan, state.nimg if plan.resume else None, source_entry, evaluate)
     images = to_nchw(run.images, plan.device)  # NHWC memory = channels_last

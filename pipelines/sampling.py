@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan.conventions import new_temp_dir, to_nchw, writing
+from gan.conventions import new_temp_dir, replace_dir, to_nchw, writing
 from gan.filtering import KEPT, Selection, select
 from gan.metrics.features import FeatureSpace, extract_features, metric_label
 from gan.metrics.filter_verdict import BEATS, NO_DIFFERENCE, FilterVerdict, filter_vs_random
@@ -348,13 +348,7 @@ def _write_class_files(target, run, pool, kept, sel, summary, opts, ckpt_path) -
                 )
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
         _comparison_grid(tmp / "grid.png", run, pool, kept, sel)
-        old = None
-        if target.exists():
-            old = target.parent / f".{run.class_name}.old-{time.time_ns()}"
-            target.rename(old)
-        tmp.rename(target)
-        if old is not None:
-            shutil.rmtree(old)
+        replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -46,6 +46,14 @@ def test_run_dir_or_out_that_is_a_file_fails_before_any_work(trained: Path, monk
     assert a_file.read_text() == "mine"
 
 
+def _unwritable_error(proc: subprocess.CompletedProcess) -> str:
+    """The one 'Error' line of a refused command that could not write, with no traceback."""
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "is not writable by this user" in errors[0], errors
+    return errors[0]
+
+
 def _as_another_user(args: list[str], home: Path) -> subprocess.CompletedProcess:
     """Run a CLI as an unprivileged user (root may write anywhere): nobody when we are root.
     setpriv, not Popen(user=): it drops the capabilities only at exec, so that the
@@ -77,11 +85,8 @@ def test_unwritable_run_dir_or_out_is_a_one_line_error(trained: Path):
             (["gan_sample", "--n", "4", "--run-dir", str(top / "run"), "--out",
               str(top / "ro" / "out")], "--out"),
         ]:  # fmt: skip
-            proc = _as_another_user(args, top)
-            assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
-            errors = [line for line in proc.stderr.splitlines() if line.startswith("Error")]
-            assert len(errors) == 1 and f"Error: {option} " in errors[0]
-            assert "is not writable by this user" in errors[0]
+            error = _unwritable_error(_as_another_user(args, top))
+            assert f"Error: {option} " in error
     finally:
         shutil.rmtree(top, ignore_errors=True)
 
@@ -142,11 +147,8 @@ def test_a_read_only_cache_dir_is_a_one_line_error(imagefolder_dir: Path):
         (top / "ro").chmod(0o555)
         args = ["augment_and_compare", "--data", str(data), "--classes", "cats", "--dry-run",
                 "--run-dir", str(top / "run"), "--cache-dir", str(top / "ro" / "c")]  # fmt: skip
-        proc = _as_another_user(args, top)
-        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
-        errors = [line for line in proc.stderr.splitlines() if line.startswith("Error")]
-        assert len(errors) == 1 and f"--cache-dir {top / 'ro' / 'c'}" in errors[0]
-        assert "is not writable by this user" in errors[0]
+        error = _unwritable_error(_as_another_user(args, top))
+        assert f"--cache-dir {top / 'ro' / 'c'}" in error
     finally:
         shutil.rmtree(top, ignore_errors=True)
 

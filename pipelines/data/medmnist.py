@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.data.datasets import DERMAMNIST_CLASSES, Dataset, file_hash, note, resize_images
+from pipelines.data.datasets import Dataset, file_hash, resize_images
+from pipelines.data.listings import DERMAMNIST_CLASSES, note
 from pipelines.errors import UserError
 
 
