@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.data.datasets import load_dataset
+from pipelines.data.load import load_dataset
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "../shared/data/HAM10000"
 

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from gan.networks import Architecture, Generator, init_weights
-from pipelines.data.datasets import load_dataset
+from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
-from pipelines.sampling import load_generator
+from pipelines.steps.sampling import load_generator
 
 
 def axis_spectrum(images: np.ndarray) -> np.ndarray:

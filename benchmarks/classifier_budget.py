@@ -22,12 +22,13 @@ import torch
 from classifier.networks import make_classifier
 from classifier.training import train_classifier
 from gan.conventions import to_nchw
-from pipelines.arms import classifier_config
 from pipelines.cli import resolve_precision
-from pipelines.data.datasets import load_dataset, resize_images
+from pipelines.config.profiles import PROFILES
+from pipelines.data.dataset import resize_images
+from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
-from pipelines.profiles import PROFILES
-from pipelines.rundir import cpu_name
+from pipelines.steps.recipe import classifier_config
+from pipelines.store.records import cpu_name
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ training image whose lesion has >= 2 training images: is it closer to its lesion
 than the copy threshold (plain, and from between-lesion distances)? And how far is its nearest
 same-lesion photo compared with the nearest image of another lesion?
 
-Features: the project's domain network (pipelines.feature_space), trained once on the split's
-training images and cached in --run-dir with split.json. Run with one thread for the timings
+Features: the project's domain network (pipelines.steps.feature_space), trained once on the
+split's training images and cached in --run-dir with split.json. Run with one thread for the timings
 quoted in the README (OMP_NUM_THREADS=1).
 """
 
@@ -39,10 +39,10 @@ from gan.conventions import to_nchw
 from gan.filtering import COPY, DUPLICATE, copy_threshold, select
 from gan.metrics.features import extract_features
 from gan.metrics.filter_verdict import BEATS, NO_DIFFERENCE, WORSE, filter_vs_random
-from pipelines.data.datasets import load_dataset
+from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
-from pipelines.feature_space import domain_space
-from pipelines.rundir import cpu_name
+from pipelines.steps.feature_space import domain_space
+from pipelines.store.records import cpu_name
 
 DEFAULT_DATA = Path(
     os.environ.get(

@@ -26,7 +26,7 @@ from gan.conventions import to_nchw
 from gan.networks import Architecture, build
 from gan.training import TrainConfig, new_state, train_step
 from pipelines.cli import resolve_precision
-from pipelines.data.datasets import load_dataset
+from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
 
 HAM10000 = Path(__file__).resolve().parents[1] / "../shared/data/HAM10000"

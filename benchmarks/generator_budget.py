@@ -31,13 +31,13 @@ from gan.metrics.features import FeatureSpace
 from gan.networks import Architecture
 from gan.training import TrainConfig
 from pipelines.cli import resolve_precision
-from pipelines.data.datasets import load_dataset
+from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
-from pipelines.feature_space import domain_space
-from pipelines.gan_run import SOURCE, TrainPlan, class_run, train_gan
 from pipelines.plots import plt, save_figure
-from pipelines.rundir import cpu_name
-from pipelines.sampling import SampleOptions, sample_class
+from pipelines.steps.feature_space import domain_space
+from pipelines.steps.gan_run import SOURCE, TrainPlan, class_run, train_gan
+from pipelines.steps.sampling import SampleOptions, sample_class
+from pipelines.store.records import cpu_name
 
 CLASSES = ("df", "mel")
 TODAY_KIMG = {"df": 25.0, "mel": 30.0}  # today's quick profile at 32 px, batch 32

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 
 from classifier.gains import GainDraws, ap_draws, crossed_interval, recall_draws, resamples
-from pipelines.rundir import cpu_name
+from pipelines.store.records import cpu_name
 
 N_NEG = 300
 MU_NEG = -2.5

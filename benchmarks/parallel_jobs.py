@@ -18,13 +18,13 @@ import click
 import torch
 
 from pipelines.cli import resolve_precision
-from pipelines.profiles import PROFILES
-from pipelines.rundir import cpu_name
+from pipelines.config.profiles import PROFILES
+from pipelines.store.records import cpu_name
 
 _STEP_TIMER = """
 import sys, time, torch
-from pipelines.arms import classifier_network
-from pipelines.profiles import PROFILES
+from pipelines.steps.recipe import classifier_network
+from pipelines.config.profiles import PROFILES
 threads, precision, steps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 torch.set_num_threads(threads)
 torch.manual_seed(0)

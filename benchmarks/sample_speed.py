@@ -26,9 +26,9 @@ from gan.metrics.kid import kid
 from gan.metrics.precision_recall import precision_recall
 from gan.training import sample
 from pipelines.cli import load_run_data, resolve_precision
-from pipelines.feature_space import FeatureRequest, load_feature_space
-from pipelines.gan_run import class_run
-from pipelines.sampling import SampleOptions, checkpoint_path, load_generator, sample_class
+from pipelines.steps.feature_space import FeatureRequest, load_feature_space
+from pipelines.steps.gan_run import class_run
+from pipelines.steps.sampling import SampleOptions, checkpoint_path, load_generator, sample_class
 
 
 @click.command()

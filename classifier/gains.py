@@ -197,3 +197,27 @@ def ap_gain(
     scores_a: np.ndarray, scores_b: np.ndarray, is_class: np.ndarray, rs: Resamples
 ) -> dict:
     return gain_summary(ap_draws(scores_a, scores_b, is_class, rs), is_class, rs)
+
+
+def p_value(gain: dict) -> float:
+    """Two-sided p-value of a gain summary's t statistic (gain / SE at its df); NaN where the
+    interval has no width (no spread was seen, so no test is possible)."""
+    se, df = gain["se"], gain["df"]
+    if not se > 0:
+        return float("nan")
+    return float(2 * stats.t.sf(abs(gain["gain"]) / se, df))
+
+
+def holm(p_values: list[float], level: float = 1 - LEVEL) -> list[tuple[float, bool]]:
+    """Holm's step-down adjustment over one family of tests: (adjusted p, rejected at `level`)
+    per test, in the order given. Controls the family-wise error rate under any dependence
+    (Holm 1979). A NaN p-value (no test possible) counts as 1 and is never rejected."""
+    p = np.nan_to_num(np.asarray(p_values, dtype=float), nan=1.0)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return [(float(a), bool(a < level)) for a in adjusted]

@@ -179,10 +179,10 @@ def install_quick_feature_network(run_dir: Path) -> None:
     600-step one that the commands ask for, at fp32 and bf16 (gan-sample's --precision auto
     on a bf16 CPU), so that they use it rather than train theirs (about a minute each)."""
     from classifier.training import ClassifierConfig
-    from pipelines.data.datasets import load_dataset
+    from pipelines.data.load import load_dataset
     from pipelines.data.splits import load_or_make_split
-    from pipelines.feature_space import DOMAIN_CONFIG, domain_space, network_key
-    from pipelines.layout import RunLayout
+    from pipelines.steps.feature_space import DOMAIN_CONFIG, domain_space, network_key
+    from pipelines.store.layout import RunLayout
 
     quick = ClassifierConfig(steps=80, batch_size=32, eval_every=40, sampling="balanced")
     ds = load_dataset("demo", 32, progress=False)

@@ -1,4 +1,4 @@
-"""pipelines.arms: what each arm trains on, and the classifier budget of a profile."""
+"""pipelines.config.arms: what each arm trains on, and the classifier budget of a profile."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.arms import build_arm, classifier_config, targets_for
-from pipelines.data.datasets import load_dataset
+from pipelines.config.profiles import PROFILES
+from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
-from pipelines.profiles import PROFILES
+from pipelines.steps.recipe import classifier_config
+from pipelines.steps.training_set import build_arm, targets_for
 
 
 def test_build_arms_adds_exactly_the_rare_class_images(tmp_path: Path):

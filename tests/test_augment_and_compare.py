@@ -12,13 +12,15 @@ import pytest
 import torch
 from conftest import SMOKE, invoke_cli, job_lines, started_jobs, with_options
 
-import pipelines.steps as steps
+import pipelines.steps.classifier as classifier_step
+import pipelines.steps.gan_run as gan_run
+import pipelines.steps.samples as samples_step
 from gan.conventions import to_nchw
-from pipelines.arms import DEFAULT_ARMS
 from pipelines.cli import augment_and_compare
-from pipelines.data.datasets import resize_images
+from pipelines.config.arms import DEFAULT_ARMS
+from pipelines.config.profiles import PROFILES
+from pipelines.data.dataset import resize_images
 from pipelines.data.demo import DEMO_CLASS_COUNTS
-from pipelines.profiles import PROFILES
 
 UPSTREAM = {"features", "gan/all", "gan/df", "gan/vasc", "samples/gan/df", "samples/gan/vasc"}
 # written by every run: who holds the run, what it was asked (and, in a copy elsewhere, the
@@ -101,9 +103,9 @@ def test_rerun_skips_finished_work(compared: Path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("retrained something that was finished")
 
-    monkeypatch.setattr(steps, "train_classifier", boom)
-    monkeypatch.setattr(steps.gan_run, "train_gan", boom)
-    monkeypatch.setattr(steps, "sample_class", boom)
+    monkeypatch.setattr(classifier_step, "train_classifier", boom)
+    monkeypatch.setattr(gan_run, "train_gan", boom)
+    monkeypatch.setattr(samples_step, "sample_class", boom)
     before = _files(compared)
     models = [f for f in before if f.endswith(".pt")]
     assert len(models) == 1 + 3 * 2 + 2 * len(DEFAULT_ARMS)  # features, GANs (last, best), arms
@@ -170,13 +172,13 @@ def test_a_smaller_classifier_takes_real_and_synthetic_images_through_one_filter
         PROFILES, "smoke", dataclasses.replace(PROFILES["smoke"], classifier_size=16)
     )
     seen: dict[str, tuple] = {}
-    real_train = steps.train_classifier
+    real_train = classifier_step.train_classifier
 
     def spy(model, train, val, *args, **kwargs):
         seen[kwargs["desc"]] = (train[0].clone(), train[1].clone(), val[0].shape)
         return real_train(model, train, val, *args, **kwargs)
 
-    import pipelines.compare as compare
+    import pipelines.results.compare as compare
 
     predicted: list[tuple] = []
     real_predict = compare.predict_proba
@@ -185,7 +187,7 @@ def test_a_smaller_classifier_takes_real_and_synthetic_images_through_one_filter
         predicted.append(tuple(images.shape[1:]))
         return real_predict(model, images, *args, **kwargs)
 
-    monkeypatch.setattr(steps, "train_classifier", spy)
+    monkeypatch.setattr(classifier_step, "train_classifier", spy)
     monkeypatch.setattr(compare, "predict_proba", predict_spy)  # the external test's
     one_seed = with_options(SMOKE, seeds="1", arms="baseline,gan", external_test="demo")
     invoke(["--run-dir", str(compared), *one_seed])
@@ -216,7 +218,7 @@ def test_a_damaged_summary_json_is_named_with_what_to_do(tmp_path: Path, text: s
     folder.mkdir(parents=True)
     (folder / "summary.json").write_text(text)
     with pytest.raises(UserError) as caught:
-        steps._saved_summary(folder)
+        samples_step.saved_summary(folder)
     msg = caught.value.message
     assert f"{folder / 'summary.json'} is damaged" in msg
     assert "delete it and rerun the same command" in msg and "\n" not in msg

@@ -116,7 +116,7 @@ def test_a_dry_run_writes_nothing(tmp_path: Path):
 
 
 def test_a_split_seed_other_than_the_stored_splits_is_said(tmp_path: Path):
-    from pipelines.data.datasets import load_dataset
+    from pipelines.data.load import load_dataset
     from pipelines.data.splits import load_or_make_split
 
     run_dir = tmp_path / "run"

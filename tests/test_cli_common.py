@@ -1,5 +1,5 @@
 """What every command shares: --device, output directories checked before any work
-(pipelines.rundir), and files written with the user's umask (gan.conventions)."""
+(pipelines.store.records), and files written with the user's umask (gan.conventions)."""
 
 from __future__ import annotations
 

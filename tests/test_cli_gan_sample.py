@@ -207,7 +207,7 @@ def test_gan_sample_with_a_huge_n_is_refused_up_front(trained: Path, monkeypatch
 
 def test_a_killed_gan_sample_leaves_no_temporary_folders(trained: Path):
     args = ["--n", "4", "--run-dir", str(trained), "--quiet", "--filter", "none"]
-    run_killed("gan_sample", args, "pipelines.sampling", "new_temp_dir")
+    run_killed("gan_sample", args, "pipelines.steps.sampling", "new_temp_dir")
     samples = trained / "samples"
     assert [p.name[:8] for p in samples.iterdir() if p.name != ".raregan.lock"] == [".df.tmp-"]
     (samples / ".df.a1b2c3d4").mkdir()  # an older version's leftover (mkdtemp's name)

@@ -139,8 +139,8 @@ def test_trained_enough_reuses_only_the_same_gan(trained: Path):
 
     from gan.networks import Architecture
     from gan.training import TrainConfig
-    from pipelines.checkpoints import GanFolder, trained_enough
     from pipelines.errors import UserError
+    from pipelines.store.checkpoints import GanFolder, trained_enough
 
     folder = GanFolder.of(trained, "df")
     saved = torch.load(folder.last, weights_only=True)
@@ -164,7 +164,7 @@ def test_trained_enough_reuses_only_the_same_gan(trained: Path):
 def test_gan_train_killed_before_its_first_checkpoint_starts_again(tmp_path: Path):
     run_dir = tmp_path / "run"
     args = ["--class", "df", "--run-dir", str(run_dir), "--kimg", "0.02", *TINY]
-    run_killed("gan_train", args, "pipelines.gan_run", "_append_record")
+    run_killed("gan_train", args, "pipelines.steps.gan_run", "_append_record")
     out = run_dir / "gan" / "df"
     assert (out / "run.json").is_file() and not (out / "last.pt").exists()  # the stuck state
     msg = one_line_error(run([*args, "--resume"], False))
@@ -237,7 +237,7 @@ def test_gan_train_refuses_a_learning_rate_or_interval_that_is_no_number(
 
 
 def test_a_split_seed_other_than_the_stored_splits_is_said(tmp_path: Path):
-    from pipelines.data.datasets import load_dataset
+    from pipelines.data.load import load_dataset
     from pipelines.data.splits import load_or_make_split
 
     run_dir = tmp_path / "run"

@@ -10,9 +10,9 @@ import torch
 from torchmetrics.functional.classification import binary_average_precision
 
 from classifier.prior_matching import prior_matched_hits
-from pipelines.compare import paired_gains, pool_predictions
-from pipelines.data.datasets import Dataset
+from pipelines.data.dataset import Dataset
 from pipelines.data.splits import Split
+from pipelines.results.compare import paired_gains, pool_predictions
 
 CLASSES = ["nv", "mel", "df"]
 

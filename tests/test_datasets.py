@@ -20,7 +20,7 @@ from PIL import Image
 
 import pipelines.data.decode as decode
 from pipelines.cli import augment_and_compare, gan_train
-from pipelines.data.datasets import load_dataset
+from pipelines.data.load import load_dataset
 from pipelines.errors import UserError
 
 
@@ -188,7 +188,7 @@ def test_unknown_class_lists_classes(ham_dir: Path, tmp_path: Path):
 
 
 def test_resize_images_uses_the_loaders_filter_and_keeps_flat_colour():
-    from pipelines.data.datasets import resize_images
+    from pipelines.data.dataset import resize_images
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import SMOKE, invoke_cli, one_line_error, result_numbers, run_killed, with_options
 
-import pipelines.gan_run as gan_run
+import pipelines.steps.gan_run as gan_run
 from pipelines.cli import augment_and_compare
 
 DOSES = with_options(SMOKE, arms="baseline,oversample,gan")
@@ -96,7 +96,7 @@ def test_a_study_killed_in_a_later_dose_reruns_to_the_numbers_of_an_unbroken_one
     run_dir = tmp_path / "run"
     args = ["--run-dir", str(run_dir), *DOSES, "--gan-doses", "0.1,0.2"]
     cond = "a[0].class_name == 'df' and 'kimg0.2' in str(a[0].out)"
-    run_killed("augment_and_compare", args, "pipelines.gan_run", "_append_record", cond)
+    run_killed("augment_and_compare", args, "pipelines.steps.gan_run", "_append_record", cond)
     assert (run_dir / "jobs" / "dose0.1__gan__df.json").is_file()  # the first dose finished
     assert not (run_dir / "results.json").exists()
     invoke_cli(augment_and_compare, args)

@@ -1,4 +1,5 @@
-"""pipelines.experiment: the config as experiment.json, --config, and the budgets it derives."""
+"""pipelines.config.experiment and steps.plan: the config as experiment.json, --config, and
+the budgets derived from it."""
 
 from __future__ import annotations
 
@@ -11,14 +12,9 @@ from conftest import SMOKE, invoke_cli, one_line_error, with_options
 
 from pipelines.cli import augment_and_compare
 from pipelines.cli.augment_and_compare import experiment_config
-from pipelines.experiment import (
-    config_from_json,
-    config_to_json,
-    data_and_split,
-    feature_config,
-    write_experiment_record,
-)
-from pipelines.feature_space import DOMAIN_CONFIG, network_key
+from pipelines.config.experiment import config_from_json, config_to_json
+from pipelines.steps.feature_space import DOMAIN_CONFIG, network_key
+from pipelines.steps.plan import data_and_split, plan_for, write_experiment_record
 
 ARGS = with_options(SMOKE, arms="baseline,gan")
 
@@ -72,4 +68,4 @@ def test_the_feature_network_key_hashes_its_whole_training_config(tmp_path: Path
     key = network_key(split, 7, 32, DOMAIN_CONFIG)
     assert network_key(split, 7, 32, DOMAIN_CONFIG) == key
     assert network_key(split, 7, 32, dataclasses.replace(DOMAIN_CONFIG, **change)) != key
-    assert network_key(split, 7, 32, feature_config(cfg)) != key  # gan-train's is another file
+    assert network_key(split, 7, 32, plan_for(cfg).features) != key  # gan-train's is another file

@@ -11,11 +11,12 @@ import numpy as np
 from conftest import SMOKE, invoke_cli, one_line_error, started_jobs, with_options
 from PIL import Image
 
-from pipelines import steps
-from pipelines.arms import ARMS
 from pipelines.cli import augment_and_compare
-from pipelines.experiment import data_and_split, read_config_file
-from pipelines.export import licence_line
+from pipelines.config.arms import ARMS
+from pipelines.config.experiment import read_config_file
+from pipelines.report.export import licence_line
+from pipelines.steps.classifier import arm_training_set
+from pipelines.steps.plan import data_and_split, plan_for
 
 
 def _export(run_dir: Path, arm: str, out: Path, *extra: str):
@@ -34,7 +35,7 @@ def _check_export(run_dir: Path, arm: str, out: Path) -> list[dict]:
 
     cfg = read_config_file(run_dir / "experiment.json")
     assert Path(cfg.run_dir) == run_dir
-    arm_set, _ = steps.arm_training_set(cfg, arm, 0)
+    arm_set, _ = arm_training_set(plan_for(cfg), arm, 0)
     ds, split = data_and_split(cfg)
     folder = ImageFolder(str(out))
     loaded = Counter(folder.classes[t] for t in folder.targets)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import pipelines.feature_space as feature_space
+import pipelines.steps.feature_space as feature_space
 from classifier.training import ClassifierConfig
-from pipelines.data.datasets import Dataset
+from pipelines.data.dataset import Dataset
 from pipelines.data.splits import Split
 from pipelines.errors import UserError
 
@@ -74,7 +74,7 @@ TWO_STEPS = ClassifierConfig(steps=2, batch_size=16, eval_every=2, sampling="bal
 
 def _train_on_demo(run_dir: Path) -> Path:
     """Two steps of the domain network on the demo data; the file they write."""
-    from pipelines.data.datasets import load_dataset
+    from pipelines.data.load import load_dataset
     from pipelines.data.splits import load_or_make_split
 
     ds = load_dataset("demo", 32, progress=False)

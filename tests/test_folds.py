@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from conftest import SMOKE, invoke_cli, one_line_error, with_options
 
-import pipelines.gan_run as gan_run
+import pipelines.steps.gan_run as gan_run
 from pipelines.cli import augment_and_compare
-from pipelines.data.datasets import load_dataset
+from pipelines.data.load import load_dataset
 from pipelines.data.splits import SPLITS, kfold_lesions, load_or_make_split
 from pipelines.errors import UserError
 

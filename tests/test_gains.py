@@ -9,6 +9,8 @@ from torchmetrics.functional.classification import binary_average_precision
 from classifier.gains import (
     ap_gain,
     crossed_interval,
+    holm,
+    p_value,
     recall_gain,
     resamples,
     weighted_average_precision,
@@ -201,3 +203,19 @@ def test_ap_gain_on_lesions_by_hand():
     half = stats.t.ppf(0.975, 1) * 0.25
     assert r["ci95"] == pytest.approx([0.25 - half, 0.25 + half], rel=0.05)
     assert not r["excludes_zero"]
+
+
+def test_holm_on_a_hand_computed_family():
+    # sorted: 0.005 (x4 = 0.02), 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1, kept monotone: 0.06)
+    adjusted = holm([0.01, 0.04, 0.03, 0.005])
+    assert [round(a, 10) for a, _ in adjusted] == [0.03, 0.06, 0.06, 0.02]
+    assert [r for _, r in adjusted] == [True, False, False, True]  # all four below 0.05 raw
+    assert holm([float("nan"), 0.001]) == [(1.0, False), (0.002, True)]
+
+
+def test_p_value_agrees_with_the_interval():
+    """A gain whose 95 % interval just excludes 0 has p just below 0.05, and one without
+    width has no p-value."""
+    gain = {"gain": 0.1, "se": 0.1 / stats.t.ppf(0.975, 7) * 0.999, "df": 7.0}
+    assert 0.049 < p_value(gain) < 0.05
+    assert np.isnan(p_value({"gain": 1.0, "se": 0.0, "df": float("inf")}))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import HAM10000
 
-from pipelines.data.datasets import load_dataset
+from pipelines.data.load import load_dataset
 from pipelines.data.splits import SPLITS, load_or_make_split
 
 pytestmark = [

@@ -14,10 +14,10 @@ from gan.metrics.kid import kid
 from gan.metrics.sets import fid_at_n, real_floor, set_metrics
 from gan.networks import Architecture
 from gan.training import TrainConfig, new_state, sample
-from pipelines.data.datasets import load_dataset
+from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
-from pipelines.gan_run import ClassRun, FidTracker, class_run
-from pipelines.sampling import _set_quality
+from pipelines.steps.gan_run import ClassRun, FidTracker, class_run
+from pipelines.steps.sampling import _set_quality
 
 
 class _ColourStats(nn.Module):

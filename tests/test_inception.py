@@ -16,7 +16,7 @@ from gan.metrics.features import (
     inception_weights_help,
 )
 from pipelines.errors import UserError
-from pipelines.feature_space import FeatureRequest, load_feature_space
+from pipelines.steps.feature_space import FeatureRequest, load_feature_space
 
 
 @pytest.fixture(scope="module")

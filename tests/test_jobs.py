@@ -1,5 +1,5 @@
-"""pipelines.jobs and pipelines.graph: the jobs, their keys and dependencies, done-markers,
-the local scheduler and its workers, and a killed run that continues."""
+"""pipelines.graph.jobs and pipelines.graph.scheduler: the jobs, their keys and dependencies,
+done-markers, the local scheduler and its workers, and a killed run that continues."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _config(args: list[str]):
 
 
 def _graph(args: list[str]):
-    from pipelines.jobs import experiment_graph
+    from pipelines.graph.jobs import experiment_graph
 
     return {n.name: n for n in experiment_graph(_config(args))}
 
@@ -56,7 +56,7 @@ def test_a_change_upstream_reaches_every_job_downstream_and_nothing_else(tmp_pat
 
 
 def test_jobs_know_their_dependencies_by_type_not_by_name(tmp_path: Path):
-    from pipelines.jobs import ClassifierJob, GanJob, SamplesJob
+    from pipelines.graph.jobs import ClassifierJob, GanJob, SamplesJob
 
     nodes = _graph(["--run-dir", str(tmp_path / "run"), *SMOKE])
     assert nodes["gan/df"].job == GanJob("df") and nodes["gan/df"].deps == ("features", "gan/all")
@@ -123,7 +123,7 @@ def test_augment_and_compare_killed_in_a_gan_reruns_to_the_same_numbers(
     run_dir = tmp_path / "run"
     cond = "a[0].class_name == 'df'"
     args = ["--run-dir", str(run_dir), *SMOKE]
-    run_killed("augment_and_compare", args, "pipelines.gan_run", "_append_record", cond)
+    run_killed("augment_and_compare", args, "pipelines.steps.gan_run", "_append_record", cond)
     out = run_dir / "gan" / "df"
     assert (out / "run.json").is_file() and not (out / "last.pt").exists()
     assert (run_dir / "jobs" / "features.json").is_file()  # the feature net of the killed run
@@ -170,7 +170,7 @@ def test_local_workers_run_classifiers_side_by_side_with_the_one_at_a_time_numbe
 
 
 def test_stage_wall_time_counts_side_by_side_jobs_once():
-    from pipelines.graph import covered_seconds
+    from pipelines.graph.scheduler import covered_seconds
 
     assert covered_seconds([]) == 0.0
     assert covered_seconds([(0, 10), (0, 10)]) == 10  # two jobs side by side
@@ -184,7 +184,7 @@ def test_kill_workers_stops_a_running_job_at_once():
     import concurrent.futures as cf
     import multiprocessing
 
-    from pipelines.graph import _kill_workers
+    from pipelines.graph.scheduler import _kill_workers
 
     ctx = multiprocessing.get_context("spawn")
     pool = cf.ProcessPoolExecutor(1, mp_context=ctx)
@@ -201,9 +201,9 @@ def test_kill_workers_stops_a_running_job_at_once():
 
 
 def test_the_scheduler_refuses_a_graph_it_could_never_finish(tmp_path: Path):
-    from pipelines import graph
     from pipelines.errors import UserError
-    from pipelines.layout import RunLayout
+    from pipelines.graph import scheduler as graph
+    from pipelines.store.layout import RunLayout
 
     def node(name: str, *deps: str) -> graph.Node:
         return graph.Node(job=name, name=name, deps=deps, key=name, stage="s")
@@ -224,8 +224,8 @@ def test_the_scheduler_refuses_a_graph_it_could_never_finish(tmp_path: Path):
 
 def test_a_job_whose_output_is_gone_is_not_done(tmp_path: Path):
     """A sample set whose summary.json was deleted (the advice for a damaged one) runs again."""
-    from pipelines import graph
-    from pipelines.layout import RunLayout
+    from pipelines.graph import scheduler as graph
+    from pipelines.store.layout import RunLayout
 
     layout, out = RunLayout(tmp_path), tmp_path / "samples" / "df" / "summary.json"
     node = graph.Node(job="s", name="samples/df", deps=(), key="k", stage="s", outputs=(out,))

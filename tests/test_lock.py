@@ -1,4 +1,4 @@
-"""pipelines.lock: one writer per run directory; a dead writer's lock is gone with it."""
+"""pipelines.store.lock: one writer per run directory; a dead writer's lock is gone with it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from conftest import SMOKE, TINY, invoke_cli, one_line_error, subprocess_env
 
 from pipelines.cli import augment_and_compare, gan_sample, gan_train
-from pipelines.lock import run_dir_lock
+from pipelines.store.lock import run_dir_lock
 
 
 def _lock_holder(run_dir: Path, pid: int, timeout: float = 120) -> None:
@@ -31,7 +31,7 @@ def _lock_holder(run_dir: Path, pid: int, timeout: float = 120) -> None:
 def _hold_lock(run_dir: Path) -> subprocess.Popen:
     """Another process that holds run_dir's lock until it is killed."""
     code = (
-        "import time; from pipelines.lock import run_dir_lock\n"
+        "import time; from pipelines.store.lock import run_dir_lock\n"
         f"with run_dir_lock({str(run_dir)!r}):\n"
         "    print('locked', flush=True); time.sleep(60)\n"
     )
@@ -63,7 +63,7 @@ def test_two_gan_train_overwrite_on_one_class_the_second_is_refused(tmp_path: Pa
 
 
 def test_gan_sample_is_refused_while_another_process_writes_the_run(tmp_path: Path):
-    from pipelines.data.datasets import load_dataset
+    from pipelines.data.load import load_dataset
     from pipelines.data.splits import load_or_make_split
 
     run_dir = tmp_path / "run"

@@ -1,5 +1,5 @@
-"""pipelines.ray_executor: the job graph on Ray gives the in-process numbers, survives a killed
-worker, and is a one-line error where Ray is not installed."""
+"""pipelines.graph.ray_executor: the job graph on Ray gives the in-process numbers, survives a
+killed worker, and is a one-line error where Ray is not installed."""
 
 from __future__ import annotations
 

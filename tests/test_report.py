@@ -1,10 +1,10 @@
-"""pipelines.report: what report.md says about the numbers it is given."""
+"""pipelines.report.markdown: what report.md says about the numbers it is given."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from pipelines.report import _external_md, _head_md, _tables_md, forest_gains
+from pipelines.report.markdown import _external_md, _head_md, _tables_md, forest_gains
 
 
 def _arm(k: int) -> dict:

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from conftest import invoke_cli, one_line_error
 
-import pipelines.feature_space as feature_space
-import pipelines.gan_run as gan_run
-import pipelines.sampling as sampling
-import pipelines.steps as steps
+import pipelines.steps.classifier as classifier_step
+import pipelines.steps.feature_space as feature_space
+import pipelines.steps.gan_run as gan_run
+import pipelines.steps.samples as samples_step
+import pipelines.steps.sampling as sampling
 from pipelines.cli import augment_and_compare
-from pipelines.data.datasets import load_dataset
+from pipelines.data.load import load_dataset
 from pipelines.data.splits import keep_rare_lesions, load_or_make_split, split_lesions
 from pipelines.errors import UserError
 
@@ -46,8 +47,8 @@ def scarce_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("scarce") / "run"
     seen: dict[str, list] = {"gan": [], "filter": [], "classifier": [], "features": []}
     real_gan, real_sample = gan_run.train_gan, sampling.sample_class
-    real_clf, real_feat = steps.train_classifier, feature_space.train_classifier
-    real_arm, real_space = steps.train_arm, feature_space.domain_space
+    real_clf, real_feat = classifier_step.train_classifier, feature_space.train_classifier
+    real_arm, real_space = classifier_step.train_arm, feature_space.domain_space
     where: dict[str, Path] = {}  # the run directory the classifier being trained belongs to
 
     def gan(run, *a, **k):
@@ -58,9 +59,9 @@ def scarce_run(tmp_path_factory):
         seen["filter"].append((run.out, run.images.copy()))
         return real_sample(run, *a, **k)
 
-    def arm(cfg, *a, **k):
-        where["dir"] = Path(cfg.run_dir)
-        return real_arm(cfg, *a, **k)
+    def arm(plan, *a, **k):
+        where["dir"] = Path(plan.cfg.run_dir)
+        return real_arm(plan, *a, **k)
 
     def space(ds, split, run_dir, *a, **k):
         where["dir"] = Path(run_dir)
@@ -79,10 +80,10 @@ def scarce_run(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(gan_run, "train_gan", gan)
-        mp.setattr(steps, "sample_class", sample)
-        mp.setattr(steps, "train_classifier", clf)
+        mp.setattr(samples_step, "sample_class", sample)
+        mp.setattr(classifier_step, "train_classifier", clf)
         mp.setattr(feature_space, "train_classifier", feat)
-        mp.setattr(steps, "train_arm", arm)
+        mp.setattr(classifier_step, "train_arm", arm)
         mp.setattr(feature_space, "domain_space", space)
         invoke_cli(augment_and_compare, ["--run-dir", str(run_dir), *SCARCE, "--rare-n",
                                          "10,20"])  # fmt: skip

@@ -108,9 +108,9 @@ def test_from_an_incompatible_source_names_the_command(source: Path):
 
 
 def test_balanced_sampling_draws_every_class_equally(source: Path):
-    from pipelines.data.datasets import load_dataset
+    from pipelines.data.load import load_dataset
     from pipelines.data.splits import load_or_make_split
-    from pipelines.gan_run import class_run, sampling_weights
+    from pipelines.steps.gan_run import class_run, sampling_weights
 
     ds = load_dataset("demo", 32, progress=False)
     run = class_run(ds, load_or_make_split(ds, source), "all", source)

@@ -10,37 +10,54 @@ import click
 import torch
 
 from gan.networks import SUPPORTED_SIZES
-from pipelines import tensorboard
-from pipelines.arms import ARMS, DEFAULT_ARMS
 from pipelines.cli.common import (
-    FiniteFloatRange,
+    Command,
     check_cache_dir,
     check_data_path,
-    data_options,
+    command_line,
     default_run_dir,
-    device_options,
-    feature_options,
+    echo_notes,
     given_options,
     one_line_os_errors,
     resolve_device,
     resolve_precision,
+)
+from pipelines.cli.options import (
+    FiniteFloatRange,
+    data_options,
+    device_options,
+    feature_options,
+    quiet_option,
+    run_dir_option,
     tensorboard_option,
 )
+from pipelines.config.arms import ARMS, DEFAULT_ARMS
+from pipelines.config.experiment import (
+    ExperimentConfig,
+    check_arms,
+    check_classes,
+    read_config_file,
+)
+from pipelines.config.profiles import PROFILES
 from pipelines.errors import UserError
-from pipelines.profiles import PROFILES
-from pipelines.rundir import check_output_dir
+from pipelines.graph import ray_executor
+from pipelines.graph import scheduler as graph
+from pipelines.graph.jobs import comparison_id, experiment_graph, run_job
+from pipelines.graph.preflight import check_inputs
+from pipelines.graph.ray_executor import import_ray
+from pipelines.graph.scheduler import check_graph, describe
+from pipelines.report.export import ExportRequest, check_export, export_arm
+from pipelines.steps.plan import write_experiment_record, write_splits
+from pipelines.store import tensorboard
+from pipelines.store.lock import run_dir_lock
+from pipelines.store.records import check_output_dir
 
 EXECUTORS = ("local", "ray")
 
 
-@click.command("augment-and-compare")
+@click.command("augment-and-compare", cls=Command)
 @data_options
-@click.option(
-    "--run-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Run directory (default: runs/<data name>).",
-)
+@run_dir_option
 @click.option(
     "--classes",
     default="df,mel",
@@ -173,29 +190,22 @@ EXECUTORS = ("local", "ray")
 )
 @click.option("--export-overwrite", is_flag=True, help="--export: replace what DIR already holds.")
 @click.option("--dry-run", is_flag=True, help="List the jobs, their dependencies and status.")
-@click.option("--quiet", is_flag=True)
+@quiet_option
 @tensorboard_option
 @click.pass_context
 @one_line_os_errors
 def augment_and_compare(ctx: click.Context, **opts) -> None:
     """Train per-class GANs, rebalance, and compare classifier recall across arms and seeds."""
-    from pipelines.experiment import write_experiment_record, write_splits
-    from pipelines.graph import check_graph, describe
-    from pipelines.jobs import experiment_graph
-    from pipelines.lock import run_dir_lock
-    from pipelines.preflight import check_inputs
-
     cfg = experiment_config(opts) if opts["config_file"] is None else saved_config(ctx, opts)
     export = _export_request(cfg, opts)
     if opts["executor"] == "ray" and not opts["dry_run"]:
-        from pipelines.ray_executor import import_ray
-
         import_ray()  # a missing extra fails now, not after loading the data
     check_output_dir(Path(cfg.run_dir), "--run-dir")
     for path, option in ((cfg.data, "--data"), (cfg.external, "--external-test")):
         check_data_path(path, option)
         check_cache_dir(path, Path(cfg.cache_dir) if cfg.cache_dir else None)
-    ds = check_inputs(cfg)  # writes nothing: a refused or a dry run leaves no trace
+    ds, notes = check_inputs(cfg)  # writes nothing: a refused or a dry run leaves no trace
+    echo_notes(notes)
     nodes = experiment_graph(cfg)
     check_graph(nodes)  # every job name once: the scheduler could never finish otherwise
     if opts["dry_run"]:
@@ -216,7 +226,7 @@ def augment_and_compare(ctx: click.Context, **opts) -> None:
         write_experiment_record(cfg, ds)
         results = execute(cfg, nodes, opts["executor"], opts["ray_address"], not opts["quiet"])
         if export is not None:
-            _export(cfg, ctx, *export)
+            _export(cfg, ctx, export)
     click.echo(results["report"]["headline"])
 
 
@@ -224,31 +234,33 @@ RUN_OPTIONS = ("config_file", "executor", "ray_address", "dry_run", "quiet", "te
                "export", "export_seed", "export_overwrite")  # fmt: skip  # not the experiment
 
 
-def _export_request(cfg, opts: dict) -> tuple | None:
+def _export_request(cfg, opts: dict):
     """--export's (arm, seed, DIR, overwrite), refused in one line before any work."""
     if opts["export"] is None:
         return None
-    from pipelines.export import check_export
 
     (arm, out), seed = opts["export"], opts["export_seed"]
-    check_export(cfg, arm, seed, out, opts["export_overwrite"])
-    return arm, seed, out, opts["export_overwrite"]
+    request = ExportRequest(arm, seed, out, opts["export_overwrite"])
+    check_export(cfg, request)
+    return request
 
 
-def _export(cfg, ctx: click.Context, arm: str, seed: int, out: Path, overwrite: bool) -> None:
-    """Write the arm's training set once the run is done (pipelines/export.py)."""
-    from pipelines.export import command_line, export_arm
-
-    counts = export_arm(cfg, arm, seed, out, command_line(ctx), overwrite)
+def _export(cfg, ctx: click.Context, request) -> None:
+    """Write the arm's training set once the run is done (pipelines/report/export.py)."""
+    folder = cfg.layout.classifier_dir(comparison_id(cfg), request.arm, request.seed)
+    counts = export_arm(cfg, request, folder, command_line(ctx))
     n_syn = sum(c["synthetic"] for c in counts.values())
     total = sum(c["total"] for c in counts.values())
-    click.echo(f"exported {arm} seed {seed}: {total} images ({n_syn} synthetic) -> {out}", err=True)
+    click.echo(
+        f"exported {request.arm} seed {request.seed}: {total} images ({n_syn} synthetic) -> "
+        f"{request.out}",
+        err=True,
+    )
 
 
 def saved_config(ctx: click.Context, opts: dict):
     """--config: the experiment of a run's experiment.json, exactly; an option that would
     change it is refused rather than silently ignored."""
-    from pipelines.experiment import read_config_file
 
     given = sorted(given_options(ctx) - set(RUN_OPTIONS))
     if given:
@@ -267,8 +279,6 @@ def saved_config(ctx: click.Context, opts: dict):
 
 def experiment_config(opts: dict):
     """The ExperimentConfig of the command line, checked for user mistakes."""
-    from pipelines.experiment import ExperimentConfig, check_arms, check_classes
-
     classes = tuple(c.strip() for c in opts["classes"].split(",") if c.strip())
     arms = tuple(a.strip() for a in opts["arms"].split(",") if a.strip())
     check_arms(arms, opts["arms"])
@@ -334,9 +344,6 @@ def parse_counts(text: str) -> tuple[int, ...]:
 
 def execute(cfg, nodes, executor: str, ray_address: str | None, bar: bool) -> dict[str, dict]:
     """Run the graph with the chosen executor; a rerun skips what is done."""
-    from pipelines import graph
-    from pipelines.jobs import run_job
-
     task = functools.partial(run_job, cfg)
 
     def echo(line: str) -> None:
@@ -347,8 +354,6 @@ def execute(cfg, nodes, executor: str, ray_address: str | None, bar: bool) -> di
             quiet = functools.partial(run_job, dataclasses.replace(cfg, progress=False))
             backend = graph.LocalBackend(cfg.layout, task, quiet, cfg.workers)
         else:
-            from pipelines import ray_executor
-
             ray_executor.start(ray_address)
             ray_executor.check_shared_run_dir(cfg.layout.root)
             backend = ray_executor.RayBackend(cfg.layout, task)

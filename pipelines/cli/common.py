@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import math
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,10 +11,20 @@ from typing import Any
 import click
 import torch
 
-from pipelines.data.datasets import FORMATS, Dataset, default_cache_dir
+from pipelines.data.dataset import Dataset, default_cache_dir
 from pipelines.errors import UserError
-from pipelines.feature_space import FEATURE_SPACES
-from pipelines.rundir import check_output_dir, check_path_names, os_error_message
+from pipelines.store.records import check_output_dir, check_path_names, os_error_message
+
+
+class Command(click.Command):
+    """A command whose UserError, raised anywhere below it (in a worker process too), ends in
+    click's one line with exit status 1, not a traceback: the library never imports click."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            raise click.ClickException(e.message) from None
 
 
 def one_line_os_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,16 +43,6 @@ def one_line_os_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise UserError(message) from None
 
     return run
-
-
-class FiniteFloatRange(click.FloatRange):
-    """click.FloatRange that also refuses nan, which compares false with every bound."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
-        number = super().convert(value, param, ctx)
-        if math.isnan(number):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        return number
 
 
 def check_cache_dir(data: str | None, cache_dir: Path | None) -> None:
@@ -102,110 +102,33 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return name
 
 
-def device_options(f):
-    """--device and --precision, which every command resolves the same way (above)."""
-    f = click.option(
-        "--precision",
-        type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-        default="auto",
-        show_default=True,
-        help="Autocast dtype; auto picks bf16 where the hardware runs it natively, else fp32 "
-        "(fp16 on CUDA without bf16).",
-    )(f)
-    return click.option(
-        "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
-    )(f)
-
-
-def data_options(f):
-    for option in reversed(
-        [
-            click.option("--data", default=None, help="Dataset path, or 'demo' (default)."),
-            click.option(
-                "--format",
-                "fmt",
-                type=click.Choice(FORMATS),
-                default=None,
-                help="Force a layout instead of detecting it.",
-            ),
-            click.option(
-                "--cache-dir",
-                type=click.Path(path_type=Path),
-                default=None,
-                help="Decode cache (default: ~/.cache/raregan or $RAREGAN_CACHE).",
-            ),
-            click.option(
-                "--skip-bad-images",
-                is_flag=True,
-                help="Go on without missing or unreadable images (counted, and listed in the "
-                "run's records).",
-            ),
-            click.option(
-                "--allow-new-classes",
-                is_flag=True,
-                help="Keep HAM10000 dx values outside akiec,bcc,bkl,df,mel,nv,vasc as classes "
-                "of their own (default: refuse them as typos).",
-            ),
-            click.option(
-                "--split-seed",
-                type=int,
-                default=0,
-                show_default=True,
-                help="Seed of the lesion-level split (used when it is first made).",
-            ),
-        ]
-    ):
-        f = option(f)
-    return f
-
-
-def feature_options(f):
-    for option in reversed(
-        [
-            click.option(
-                "--feature-space",
-                type=click.Choice(FEATURE_SPACES),
-                default="domain",
-                show_default=True,
-                help="Features for FID/KID: a CNN trained on this "
-                "run's real training split, or Inception-v3 (needs local weights).",
-            ),
-            click.option(
-                "--inception-weights",
-                type=click.Path(path_type=Path),
-                default=None,
-                help="torch-fidelity's Inception weights file (no download here).",
-            ),
-        ]
-    ):
-        f = option(f)
-    return f
-
-
-def tensorboard_option(f):
-    """--tensorboard/--no-tensorboard: unset, on where the extra is installed (see
-    pipelines.tensorboard.resolve)."""
-    return click.option(
-        "--tensorboard/--no-tensorboard",
-        default=None,
-        help="TensorBoard event files of every GAN and classifier in <run-dir>/tb [default: on "
-        "where installed: pip install 'raregan[tensorboard]'].",
-    )(f)
-
-
 def note_skipped(ds: Dataset, record: str) -> None:
-    """--skip-bad-images never drops images silently: say how many, and where they are listed."""
-    if ds.skipped:
-        first = ", ".join(f"{i} ({why})" for i, why in list(ds.skipped.items())[:3])
-        more = ", ..." if len(ds.skipped) > 3 else ""
-        click.echo(
-            f"note: --skip-bad-images left out {len(ds.skipped)} of "
-            f"{len(ds.skipped) + len(ds.labels)} images ({first}{more}); all are listed in "
-            f"{record}",
-            err=True,
-        )
+    """--skip-bad-images never drops images silently (Dataset.skipped_note)."""
+    echo_notes([ds.skipped_note(record)])
+
+
+def echo_notes(notes: list[str | None]) -> None:
+    for message in notes:
+        if message:
+            click.echo(f"note: {message}", err=True)
 
 
 def default_run_dir(data: str | None) -> Path:
     name = Path(data).stem if data not in (None, "demo") else "demo"
     return Path("runs") / name
+
+
+def command_line(ctx: click.Context) -> str:
+    """The command as it was typed (its command-line options): sys.argv names the test
+    runner or a wrapper where the command is called in-process."""
+    source = click.core.ParameterSource.COMMANDLINE
+    words = [ctx.command_path]
+    for param in ctx.command.params:
+        if param.name is None or ctx.get_parameter_source(param.name) != source:
+            continue
+        value = ctx.params[param.name]
+        if getattr(param, "is_flag", False):
+            words.append(param.opts[0] if value else (param.secondary_opts or param.opts)[0])
+            continue
+        words += [param.opts[0], *map(str, value if isinstance(value, tuple) else (value,))]
+    return shlex.join(words)

@@ -9,29 +9,35 @@ import click
 
 from gan.filtering import SCORES
 from gan.progress import progress_bar
-from pipelines.checkpoints import GanFolder, read_any
 from pipelines.cli.common import (
-    FiniteFloatRange,
+    Command,
     check_cache_dir,
     check_data_path,
-    device_options,
-    feature_options,
     note_skipped,
     one_line_os_errors,
     resolve_device,
     resolve_precision,
 )
-from pipelines.data.datasets import load_dataset
+from pipelines.cli.options import (
+    FiniteFloatRange,
+    device_options,
+    feature_options,
+    quiet_option,
+)
+from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
 from pipelines.errors import UserError
-from pipelines.feature_space import FEATURE_DIMS, FeatureRequest, load_feature_space
-from pipelines.gan_run import class_run
-from pipelines.layout import RunLayout
-from pipelines.rundir import check_output_dir, read_split_record
-from pipelines.sampling import SampleOptions, check_memory, sample_class, summary_table
+from pipelines.format import summary_table
+from pipelines.steps.feature_space import FEATURE_DIMS, FeatureRequest, load_feature_space
+from pipelines.steps.gan_run import class_run
+from pipelines.steps.sampling import SampleOptions, check_memory, sample_class
+from pipelines.store.checkpoints import GanFolder, read_any
+from pipelines.store.layout import RunLayout
+from pipelines.store.lock import run_dir_lock
+from pipelines.store.records import check_output_dir, read_split_record
 
 
-@click.command("gan-sample")
+@click.command("gan-sample", cls=Command)
 @click.option(
     "--n", "n", type=click.IntRange(min=1), required=True, help="Images to keep per class."
 )
@@ -90,12 +96,10 @@ from pipelines.sampling import SampleOptions, check_memory, sample_class, summar
 @click.option("--skip-bad-images", is_flag=True, help="As for gan-train.")
 @click.option("--allow-new-classes", is_flag=True, help="As for gan-train.")
 @click.option("--overwrite", is_flag=True, help="Replace samples already in --out.")
-@click.option("--quiet", is_flag=True)
+@quiet_option
 @one_line_os_errors
 def gan_sample(**o) -> None:
     """Sample each class's generator, filter the samples by feature statistics, write them."""
-    from pipelines.lock import run_dir_lock
-
     dev = resolve_device(o["device"])
     precision = resolve_precision(o["precision"], dev)
     run_dir, quiet = Path(o["run_dir"]), o["quiet"]
@@ -149,8 +153,6 @@ def gan_sample(**o) -> None:
 
 def _out_lock(out: Path, run_dir: Path):
     """--out outside the run directory gets its own lock: two runs may share it."""
-    from pipelines.lock import run_dir_lock
-
     inside = out.resolve().is_relative_to(run_dir.resolve())
     return contextlib.nullcontext() if inside else run_dir_lock(out, "--out")
 

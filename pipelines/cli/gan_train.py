@@ -11,28 +11,35 @@ import click
 
 from gan.networks import ARCHS, SUPPORTED_SIZES
 from gan.training import LOSSES
-from pipelines import gan_resume, tensorboard
-from pipelines.checkpoints import best_eval, read_source, source_path
 from pipelines.cli.common import (
+    Command,
     check_cache_dir,
     check_data_path,
-    data_options,
     default_run_dir,
-    device_options,
-    feature_options,
     given_options,
     note_skipped,
     one_line_os_errors,
     resolve_device,
     resolve_precision,
+)
+from pipelines.cli.options import (
+    data_options,
+    device_options,
+    feature_options,
+    quiet_option,
+    run_dir_option,
     tensorboard_option,
 )
-from pipelines.data.datasets import load_dataset
+from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
-from pipelines.feature_space import FeatureRequest, load_feature_space
-from pipelines.gan_run import SOURCE, TrainPlan, class_run, train_gan
-from pipelines.layout import RunLayout
-from pipelines.rundir import check_output_dir, read_split_record
+from pipelines.steps import gan_resume
+from pipelines.steps.feature_space import FeatureRequest, load_feature_space
+from pipelines.steps.gan_run import SOURCE, TrainPlan, class_run, train_gan
+from pipelines.store import tensorboard
+from pipelines.store.checkpoints import best_eval, read_source, source_path
+from pipelines.store.layout import RunLayout
+from pipelines.store.lock import run_dir_lock
+from pipelines.store.records import check_output_dir, read_split_record
 
 # The recommended generator recipe, chosen by held-out KID per CPU second
 # (docs/generator_budget.md).
@@ -43,7 +50,7 @@ DEFAULT_R1 = 0.0
 DEFAULT_FREEZE_D = 1
 
 
-@click.command("gan-train")
+@click.command("gan-train", cls=Command)
 @click.option(
     "--class", "classes", multiple=True, required=True,
     help=f"Class to train a GAN for; repeat for several (--class df --class mel). "
@@ -77,10 +84,7 @@ DEFAULT_FREEZE_D = 1
     help="Lazy R1 penalty weight on real images (every 16 steps); 0 = off.",
 )  # fmt: skip
 @data_options
-@click.option(
-    "--run-dir", type=click.Path(path_type=Path), default=None,
-    help="Run directory (default: runs/<data name>).",
-)  # fmt: skip
+@run_dir_option
 @click.option(
     "--size", type=click.Choice([str(s) for s in SUPPORTED_SIZES]), default=None,
     help="Image size in px (default 64; a resumed run keeps its size).",
@@ -124,14 +128,12 @@ DEFAULT_FREEZE_D = 1
 @feature_options
 @click.option("--resume", is_flag=True, help="Continue from the run directory's checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing GAN run of the class.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 @tensorboard_option
 @click.pass_context
 @one_line_os_errors
 def gan_train(ctx: click.Context, **o) -> None:
     """Train one DCGAN per rare class on its training-split images."""
-    from pipelines.lock import run_dir_lock
-
     given = given_options(ctx)
     gan_resume.check_options(o, given)
     events = tensorboard.resolve(o["tensorboard"])

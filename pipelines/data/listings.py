@@ -11,9 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 
+from pipelines import errors
 from pipelines.errors import UserError
 
 LAYOUTS_HELP = (
@@ -69,7 +69,7 @@ def note(message: str) -> None:
     and the same note each time would bury the rest."""
     if message not in _NOTED:
         _NOTED.add(message)
-        click.echo(f"note: {message}", err=True)
+        errors.note(message)
 
 
 def _read_csv(path: Path, needed: tuple[str, ...]) -> tuple[list[dict[str, str]], list[int]]:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.data.datasets import Dataset, file_hash, resize_images
+from pipelines.data.dataset import Dataset, resize_images
 from pipelines.data.listings import DERMAMNIST_CLASSES, note
 from pipelines.errors import UserError
+from pipelines.store.records import file_sha256
 
 
 def load_medmnist(path: Path, size: int) -> Dataset:
@@ -34,7 +35,7 @@ def load_medmnist(path: Path, size: int) -> Dataset:
         lesion_ids=ids,
         format="medmnist",
         source=str(path),
-        fingerprint=file_hash(path),
+        fingerprint=file_sha256(path)[:16],
         official_split=split,
     )
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from gan.conventions import atomic_write_text
-from pipelines.data.datasets import Dataset
+from pipelines.data.dataset import Dataset
 from pipelines.errors import UserError
-from pipelines.rundir import read_split_record
+from pipelines.store.records import read_split_record
 
 SPLITS = ("train", "val", "test")
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.errors import UserError
-from pipelines.graph import Node, run_marked
-from pipelines.layout import RunLayout
+from pipelines.graph.scheduler import Node, run_marked
+from pipelines.store.layout import RunLayout
 
 MAX_RETRIES = 3  # a worker killed mid-job (node lost, OOM killer) gets this many more tries
 

@@ -10,25 +10,14 @@ functions of it, loaded once per process.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import torch
-
-from classifier.training import ClassifierConfig
-from gan.conventions import atomic_write_text
-from gan.networks import Architecture
-from gan.training import TrainConfig
-from pipelines.arms import ARMS, sample_sets
-from pipelines.data.datasets import Dataset, load_dataset
-from pipelines.data.splits import Split, load_or_make_split
+from pipelines.config.arms import ARM_SPECS, ARMS, SampleSet, sample_sets
+from pipelines.config.profiles import Profile
 from pipelines.errors import UserError
-from pipelines.feature_space import FeatureRequest, load_feature_space
-from pipelines.layout import SOURCE, RunLayout
-from pipelines.profiles import Profile
-from pipelines.rundir import read_split_record, run_record
+from pipelines.store.layout import SOURCE, RunLayout
 
 CONFIG_FORMAT = "raregan-experiment-v1"
 
@@ -70,6 +59,20 @@ class ExperimentConfig:
     def layout(self) -> RunLayout:
         return RunLayout(Path(self.run_dir))
 
+    @property
+    def sample_sets(self) -> tuple[SampleSet, ...]:
+        """The sample sets the arms draw from, each after the set it is matched to."""
+        return sample_sets(self.arms)
+
+    @property
+    def synthetic_arms(self) -> tuple[str, ...]:
+        return tuple(a for a in self.arms if ARM_SPECS[a].synthetic is not None)
+
+    @property
+    def control_arms(self) -> tuple[str, ...]:
+        """The arms without synthetic images (a dose study trains them once for every dose)."""
+        return tuple(a for a in self.arms if ARM_SPECS[a].synthetic is None)
+
 
 def config_to_json(cfg: ExperimentConfig) -> dict:
     """The config as experiment.json stores it (progress and TensorBoard are how it is shown,
@@ -107,23 +110,6 @@ def read_config_file(path: Path) -> ExperimentConfig:
     return config_from_json(saved["config"], Path(path))
 
 
-def write_experiment_record(cfg: ExperimentConfig, ds: Dataset) -> Path:
-    """<run>/experiment.json: config, versions and data identity, written before any job.
-    A previous record of another config is kept, appended to experiment_history.jsonl."""
-    path = cfg.layout.experiment_file
-    record = {"format": CONFIG_FORMAT, **run_record(config_to_json(cfg), ds.record())}
-    if path.is_file():
-        try:
-            previous = json.loads(path.read_text())
-        except ValueError:
-            previous = None
-        if previous is not None and previous.get("config") != record["config"]:
-            with open(path.with_name("experiment_history.jsonl"), "a", encoding="utf-8") as f:
-                f.write(json.dumps(previous) + "\n")
-    atomic_write_text(path, json.dumps(record, indent=1))
-    return path
-
-
 def check_arms(arms: tuple[str, ...], given: str | None = None) -> None:
     """Known arms, each once: an arm given twice names two jobs alike, which no scheduler
     can finish."""
@@ -156,9 +142,6 @@ def _once(names: tuple[str, ...], option: str, text: str) -> None:
         raise UserError(f"{option} {text}: {', '.join(twice)} is given twice; give each once")
 
 
-# ---------------------------------------------------------------------------- folds, data
-
-
 def fold_config(cfg: ExperimentConfig, f: int | None) -> ExperimentConfig:
     """The config of fold f's jobs: its own run directory (split, feature network, GANs,
     samples, classifiers), so no test lesion of the fold reaches anything trained there."""
@@ -181,138 +164,9 @@ def fold_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
     return [fold_config(cfg, f) for f in range(cfg.folds)] if cfg.folds > 1 else [cfg]
 
 
-@functools.lru_cache(maxsize=1)
-def _dataset(data, size, fmt, cache_dir, skip_bad_images, allow_new_classes) -> Dataset:
-    return load_dataset(
-        data, size, fmt, cache_dir, skip_bad_images, progress=False,
-        allow_new_classes=allow_new_classes,
-    )  # fmt: skip
-
-
-def dataset(cfg: ExperimentConfig) -> Dataset:
-    """The experiment's data at the GANs' size, loaded once per process (the decode cache
-    makes loading cheap)."""
-    return _dataset(
-        cfg.data, cfg.profile.size, cfg.fmt, cfg.cache_dir, cfg.skip_bad_images,
-        cfg.allow_new_classes,
-    )  # fmt: skip
-
-
-@functools.lru_cache(maxsize=16)
-def _split(cfg: ExperimentConfig) -> Split:
-    """The split stored in the run directory, or, before the run starts, the one it will store
-    (made in memory: a dry or a refused run writes nothing; write_splits stores it)."""
-    stored = cfg.layout.split_file
-    if stored.is_file():
-        check_stored_split(stored, cfg.split_seed)
-    return _load_or_make(cfg, write=False)
-
-
-def _load_or_make(cfg: ExperimentConfig, write: bool) -> Split:
-    fold = (cfg.fold, cfg.folds) if cfg.fold is not None else None
-    keep = {c: cfg.keep_n for c in cfg.classes} if cfg.keep_n else None
-    return load_or_make_split(
-        dataset(cfg), Path(cfg.run_dir), seed=cfg.split_seed, fold=fold, keep=keep, write=write
-    )
-
-
 def split_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
     """The configs of the experiment's splits: one per scarcity level, else one per fold."""
     return [scarcity_config(cfg, n) for n in cfg.rare_n] or fold_configs(cfg)
-
-
-def write_splits(cfg: ExperimentConfig) -> None:
-    """Store every split of the experiment in its run directory, once the run starts."""
-    for scfg in split_configs(cfg):
-        if not scfg.layout.split_file.is_file():
-            _load_or_make(scfg, write=True)
-    _split.cache_clear()
-
-
-def check_stored_split(path: Path, seed: int) -> dict:
-    """A stored split.json that can be read and was made with this --split-seed: its seed is
-    part of every job's key, so another would silently retrain everything on the old split."""
-    saved = read_split_record(path)
-    made_with = saved.get("seed")
-    if made_with is not None and made_with != seed and saved.get("kind") != "official":
-        raise UserError(
-            f"--split-seed {seed}: {path} was made with --split-seed {made_with}, and a run "
-            f"directory keeps its split; pass --split-seed {made_with} to continue this run, "
-            "or another --run-dir for a new split"
-        )
-    return saved
-
-
-def data_and_split(cfg: ExperimentConfig) -> tuple[Dataset, Split]:
-    """The dataset and (this fold's) split."""
-    return dataset(cfg), _split(cfg)
-
-
-def class_count(cfg: ExperimentConfig, cls: str) -> int:
-    """Real training images of a class in this fold's split."""
-    ds, split = data_and_split(cfg)
-    return int((ds.labels[split.train] == ds.class_index(cls)).sum())
-
-
-# ---------------------------------------------------------------------------- budgets
-
-
-def feature_config(cfg: ExperimentConfig) -> ClassifierConfig:
-    """How the domain feature network of this experiment trains (its cache key hashes this)."""
-    _, split = data_and_split(cfg)
-    steps = cfg.profile.feature_epochs * len(split.train) / 64
-    return ClassifierConfig(
-        steps=int(min(cfg.profile.feature_steps_cap, max(20, steps))),
-        batch_size=64,
-        sampling="balanced",
-        eval_every=50,
-        precision=cfg.precision,
-    )
-
-
-def feature_space(cfg: ExperimentConfig):
-    """The FID/KID feature space: trained by the `features` job, loaded by every later one."""
-    ds, split = data_and_split(cfg)
-    request = FeatureRequest(
-        cfg.feature_space, cfg.precision, cfg.inception_weights, feature_config(cfg)
-    )
-    return load_feature_space(
-        request, ds, split, Path(cfg.run_dir), torch.device(cfg.device), cfg.progress
-    )
-
-
-def gan_plan(
-    cfg: ExperimentConfig, cls: str, dose: float | None = None
-) -> tuple[Architecture, TrainConfig]:
-    """Architecture and training config of one GAN of the experiment (the source: `all`).
-
-    In a dose study (--gan-doses) the source trains to each dose in turn, and a rare class
-    fine-tunes from the source's snapshot at dose d for its usual budget times
-    sqrt(d / the profile's source kimg): the source's kimg buys most of the quality, and a
-    fine-tune of a class's ~100 images gains less from each extra kimg (docs/generator_budget.md),
-    so it grows more slowly than the source."""
-    p = cfg.profile
-    arch = Architecture(size=p.size, kind=p.gan_arch)
-    if cls == SOURCE:
-        _, split = data_and_split(cfg)
-        kimg = min(p.source_kimg, max(p.gan_kimg_min, p.source_epochs * len(split.train) / 1000))
-        kimg = kimg if dose is None else dose
-        extra = {"sampling": p.source_sampling}
-    else:
-        kimg = min(p.gan_kimg_cap, max(p.gan_kimg_min, p.gan_epochs * class_count(cfg, cls) / 1000))
-        kimg = kimg if dose is None else kimg * (dose / p.source_kimg) ** 0.5
-        extra = {"freeze_d": p.freeze_d if p.source_kimg > 0 or dose is not None else 0}
-    return arch, TrainConfig(
-        kimg=kimg,
-        batch_size=p.gan_batch,
-        precision=cfg.precision,
-        seed=0,
-        snapshot_kimg=max(kimg / 4, 0.1),
-        eval_kimg=max(kimg / 4, 0.1),
-        loss=p.gan_loss,
-        r1_gamma=p.gan_r1_gamma,
-        **extra,
-    )
 
 
 def check_doses(cfg: ExperimentConfig) -> None:
@@ -325,7 +179,7 @@ def check_doses(cfg: ExperimentConfig) -> None:
         raise UserError("--gan-doses: this profile trains no source GAN; use --profile quick")
     if cfg.folds > 1 or cfg.external:
         raise UserError("--gan-doses runs on one split: drop --folds and --external-test")
-    if not sample_sets(cfg.arms):
+    if not cfg.sample_sets:
         raise UserError("--gan-doses needs an arm with synthetic images, e.g. --arms ...,gan")
 
 

@@ -22,7 +22,7 @@ from gan.checkpoint import CheckpointError
 from gan.networks import Architecture, Generator
 from gan.training import TrainConfig
 from pipelines.errors import UserError
-from pipelines.layout import SOURCE, RunLayout
+from pipelines.store.layout import SOURCE, RunLayout
 
 LAST, BEST = "last.pt", "best.pt"
 # What a resumed run may change: how long and how often, not what it trains.

@@ -36,11 +36,12 @@ from gan.metrics.filter_verdict import BEATS, NO_DIFFERENCE, FilterVerdict, filt
 from gan.metrics.sets import real_floor, set_metrics
 from gan.networks import Generator
 from gan.training import sample
-from pipelines import checkpoints
-from pipelines.checkpoints import GanFolder
 from pipelines.errors import UserError
-from pipelines.gan_run import ClassRun, write_grid
-from pipelines.rundir import run_record
+from pipelines.format import fid, kid_e3
+from pipelines.steps.gan_run import ClassRun, write_grid
+from pipelines.store import checkpoints
+from pipelines.store.checkpoints import GanFolder
+from pipelines.store.records import run_record
 
 VERDICT_REPLICATES = 1000  # bootstrap replicates of the held-out filter verdict
 
@@ -274,11 +275,12 @@ def _heldout_verdict(fv: FilterVerdict, label: str, n: int) -> str:
         BEATS: "the filter beats random selection",
         NO_DIFFERENCE: "no difference from random selection",
     }.get(fv.verdict, "the filter is WORSE than random selection")
-    lo, hi = fv.ci95
+    kept, random, diff, lo, hi = (
+        kid_e3(v, tag=True) for v in (fv.kid_kept, fv.kid_random, fv.kid_diff, *fv.ci95)
+    )
     return (
-        f"on held-out reals, kept {label} = {_fmt('kid', fv.kid_kept)} vs "
-        f"{_fmt('kid', fv.kid_random)} for a random {n} of the pool: difference "
-        f"{_fmt('kid', fv.kid_diff)}, 95 % CI [{_fmt('kid', lo)}, {_fmt('kid', hi)}] "
+        f"on held-out reals, kept {label} = {kept} vs {random} for a random {n} of the pool: "
+        f"difference {diff}, 95 % CI [{lo}, {hi}] "
         f"(bootstrap over {fv.clusters} held-out {fv.unit} and random subsets): {outcome}"
     )
 
@@ -286,13 +288,9 @@ def _heldout_verdict(fv: FilterVerdict, label: str, n: int) -> str:
 def _training_note(sets: dict) -> str:
     k, r = sets["kept"], sets["random"]
     return (
-        f"on selection (training) reals, kept {k['fid_label']} = {_fmt('fid', k['fid'])} vs "
-        f"random {_fmt('fid', r['fid'])} (a diagnostic: the filter chose with these reals)"
+        f"on selection (training) reals, kept {k['fid_label']} = {fid(k['fid'])} vs "
+        f"random {fid(r['fid'])} (a diagnostic: the filter chose with these reals)"
     )
-
-
-def _fmt(metric: str, value: float) -> str:
-    return f"{1e3 * value:.2f}e-3" if metric == "kid" else f"{value:.2f}"
 
 
 def _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path) -> None:
@@ -362,48 +360,3 @@ def _comparison_grid(path: Path, run: ClassRun, pool, kept, sel: Selection) -> N
     blank = torch.full((1, 3, *real.shape[2:]), 255, dtype=torch.uint8)
     rows = [torch.cat([r, blank.expand(8 - len(r), -1, -1, -1)]) if len(r) < 8 else r for r in rows]
     write_grid(path, torch.cat(rows))
-
-
-def summary_table(summaries: list[dict]) -> str:
-    """Markdown table: kept vs random vs pool, held-out and training side by side, with the
-    real-vs-real floor, per class."""
-    lines = [
-        "| class | set | n | held-out KID (×1e3) | held-out FID | train KID (×1e3) | "
-        "train FID | precision | recall |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for s in summaries:
-        held = s.get("heldout_sets", {})
-        for name, m in s["sets"].items():
-            h = held.get(name)
-            lines.append(
-                f"| {s['class']} | {name} | {m['n']} | {_kid(h)} | "
-                f"{_matched_fid(h)} | {_kid(m)} | {m['fid']:.2f} | "
-                f"{m['precision']:.3f} | {m['recall']:.3f} |"
-            )
-        if "floor" in s:
-            f = s["floor"]
-            lines.append(
-                f"| {s['class']} | **real floor** (train vs held-out reals) | {f['n']} | "
-                f"{_kid(f)} | {f['fid']:.2f} | | | | |"
-            )
-    space = summaries[0]["feature_space"] if summaries else ""
-    n_real = ", ".join(
-        f"{s['class']} {s['n_real']} train / {s.get('n_heldout', 0)} held-out" for s in summaries
-    )
-    return (
-        "\n".join(lines)
-        + f"\n\nfeature space {space}; reals: {n_real}. Held-out FID is at the floor's n "
-        "(generated sets subsampled to the training count), so it compares with the floor. "
-        "KID ± is the spread over KID's random subsets of these same sets, not a sampling "
-        "error: whether kept beats random is each class's held-out verdict, with its 95 % "
-        "interval (summary.json: filter_vs_random_heldout)."
-    )
-
-
-def _kid(m: dict | None) -> str:
-    return "–" if m is None else f"{1e3 * m['kid']:.2f} ± {1e3 * m['kid_std']:.2f}"
-
-
-def _matched_fid(m: dict | None) -> str:
-    return "–" if m is None else f"{m.get('fid_matched', m['fid']):.2f}"

@@ -17,8 +17,8 @@ from classifier.metrics import classification_metrics
 from classifier.prior_matching import calibrate, matched_hits
 from classifier.training import predict_proba
 from gan.conventions import to_nchw
-from pipelines.arms import GAIN_PAIRS
-from pipelines.data.datasets import Dataset
+from pipelines.config.arms import GAIN_PAIRS
+from pipelines.data.dataset import Dataset
 from pipelines.data.splits import Split
 from pipelines.errors import UserError
 

@@ -14,7 +14,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
 import torch
 from torch import nn
 
@@ -27,10 +26,10 @@ from gan.metrics.features import (
     inception_space,
     inception_weights_help,
 )
-from pipelines.data.datasets import Dataset
+from pipelines.data.dataset import Dataset
 from pipelines.data.splits import Split
-from pipelines.errors import UserError
-from pipelines.layout import RunLayout
+from pipelines.errors import UserError, note
+from pipelines.store.layout import RunLayout
 
 FEATURE_SPACES = ("domain", "inception")
 FEATURE_DIMS = {"domain": 256, "inception": 2048}  # CompactCNN's default, Inception's pool3
@@ -106,10 +105,7 @@ def _read_saved(path: Path) -> dict | None:
             saved[key]  # noqa: B018 - all there
         return saved
     except Exception as e:  # noqa: BLE001 - any failure means "not usable"
-        click.echo(
-            f"note: {path} is unreadable ({type(e).__name__}); training the feature network again",
-            err=True,
-        )
+        note(f"{path} is unreadable ({type(e).__name__}); training the feature network again")
         return None
 
 

@@ -20,11 +20,11 @@ from typing import Any
 from gan.diffaugment import POLICIES
 from gan.networks import Architecture
 from gan.training import TrainConfig
-from pipelines import checkpoints
-from pipelines.checkpoints import RESUMABLE_CHANGES, GanFolder
 from pipelines.errors import UserError
-from pipelines.gan_run import ClassRun
-from pipelines.layout import SOURCE
+from pipelines.steps.gan_run import ClassRun
+from pipelines.store import checkpoints
+from pipelines.store.checkpoints import RESUMABLE_CHANGES, GanFolder
+from pipelines.store.layout import SOURCE
 
 
 def _same(value: Any) -> Any:

@@ -32,14 +32,14 @@ from gan.metrics.features import FeatureSpace, extract_features
 from gan.metrics.sets import real_floor, set_metrics
 from gan.networks import Architecture
 from gan.training import GanState, TrainConfig, TrainingDiverged, new_state, sample, train
-from pipelines import checkpoints, tensorboard
-from pipelines.checkpoints import GanFolder
-from pipelines.data.datasets import Dataset
+from pipelines.data.dataset import Dataset
 from pipelines.data.splits import Split
 from pipelines.errors import UserError
-from pipelines.layout import SOURCE, RunLayout
 from pipelines.plots import fid_curve
-from pipelines.rundir import read_jsonl, run_record
+from pipelines.store import checkpoints, tensorboard
+from pipelines.store.checkpoints import GanFolder
+from pipelines.store.layout import SOURCE, RunLayout
+from pipelines.store.records import read_jsonl, run_record
 
 MIN_TRAIN_IMAGES = 10
 GRID_SEED_OFFSET = 1_000_003  # fixed-noise latents come from their own stream, not the loop's

@@ -27,21 +27,15 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from pipelines import steps
-from pipelines.arms import ARM_SPECS, SAMPLE_SETS, sample_sets, targets_for
-from pipelines.experiment import (
-    ExperimentConfig,
-    data_and_split,
-    dataset,
-    feature_config,
-    feature_space,
-    fold_config,
-    fold_configs,
-    gan_plan,
-    scarcity_config,
-)
-from pipelines.graph import Node, key_of
-from pipelines.layout import SOURCE
+from pipelines.config.arms import SAMPLE_SETS
+from pipelines.config.experiment import ExperimentConfig, fold_config, fold_configs, scarcity_config
+from pipelines.graph import scheduler
+from pipelines.graph.scheduler import Node
+from pipelines.results.reports import write_reports
+from pipelines.steps import classifier, gan, samples
+from pipelines.steps.plan import feature_space, plan_for
+from pipelines.store.layout import SOURCE
+from pipelines.store.records import key_of
 
 
 def _prefix(fold: int | None, dose: float | None = None, rare_n: int | None = None) -> str:
@@ -66,15 +60,14 @@ class FeaturesJob:
         return ()
 
     def reads(self, cfg: ExperimentConfig) -> dict:
-        ds = dataset(cfg)
-        split = split_slice(cfg)
+        plan = plan_for(cfg)
         space = {"space": cfg.feature_space, "size": cfg.profile.size}
         if cfg.feature_space == "domain":
-            space["training"] = feature_config(cfg).as_dict()
-        return {**space, "data": ds.fingerprint, "split": split}
+            space["training"] = plan.features.as_dict()
+        return {**space, "data": plan.dataset.fingerprint, "split": split_slice(cfg)}
 
     def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
-        space = feature_space(cfg)
+        space = feature_space(plan_for(cfg))
         return {"feature_space": f"{space.name}-{space.dim}d"}
 
 
@@ -106,15 +99,11 @@ class GanJob:
         return (FeaturesJob(self.fold, self.rare_n), *src)
 
     def reads(self, cfg: ExperimentConfig) -> dict:
-        arch, train = gan_plan(cfg, self.cls, self.dose)
-        return {"arch": arch.as_dict(), "train": train.as_dict(), "eval_n": self.eval_n}
-
-    @property
-    def eval_n(self) -> int:
-        return 1000 if self.cls == SOURCE else 500
+        spec = plan_for(cfg, self.dose).gans[self.cls]
+        return {"arch": spec.arch.as_dict(), "train": spec.train.as_dict(), "eval_n": spec.eval_n}
 
     def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
-        return steps.train_gan(cfg, self.cls, self.eval_n, self.dose, tb)
+        return gan.train_gan(plan_for(cfg, self.dose), self.cls, tb)
 
 
 @dataclass(frozen=True)
@@ -134,18 +123,17 @@ class SamplesJob:
 
     def deps(self, cfg: ExperimentConfig) -> tuple:
         matched = SAMPLE_SETS[self.set_name].matched_to
-        wanted = {s.name for s in sample_sets(cfg.arms)}
+        wanted = {s.name for s in cfg.sample_sets}
         here = (self.fold, self.dose, self.rare_n)
         before = [SamplesJob(matched, self.cls, *here)] if matched in wanted else []
         return (GanJob(self.cls, *here), *before)
 
     def reads(self, cfg: ExperimentConfig) -> dict:
-        ds, split = data_and_split(cfg)
-        target = targets_for(ds, split, list(cfg.classes), cfg.target)[self.cls]
+        target = plan_for(cfg, self.dose).targets[self.cls]
         return {"set": self.set_name, "target": target, "precision": cfg.precision}
 
     def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
-        return steps.sample_set(cfg, SAMPLE_SETS[self.set_name], self.cls, self.dose)
+        return samples.sample_set(plan_for(cfg, self.dose), SAMPLE_SETS[self.set_name], self.cls)
 
     def outputs(self, cfg: ExperimentConfig) -> tuple:
         """What the classifiers read: the set runs again if one is gone."""
@@ -180,7 +168,7 @@ class ClassifierJob:
 
     def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
         out = cfg.layout.classifier_dir(comparison_id(cfg, self.dose), self.arm, self.seed)
-        return steps.train_arm(cfg, self.arm, self.seed, out, self.dose, tb)
+        return classifier.train_arm(plan_for(cfg, self.dose), self.arm, self.seed, out, tb)
 
 
 @dataclass(frozen=True)
@@ -199,26 +187,7 @@ class ReportJob:
 
     def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
         t0 = time.perf_counter()
-        wall = stage_seconds(cfg)
-        if not cfg.rare_n:
-            return report(cfg, wall, t0)
-        from pipelines.study import write_scarcity
-
-        for n in cfg.rare_n:  # each level's own report, in its own run directory
-            report(scarcity_config(cfg, n), wall, t0)
-        return write_scarcity(cfg, wall, t0)
-
-
-def report(cfg: ExperimentConfig, wall: dict, t0: float) -> dict:
-    """One split's report: its comparison (pooled over folds), or its dose study."""
-    from pipelines.results import write_results
-
-    if cfg.gan_doses:
-        from pipelines.study import write_study
-
-        ids = {d: comparison_id(cfg, d) for d in (None, *cfg.gan_doses)}
-        return write_study(cfg, ids, wall, t0)
-    return write_results(cfg, [comparison_id(f) for f in fold_configs(cfg)], wall, t0)
+        return write_reports(cfg, comparison_id, stage_seconds(cfg), t0)
 
 
 # ---------------------------------------------------------------------------- keys
@@ -226,7 +195,7 @@ def report(cfg: ExperimentConfig, wall: dict, t0: float) -> dict:
 
 def sample_jobs(cfg: ExperimentConfig, fold, dose=None, rare_n=None) -> tuple:
     """The fold's (dose's) sample sets: every set the arms draw from, for every rare class."""
-    sets = sample_sets(cfg.arms)
+    sets = cfg.sample_sets
     return tuple(SamplesJob(s.name, c, fold, dose, rare_n) for c in cfg.classes for s in sets)
 
 
@@ -239,7 +208,7 @@ def split_slice(cfg: ExperimentConfig) -> dict:
 def comparison_slice(cfg: ExperimentConfig) -> dict:
     """What every classifier of a comparison depends on besides its arm and seed, the data
     and the sample sets (through their keys): recipe, budgets, precision and threads."""
-    ds = dataset(cfg)
+    ds = plan_for(cfg).dataset
     return {
         "profile": cfg.profile,
         "classes": list(cfg.classes),
@@ -294,7 +263,7 @@ def _one_split(cfg: ExperimentConfig, n: int | None) -> list:
     if cfg.gan_doses:
         return _dose_jobs(cfg, n)
     jobs: list = []
-    uses_gan = bool(sample_sets(cfg.arms))
+    uses_gan = bool(cfg.sample_sets)
     for fcfg in fold_configs(cfg):
         f = fcfg.fold
         jobs += [FeaturesJob(f, n)] if uses_gan else []  # only GANs and filters measure in it
@@ -302,21 +271,20 @@ def _one_split(cfg: ExperimentConfig, n: int | None) -> list:
             jobs.append(GanJob(SOURCE, f, rare_n=n))
         for c in cfg.classes if uses_gan else ():
             jobs.append(GanJob(c, f, rare_n=n))
-            jobs += [SamplesJob(s.name, c, f, rare_n=n) for s in sample_sets(cfg.arms)]
+            jobs += [SamplesJob(s.name, c, f, rare_n=n) for s in cfg.sample_sets]
         jobs += [ClassifierJob(a, s, f, rare_n=n) for s in range(cfg.seeds) for a in cfg.arms]
     return jobs
 
 
 def _dose_jobs(cfg: ExperimentConfig, n: int | None) -> list:
     """The dose study: the source trains once, on from dose to dose; the controls once."""
-    synthetic = [a for a in cfg.arms if ARM_SPECS[a].synthetic is not None]
-    controls = [a for a in cfg.arms if a not in synthetic]
+    synthetic, controls = cfg.synthetic_arms, cfg.control_arms
     jobs: list = [FeaturesJob(rare_n=n), *[GanJob(SOURCE, dose=d, rare_n=n) for d in cfg.gan_doses]]
     jobs += [ClassifierJob(a, s, rare_n=n) for s in range(cfg.seeds) for a in controls]
     for d in cfg.gan_doses:
         for c in cfg.classes:
             jobs.append(GanJob(c, dose=d, rare_n=n))
-            jobs += [SamplesJob(s.name, c, dose=d, rare_n=n) for s in sample_sets(cfg.arms)]
+            jobs += [SamplesJob(s.name, c, dose=d, rare_n=n) for s in cfg.sample_sets]
         jobs += [ClassifierJob(a, s, dose=d, rare_n=n) for s in range(cfg.seeds) for a in synthetic]
     return jobs
 
@@ -349,9 +317,7 @@ def experiment_graph(cfg: ExperimentConfig) -> list[Node]:
 
 
 def stage_seconds(cfg: ExperimentConfig) -> dict[str, float]:
-    from pipelines.graph import stage_seconds as covered
-
-    return covered(cfg.layout, experiment_graph(cfg))
+    return scheduler.stage_seconds(cfg.layout, experiment_graph(cfg))
 
 
 def job_threads(cfg: ExperimentConfig, job) -> int:

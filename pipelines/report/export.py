@@ -16,25 +16,27 @@ written in a temporary folder beside it and renamed into place only when complet
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import re
-import shlex
 import shutil
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 from PIL import Image
 
 from gan.conventions import new_temp_dir, replace_dir, writing
-from pipelines.arms import ARM_SPECS, ARMS, SAMPLE_SETS, Arm
+from pipelines.config.arms import ARM_SPECS, ARMS, SAMPLE_SETS
+from pipelines.config.experiment import ExperimentConfig
 from pipelines.errors import UserError
-from pipelines.experiment import ExperimentConfig, data_and_split, gan_plan
-from pipelines.layout import SOURCE
-from pipelines.rundir import check_output_dir, versions
+from pipelines.format import kid_e3
+from pipelines.steps.classifier import arm_training_set
+from pipelines.steps.plan import ExperimentPlan, plan_for
+from pipelines.steps.training_set import Arm
+from pipelines.store.layout import SOURCE
+from pipelines.store.records import check_output_dir, file_sha256, versions
 
 MANIFEST_COLUMNS = (
     "file", "class", "kind", "image_id", "lesion_id", "repeat", "sample_set", "checkpoint",
@@ -56,8 +58,19 @@ def licence_line(data_format: str, source: str) -> str:
 # ---------------------------------------------------------------------------- checks
 
 
-def check_export(cfg: ExperimentConfig, arm: str, seed: int, out: Path, overwrite: bool) -> None:
+@dataclass(frozen=True)
+class ExportRequest:
+    """--export ARM DIR, --export-seed and --export-overwrite."""
+
+    arm: str
+    seed: int
+    out: Path
+    overwrite: bool = False
+
+
+def check_export(cfg: ExperimentConfig, request: ExportRequest) -> None:
     """Refuse, in one line and before any work, an export this run cannot make."""
+    arm, seed, out, overwrite = request.arm, request.seed, request.out, request.overwrite
     if arm not in ARMS:
         raise UserError(f"--export {arm}: not an arm; choose from {', '.join(ARMS)}")
     if arm not in cfg.arms:
@@ -85,43 +98,28 @@ def check_export(cfg: ExperimentConfig, arm: str, seed: int, out: Path, overwrit
         )
 
 
-def command_line(ctx: click.Context) -> str:
-    """The command as it was typed (its command-line options): sys.argv names the test
-    runner or a wrapper where the command is called in-process."""
-    source = click.core.ParameterSource.COMMANDLINE
-    words = [ctx.command_path]
-    for param in ctx.command.params:
-        if param.name is None or ctx.get_parameter_source(param.name) != source:
-            continue
-        value = ctx.params[param.name]
-        if getattr(param, "is_flag", False):
-            words.append(param.opts[0] if value else (param.secondary_opts or param.opts)[0])
-            continue
-        words += [param.opts[0], *map(str, value if isinstance(value, tuple) else (value,))]
-    return shlex.join(words)
-
-
 # ---------------------------------------------------------------------------- export
 
 
 def export_arm(
-    cfg: ExperimentConfig, arm: str, seed: int, out: Path, command: str, overwrite: bool = False
+    cfg: ExperimentConfig, request: ExportRequest, classifier_dir: Path, command: str
 ) -> dict[str, dict[str, int]]:
-    """Write the (arm, seed) classifier's training set to `out`; returns the counts per
-    class (real, repeats, synthetic). The run's sample sets must be finished."""
-    from pipelines.steps import arm_training_set
-
-    check_export(cfg, arm, seed, out, overwrite)
-    arm_set, summaries = arm_training_set(cfg, arm, seed)
-    _check_trained_count(cfg, arm, seed, len(arm_set.labels))
+    """Write the (arm, seed) classifier's training set to request.out; returns the counts per
+    class (real, repeats, synthetic). The run's sample sets must be finished; classifier_dir
+    is where that classifier is (or will be) trained."""
+    arm, seed, out = request.arm, request.seed, request.out
+    check_export(cfg, request)
+    plan = plan_for(cfg)
+    arm_set, summaries = arm_training_set(plan, arm, seed)
+    _check_trained_count(classifier_dir / "result.json", len(arm_set.labels))
     out.parent.mkdir(parents=True, exist_ok=True)
     with writing(out):
         tmp = new_temp_dir(out.parent, f".{out.name}.tmp-")
         try:
-            rows = _write_images(tmp, cfg, arm_set, summaries)
+            rows = _write_images(tmp, plan, arm_set, summaries)
             _write_manifest(tmp / "manifest.csv", rows)
             counts = _counts(rows)
-            card = dataset_card(cfg, arm, seed, summaries, counts, command)
+            card = dataset_card(plan, arm, seed, summaries, counts, command)
             (tmp / "DATASET_CARD.md").write_text(card, encoding="utf-8")
             replace_dir(tmp, out)
         except BaseException:
@@ -130,12 +128,9 @@ def export_arm(
     return counts
 
 
-def _check_trained_count(cfg: ExperimentConfig, arm: str, seed: int, n: int) -> None:
+def _check_trained_count(result: Path, n: int) -> None:
     """The rebuilt set has as many images as the trained classifier saw, where it is done:
     a sample set drawn again since would otherwise be exported as if it had trained."""
-    from pipelines.jobs import comparison_id
-
-    result = cfg.layout.classifier_dir(comparison_id(cfg), arm, seed) / "result.json"
     if result.is_file():
         trained = json.loads(result.read_text()).get("train_images", n)
         if trained != n:
@@ -156,9 +151,9 @@ def _png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _write_images(tmp: Path, cfg: ExperimentConfig, arm_set: Arm, summaries: dict) -> list[dict]:
+def _write_images(tmp: Path, plan: ExperimentPlan, arm_set: Arm, summaries: dict) -> list[dict]:
     """Every image of the arm in order, one file each (a repeat is a copy); its manifest rows."""
-    ds, _ = data_and_split(cfg)
+    cfg, ds = plan.cfg, plan.dataset
     set_name = ARM_SPECS[arm_set.name].synthetic
     provenance = {c: _Provenance(cfg, s[set_name]) for c, s in summaries.items() if set_name}
     names: dict[int, str] = {}  # dataset row -> its file name (no suffix), per first use
@@ -206,7 +201,7 @@ class _Provenance:
             self.pool_index, self.score = z["pool_index"], z["score"]
         self.set = folder.parent.name
         self.checkpoint = _checkpoint_file(cfg, summary)
-        self.sha = _sha256(self.checkpoint) if self.checkpoint.is_file() else "missing"
+        self.sha = file_sha256(self.checkpoint) if self.checkpoint.is_file() else "missing"
         self.kimg = summary.get("checkpoint_kimg")
         self.seed = summary.get("options", {}).get("seed")
 
@@ -225,14 +220,6 @@ def _checkpoint_file(cfg: ExperimentConfig, summary: dict) -> Path:
     recorded = Path(summary["checkpoint"])
     here = cfg.layout.gan_dir(summary["class"]) / recorded.name
     return here if here.is_file() else recorded
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_manifest(path: Path, rows: list[dict]) -> None:
@@ -257,7 +244,7 @@ def _counts(rows: list[dict]) -> dict[str, dict[str, int]]:
 
 
 def dataset_card(
-    cfg: ExperimentConfig,
+    plan: ExperimentPlan,
     arm: str,
     seed: int,
     summaries: dict,
@@ -266,7 +253,7 @@ def dataset_card(
 ) -> str:
     """DATASET_CARD.md: what the images are, where they came from and under which licence,
     what made the synthetic ones and how good the filter judged them, and how to remake it."""
-    ds, split = data_and_split(cfg)
+    cfg, ds, split = plan.cfg, plan.dataset, plan.split
     spec = ARM_SPECS[arm]
     lines = [
         f"# raregan export: arm `{arm}`, classifier seed {seed}",
@@ -296,7 +283,7 @@ def dataset_card(
         "",
         *_counts_table(counts),
         "",
-        *(_synthetic_section(cfg, spec, summaries, counts) if spec.synthetic else []),
+        *(_synthetic_section(plan, spec, summaries, counts) if spec.synthetic else []),
         "## How it was made",
         "",
         f"- exported by: `{command}`",
@@ -326,21 +313,22 @@ def _counts_table(counts: dict[str, dict[str, int]]) -> list[str]:
     return lines
 
 
-def _synthetic_section(cfg: ExperimentConfig, spec, summaries: dict, counts: dict) -> list[str]:
+def _synthetic_section(plan: ExperimentPlan, spec, summaries: dict, counts: dict) -> list[str]:
     """Per rare class: its generator (checkpoint, recipe, kimg), the dose of synthetic images
     it adds, the held-out KID of the kept set against the real-vs-real floor, the verdict."""
+    cfg = plan.cfg
     sset = SAMPLE_SETS[spec.synthetic]
     lines = [
         "## Synthetic images",
         "",
         f"Sample set `{sset.name}` (filter: {sset.filter}); "
         + (f"--synthetic-share {cfg.synthetic_share}; " if spec.shared else "")
-        + (_source_recipe(cfg) if cfg.profile.source_kimg > 0 else "no source GAN."),
+        + (_source_recipe(plan) if SOURCE in plan.gans else "no source GAN."),
         "",
     ]
     for cls, sets in summaries.items():
         s, c = sets[sset.name], counts.get(cls, {})
-        arch, train = gan_plan(cfg, cls)
+        arch, train = plan.gans[cls].arch, plan.gans[cls].train
         held = s.get("heldout_sets", {}).get("kept", {})
         floor = s.get("floor", {})
         lines += [
@@ -360,16 +348,13 @@ def _synthetic_section(cfg: ExperimentConfig, spec, summaries: dict, counts: dic
     return lines
 
 
-def _source_recipe(cfg: ExperimentConfig) -> str:
-    arch, train = gan_plan(cfg, SOURCE)
+def _source_recipe(plan: ExperimentPlan) -> str:
+    source = plan.gans[SOURCE]
     return (
         f"every class's GAN is fine-tuned from the all-classes source GAN "
-        f"(`{cfg.layout.gan_dir(SOURCE)}`, {train.kimg:g} kimg, architecture {arch.kind})."
+        f"(`{plan.cfg.layout.gan_dir(SOURCE)}`, {source.train.kimg:g} kimg, architecture "
+        f"{source.arch.kind})."
     )
-
-
-def _kid(m: dict) -> str:
-    return "not measured" if "kid" not in m else f"{1e3 * m['kid']:.2f}e-3"
 
 
 def _run_command(cfg: ExperimentConfig) -> str:
@@ -377,3 +362,7 @@ def _run_command(cfg: ExperimentConfig) -> str:
         return json.loads(cfg.layout.experiment_file.read_text()).get("command", "unknown")
     except (OSError, ValueError):
         return "unknown (no readable experiment.json)"
+
+
+def _kid(m: dict) -> str:
+    return kid_e3(m["kid"], tag=True) if "kid" in m else "not measured"

@@ -1,27 +1,17 @@
-"""Read any supported dataset into memory as square uint8 images, labels and lesion ids.
-
-Every command starts here. File-based formats are listed first (cheap: a CSV and a directory
-walk), fingerprinted from that listing, and decoded only when the decode cache has no entry for
-(listing, file times, size): decoding 10,015 JPEGs is the slow part, and it happens once.
-
-Messy input is refused by name, with the fix, before any pixel is decoded where it can be
-(UserError: one line, no traceback), or repaired with a note when the repair is unambiguous:
-exact duplicate CSV rows are merged, a blank lesion_id makes an image its own lesion, MedMNIST
-floats in 0..1 or 0..255 are scaled, one-hot labels are read by argmax.
-"""
+"""load_dataset: the format dispatcher."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from pipelines.data.decode import decode_cached, square
+from pipelines.data.dataset import Dataset, default_cache_dir
+from pipelines.data.decode import decode_cached
+from pipelines.data.demo import DEMO_CLASS_NAMES, make_demo
 from pipelines.data.listings import (
     Listing,
     detect_format,
@@ -29,63 +19,8 @@ from pipelines.data.listings import (
     list_imagefolder,
     list_isic,
 )
+from pipelines.data.medmnist import load_medmnist
 from pipelines.errors import UserError
-
-FORMATS = ("ham10000", "isic", "medmnist", "imagefolder", "demo")
-
-
-@dataclass
-class Dataset:
-    """A whole dataset in memory. images: uint8 N×S×S×3; labels index into class_names."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    class_names: list[str]
-    image_ids: list[str]
-    lesion_ids: list[str]
-    format: str
-    source: str
-    fingerprint: str  # of the data itself (listing + file sizes), not of the pixel size
-    official_split: list[str] | None = None  # "train"/"val"/"test" per image (MedMNIST)
-    skipped: dict[str, str] = field(default_factory=dict)  # image id -> why, left out on request
-    # of the files' bytes (CRC-32 each, kept by the decode cache): sees a same-size pixel edit
-    # that the fingerprint cannot. "" where the fingerprint covers the bytes (MedMNIST, demo).
-    content_hash: str = ""
-
-    @property
-    def synthetic(self) -> bool:
-        return self.format == "demo"
-
-    def record(self) -> dict:
-        """The data's identity, as every run record, checkpoint and sample set stores it."""
-        return {
-            "source": self.source,
-            "format": self.format,
-            "fingerprint": self.fingerprint,
-            "synthetic_demo_data": self.synthetic,
-            "skipped_images": self.skipped,
-            "content_hash": self.content_hash,
-        }
-
-    def class_counts(self) -> dict[str, int]:
-        counts = np.bincount(self.labels, minlength=len(self.class_names))
-        return dict(zip(self.class_names, counts.tolist()))
-
-    def class_index(self, name: str) -> int:
-        if name not in self.class_names:
-            raise UserError(
-                f"class {name!r} is not in {self.source}; its classes are "
-                f"{', '.join(self.class_names)}"
-            )
-        return self.class_names.index(name)
-
-
-# ---------------------------------------------------------------- entry point
-
-
-def default_cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(os.environ.get("RAREGAN_CACHE", Path(root) / "raregan"))
 
 
 def load_dataset(
@@ -109,8 +44,6 @@ def load_dataset(
         raise UserError(f"data path {path} does not exist; pass --data PATH or --data demo")
     fmt = fmt or detect_format(path)
     if fmt == "medmnist":
-        from pipelines.data.medmnist import load_medmnist  # it builds on this module
-
         return load_medmnist(path, size)
     if fmt == "ham10000":
         listing = list_ham10000(path, allow_new_classes)
@@ -159,20 +92,7 @@ def _bad_images(
     return skipped
 
 
-# ---------------------------------------------------------------- formats
-
-
-def resize_images(images: np.ndarray, size: int) -> np.ndarray:
-    """uint8 N×S×S×3 images at another square size, with the loader's antialiasing filter:
-    how real and synthetic images alike reach a classifier smaller than the GANs."""
-    if images.shape[1:3] == (size, size):
-        return images
-    return np.stack([square(Image.fromarray(im), size) for im in images])
-
-
 def _load_demo(size: int) -> Dataset:
-    from pipelines.data.demo import DEMO_CLASS_NAMES, make_demo
-
     images, labels, image_ids, lesion_ids = make_demo(size)
     key = json.dumps({"demo": "v1", "n": len(labels), "ids": image_ids[-1]})
     return Dataset(
@@ -185,17 +105,6 @@ def _load_demo(size: int) -> Dataset:
         source="demo",
         fingerprint="demo-" + hashlib.sha256(key.encode()).hexdigest()[:16],
     )
-
-
-# ---------------------------------------------------------------- fingerprints and decoding
-
-
-def file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
 
 
 def _fingerprint(fmt: str, listing: Listing, keep: np.ndarray) -> str:

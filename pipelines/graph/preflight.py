@@ -10,32 +10,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import numpy as np
 
 from classifier.networks import PretrainedWeightsUnavailable
-from pipelines.arms import ARM_SPECS, classifier_network, sample_sets, targets_for
-from pipelines.data.datasets import Dataset, load_dataset
-from pipelines.data.splits import Split
+from pipelines.config.arms import ARM_SPECS
+from pipelines.config.experiment import ExperimentConfig, check_doses, check_scarcity, split_configs
+from pipelines.data.dataset import Dataset
+from pipelines.data.load import load_dataset
 from pipelines.errors import UserError
-from pipelines.experiment import (
-    ExperimentConfig,
-    check_doses,
-    check_scarcity,
-    data_and_split,
-    dataset,
-    split_configs,
-)
-from pipelines.feature_space import FEATURE_DIMS
-from pipelines.sampling import SampleOptions, available_memory, memory_needed
+from pipelines.results.compare import check_external_classes
+from pipelines.steps.feature_space import FEATURE_DIMS
+from pipelines.steps.gan_run import class_run
+from pipelines.steps.plan import ExperimentPlan, data_and_split, dataset, plan_for
+from pipelines.steps.sampling import SampleOptions, available_memory, memory_needed
+from pipelines.steps.training_set import targets_for
 
 
-def check_inputs(cfg: ExperimentConfig) -> Dataset:
+def check_inputs(cfg: ExperimentConfig) -> tuple[Dataset, list[str]]:
     """Fail before any work on what would otherwise fail hours in: data, classes, folds,
-    targets, pretrained weights, the external test set. Returns the dataset."""
-    from pipelines.cli.common import note_skipped
-    from pipelines.gan_run import class_run
-
+    targets, pretrained weights, the external test set. Returns the dataset and the notes
+    the user should read before the run starts."""
     check_doses(cfg)
     check_scarcity(cfg)
     ds = dataset(cfg)
@@ -44,20 +38,18 @@ def check_inputs(cfg: ExperimentConfig) -> Dataset:
     check_folds(cfg, ds)
     for scfg in split_configs(cfg):
         ds, split = data_and_split(scfg)
-        for c in cfg.classes:
-            if sample_sets(cfg.arms):
-                class_run(ds, split, c, Path(scfg.run_dir))  # enough images for a GAN?
-        targets = targets_for(ds, split, list(cfg.classes), cfg.target)
-        check_target_memory(cfg, ds, split, targets)
+        for c in cfg.classes if cfg.sample_sets else ():
+            class_run(ds, split, c, Path(scfg.run_dir))  # enough images for a GAN?
+        plan = plan_for(scfg)
+        check_target_memory(plan)
     try:
-        classifier_network(cfg.profile, len(ds.class_names), cfg.pretrained)
+        plan.new_classifier()
     except PretrainedWeightsUnavailable as e:
         raise UserError(str(e)) from e
     check_external(cfg, ds)
-    if ds.synthetic:
-        click.echo("note: built-in SYNTHETIC demo data (pass --data for real data)", err=True)
-    note_skipped(ds, f"{cfg.run_dir}/split.json and results.json")
-    return ds
+    notes = ["built-in SYNTHETIC demo data (pass --data for real data)"] if ds.synthetic else []
+    skipped = ds.skipped_note(f"{cfg.run_dir}/split.json and results.json")
+    return ds, notes + ([skipped] if skipped else [])
 
 
 def check_folds(cfg: ExperimentConfig, ds: Dataset) -> None:
@@ -76,24 +68,22 @@ def check_folds(cfg: ExperimentConfig, ds: Dataset) -> None:
         )
 
 
-def check_target_memory(
-    cfg: ExperimentConfig, ds: Dataset, split: Split, targets: dict[str, int]
-) -> None:
+def check_target_memory(plan: ExperimentPlan) -> None:
     """A target whose sample pool or training set cannot fit in memory, refused up front and
     in --target's terms (it used to fail at the third job, advising gan-sample's --n)."""
-    counts = np.bincount(ds.labels[split.train], minlength=len(ds.class_names))
-    extra = {c: t - int(counts[ds.class_index(c)]) for c, t in targets.items()}
+    cfg, ds, split, targets = plan.cfg, plan.dataset, plan.split, plan.targets
+    extra = {c: t - plan.real_counts[c] for c, t in targets.items()}
     adds = [a for a in cfg.arms if ARM_SPECS[a].oversample or ARM_SPECS[a].synthetic]
     if not adds or max(extra.values(), default=0) <= 0:
         return
     size, side = ds.images.shape[1], cfg.profile.classifier_size or cfg.profile.size
     n_train = len(split.train) + sum(max(e, 0) for e in extra.values())
     needs = {"a training set": 2 * 3 * side * side * n_train * cfg.workers}  # arm + its copy
-    for sset in sample_sets(cfg.arms):
+    for sset in plan.sample_sets:
         for c, e in extra.items():
             opts = SampleOptions(n=max(e, 2), filter=sset.filter)
             dim = FEATURE_DIMS[cfg.feature_space]
-            needs[f"sampling {c}"] = memory_needed(opts, size, dim, int(counts[ds.class_index(c)]))
+            needs[f"sampling {c}"] = memory_needed(opts, size, dim, plan.real_counts[c])
     what, need = max(needs.items(), key=lambda kv: kv[1])
     have = available_memory()
     if need > 0.8 * have:
@@ -109,8 +99,6 @@ def check_target_memory(
 def check_external(cfg: ExperimentConfig, ds: Dataset) -> None:
     """--external-test's path, layout and class names, before any work rather than at the
     report job after all training (with --data's advice for a missing path)."""
-    from pipelines.compare import check_external_classes
-
     path = cfg.external
     if not path:
         return

@@ -15,7 +15,6 @@ processes for jobs that take a slot) or `pipelines.ray_executor.RayBackend`.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import hashlib
 import json
 import multiprocessing
 import os
@@ -29,7 +28,7 @@ from typing import Any
 from gan.conventions import atomic_write_text
 from gan.progress import for_job, progress_bar
 from pipelines.errors import UserError
-from pipelines.layout import RunLayout
+from pipelines.store.layout import RunLayout
 
 
 @dataclass(frozen=True)
@@ -49,11 +48,6 @@ class Node:
     def seed(self) -> int:
         """A stable per-job seed for anything not seeded by its own config."""
         return zlib.crc32(self.name.encode())
-
-
-def key_of(reads: dict, dep_keys: list[str]) -> str:
-    payload = json.dumps([reads, dep_keys], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def check_graph(nodes: list[Node]) -> None:

@@ -17,21 +17,9 @@ from torchmetrics.functional.classification import multiclass_average_precision
 
 from classifier.metrics import precision_recall_curves
 from gan.conventions import atomic_write_text
-from pipelines.arms import ARM_SPECS, CONTROLS, HEADLINE_ARMS, SAMPLE_SETS
+from pipelines.config.arms import ARM_SPECS, CONTROLS, HEADLINE_ARMS, SAMPLE_SETS
+from pipelines.format import gain, mean_sd, summary_table
 from pipelines.plots import confusion_pair, forest_plot, pr_curves, recall_bars
-from pipelines.sampling import summary_table
-
-
-def _pm(values: list[float]) -> str:
-    a = np.asarray(values, dtype=float)
-    sd = a.std(ddof=1) if len(a) > 1 else 0.0
-    return f"{a.mean():.3f} ± {sd:.3f}"
-
-
-def _gain(g: dict) -> str:
-    lo, hi = g["ci95"]
-    mark = "" if g["excludes_zero"] else " (n.s.)"
-    return f"{g['gain']:+.3f} [{lo:+.3f}, {hi:+.3f}]{mark}"
 
 
 def gain_table(gains: dict, arms: tuple[str, ...] | None = None) -> list[str]:
@@ -44,8 +32,8 @@ def gain_table(gains: dict, arms: tuple[str, ...] | None = None) -> list[str]:
         if arms is not None and g["arm"] not in arms:
             continue
         lines.append(
-            f"| {g['class']} | {g['arm']} | {g['reference']} | {_gain(g['recall'])} | "
-            f"{_gain(g['prior_matched_recall'])} | {_gain(g['average_precision'])} | "
+            f"| {g['class']} | {g['arm']} | {g['reference']} | {gain(g['recall'])} | "
+            f"{gain(g['prior_matched_recall'])} | {gain(g['average_precision'])} | "
             f"{g['recall']['test_lesions']} |"
         )
     return lines
@@ -83,8 +71,8 @@ def one_line_summary(results: dict) -> str:
     for g in results["comparison"]["gains"].values():
         if g["arm"] == "gan" and g["reference"] == "baseline":
             parts.append(
-                f"{g['class']} gan vs baseline: recall {_gain(g['recall'])}, "
-                f"AP {_gain(g['average_precision'])}"
+                f"{g['class']} gan vs baseline: recall {gain(g['recall'])}, "
+                f"AP {gain(g['average_precision'])}"
             )
     return "; ".join(parts) or "no gan arm to compare"
 
@@ -286,9 +274,9 @@ def _tables_md(results: dict, names: list[str]) -> list[str]:
             cap = r.get("calibrated_average_precision", {}).get(c)
             md.append(
                 f"| {c} | {arm} | {r['recall_mean'][k]:.3f} | "
-                f"{'–' if pm is None else _pm(pm)} | {'–' if cap is None else _pm(cap)} | "
-                f"{_pm([a[k] for a in r['average_precision']])} | "
-                f"{_pm([a[k] for a in r['auc']])} |"
+                f"{'–' if pm is None else mean_sd(pm)} | {'–' if cap is None else mean_sd(cap)} | "
+                f"{mean_sd([a[k] for a in r['average_precision']])} | "
+                f"{mean_sd([a[k] for a in r['auc']])} |"
             )
     md += ["", "## All gains", "", *gain_table(cmp["gains"])]
     md += [
@@ -300,8 +288,8 @@ def _tables_md(results: dict, names: list[str]) -> list[str]:
     ]
     for arm, r in cmp["per_arm"].items():
         md.append(
-            f"| {arm} | {_pm(r['balanced_accuracy'])} | {_pm(r['macro_f1'])} | "
-            f"{_pm(r['macro_auc'])} | {_pm(r['accuracy'])} |"
+            f"| {arm} | {mean_sd(r['balanced_accuracy'])} | {mean_sd(r['macro_f1'])} | "
+            f"{mean_sd(r['macro_auc'])} | {mean_sd(r['accuracy'])} |"
         )
     return md
 
@@ -346,7 +334,7 @@ def _external_md(external: dict | None, names: list[str]) -> list[str]:
         for arm, rs in external["per_arm"].items():
             rec = np.array([r["recall"] for r in rs])
             md.append(
-                f"| {arm} | {_pm([r['balanced_accuracy'] for r in rs])} | "
+                f"| {arm} | {mean_sd([r['balanced_accuracy'] for r in rs])} | "
                 + " | ".join(
                     NO_TEST if c in untested else f"{m:.3f}" for c, m in zip(names, rec.mean(0))
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import platform
@@ -169,3 +170,18 @@ def run_record(config: dict, data: dict) -> dict:
         "data": data,
         "versions": versions(),
     }
+
+
+def key_of(reads: dict, dep_keys: list[str]) -> str:
+    """A job's (or a comparison's) key: what it reads with its dependencies' keys, hashed."""
+    payload = json.dumps([reads, dep_keys], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    """A file's SHA-256, read in blocks (a checkpoint, a data archive)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,88 @@
+"""An arm's training set: real images, resampled ones and synthetic ones, each with its origin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.config.arms import ARM_SPECS
+from pipelines.data.dataset import Dataset
+from pipelines.data.splits import Split
+from pipelines.errors import UserError
+
+
+@dataclass
+class Arm:
+    """An arm's training set, with where each image came from (what an export records)."""
+
+    name: str
+    images: np.ndarray  # uint8 N×S×S×3
+    labels: np.ndarray
+    rows: np.ndarray  # per image: its row in the Dataset (a real training image), else -1
+    synthetic_index: np.ndarray  # per image: its index in its class's sample set, else -1
+
+
+def targets_for(ds: Dataset, split: Split, classes: list[str], target: str) -> dict[str, int]:
+    """Target training count per rare class. auto: max(2 × real, median class count)."""
+    counts = np.bincount(ds.labels[split.train], minlength=len(ds.class_names))
+    out = {}
+    for c in classes:
+        real = int(counts[ds.class_index(c)])
+        if target == "auto":
+            out[c] = max(2 * real, int(np.median(counts)))
+        else:
+            try:
+                out[c] = int(target)
+            except ValueError:
+                raise UserError(f"--target {target!r} is neither a number nor 'auto'") from None
+            if out[c] < real:
+                raise UserError(
+                    f"--target {out[c]} is smaller than the {real} real training "
+                    f"images of {c!r}; choose a target >= {real} or auto"
+                )
+    return out
+
+
+def build_arm(
+    ds: Dataset,
+    split: Split,
+    targets: dict[str, int],
+    synthetic: dict[str, dict[str, np.ndarray]],
+    arm: str,
+    seed: int,
+    synthetic_share: float = 0.5,
+) -> Arm:
+    """Training set of one arm; synthetic[set][class] holds uint8 images of a sample set.
+    Each image's origin is kept beside it, so that an export writes exactly this set (and
+    its repeats) without mixing it a second way."""
+    spec = ARM_SPECS[arm]
+    train = np.asarray(split.train)
+    base_x, base_y = ds.images[train], ds.labels[train]
+    rng = np.random.default_rng(seed)
+    xs, ys, rows, syn = [base_x], [base_y], [train], [np.full(len(train), -1)]
+    for c, target in targets.items():
+        label = ds.class_index(c)
+        extra = target - int((base_y == label).sum())
+        n_syn = spec.synthetic_count(extra, synthetic_share)
+        n_over = extra - n_syn if spec.oversample else 0
+        if extra <= 0 or n_syn + n_over == 0:
+            continue
+        if n_over:
+            pool = np.flatnonzero(base_y == label)
+            picked = rng.choice(pool, n_over, replace=True)
+            xs.append(base_x[picked])
+            rows.append(train[picked])
+            syn.append(np.full(n_over, -1))
+        if n_syn:
+            imgs = synthetic[spec.synthetic][c][:n_syn]
+            if len(imgs) < n_syn:
+                raise UserError(
+                    f"only {len(imgs)} synthetic {c!r} images for {n_syn} "
+                    "needed; rerun with a larger --pool-factor"
+                )
+            xs.append(imgs)
+            rows.append(np.full(n_syn, -1))
+            syn.append(np.arange(n_syn))
+        ys.append(np.full(n_syn + n_over, label, dtype=base_y.dtype))
+    return Arm(arm, *(np.concatenate(part) for part in (xs, ys, rows, syn)))
