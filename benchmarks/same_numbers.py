@@ -15,7 +15,7 @@ from pathlib import Path
 
 IGNORED_KEYS = {  # how long, where and with what it ran; not what it found
     "wall_seconds", "versions", "seconds", "train_seconds", "where", "finished", "_dir",
-    "run_dir", "report", "cpu", "host", "created", "command", "source",
+    "run_dir", "report", "cpu", "host", "created", "started", "command", "source",
 }  # fmt: skip
 
 

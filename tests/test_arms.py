@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipelines.config.arms import ARM_SPECS
 from pipelines.config.profiles import PROFILES
 from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
@@ -99,3 +100,65 @@ def test_reweight_changes_only_the_loss(monkeypatch):
     manual = torch.nn.functional.cross_entropy(logits + pb, labels)
     assert real_loss(logits, labels, pb, 1.0) == pytest.approx(manual.item())
     assert real_loss(logits, labels, pb, 0.0) == pytest.approx(np.log(3))
+
+
+def _real_data_with_held_back(tmp_path: Path, share: float = 0.5):
+    """The demo's images as if they were real data (the oracle then draws on held-back
+    lesions, not on the painter), with `share` of mel's training lesions held back."""
+    from pipelines.data.splits import keep_for_share
+
+    ds = dataclasses.replace(load_dataset("demo", 32, progress=False), format="imagefolder")
+    keep = keep_for_share(ds, 0, ["mel"], share)
+    return ds, load_or_make_split(ds, tmp_path, keep=keep)
+
+
+def test_held_back_lesions_are_in_no_part_of_the_split(tmp_path: Path):
+    ds, split = _real_data_with_held_back(tmp_path)
+    uncut = load_or_make_split(ds, tmp_path / "uncut")
+    lesions = np.asarray(ds.lesion_ids)
+    held = set(lesions[split.held_back])
+    mel = ds.class_index("mel")
+    uncut_mel = set(lesions[uncut.train][ds.labels[uncut.train] == mel])
+    assert held and held <= uncut_mel  # only mel training lesions are held back ...
+    assert len(held) == round(0.5 * len(uncut_mel))  # ... half of them
+    for part in (split.train, split.val, split.test):
+        assert not held & set(lesions[part])
+    assert (split.val == uncut.val).all() and (split.test == uncut.test).all()  # stay whole
+
+
+def test_the_oracle_adds_only_held_back_images_in_gan_counts(tmp_path: Path):
+    ds, split = _real_data_with_held_back(tmp_path)
+    mel = ds.class_index("mel")
+    targets = targets_for(ds, split, ["mel"], "120")
+    fake = {"gan": {"mel": np.full((200, 32, 32, 3), 7, np.uint8)}}
+    arms = {
+        a: build_arm(ds, split, targets, fake, a, seed=1)
+        for a in ("baseline", "oversample", "gan", "oracle", "oversample+oracle", "oversample+gan")
+    }
+    held = set(split.held_back.tolist())
+    n_train = len(split.train)
+    for name, arm in arms.items():
+        added = arm.rows[n_train:]
+        if ARM_SPECS[name].held_back:
+            n_from_held = int(np.isin(added, split.held_back).sum())
+            twin = "gan" if name == "oracle" else "oversample+gan"
+            assert n_from_held == int((arms[twin].synthetic_index >= 0).sum())  # gan's count
+            assert (arm.labels == mel).sum() == (arms[twin].labels == mel).sum() == 120
+            assert (ds.labels[added[np.isin(added, split.held_back)]] == mel).all()
+        else:
+            assert not held & set(arm.rows.tolist()), name  # no held-back image elsewhere
+    oracle_rows = arms["oracle"].rows[n_train:]
+    distinct = len(set(oracle_rows.tolist()))
+    assert distinct == min(len(oracle_rows), int((ds.labels[split.held_back] == mel).sum()))
+
+
+def test_the_demo_oracle_paints_fresh_lesions(tmp_path: Path):
+    ds = load_dataset("demo", 32, progress=False)
+    split = load_or_make_split(ds, tmp_path)
+    targets = targets_for(ds, split, ["df"], "40")
+    arm = build_arm(ds, split, targets, {}, "oracle", seed=0)
+    added = arm.images[len(split.train) :]
+    known = {im.tobytes() for im in ds.images}
+    assert len(added) == 40 - int((ds.labels[split.train] == ds.class_index("df")).sum())
+    assert not any(im.tobytes() in known for im in added)  # new lesions, in no split
+    assert (arm.rows[len(split.train) :] == -1).all()

@@ -153,3 +153,24 @@ def test_a_damaged_split_json_is_a_one_line_error(tmp_path: Path, text: str):
     msg = one_line_error(invoke(["--run-dir", str(run_dir), *SMOKE, "--dry-run"], False))
     assert f"{run_dir / 'split.json'} is damaged" in msg
     assert "delete it and rerun" in msg and "another --run-dir" in msg
+
+
+def test_oracle_options_are_refused_where_nothing_is_held_back(imagefolder_dir: Path, tmp_path):
+    run = ["--run-dir", str(tmp_path / "run"), "--profile", "smoke", "--dry-run"]
+    msg = one_line_error(invoke([*run, "--oracle-share", "1"], False))
+    assert "--oracle-share 1: give a share between 0 and 1" in msg
+    msg = one_line_error(invoke([*run, "--oracle-share", "0.5", "--folds", "2"], False))
+    assert "--oracle-share holds back lesions of one split" in msg
+    real = ["--data", str(imagefolder_dir), "--classes", "cats", "--cache-dir", str(tmp_path / "c")]
+    msg = one_line_error(invoke([*run, *real, "--arms", "baseline,oracle"], False))
+    assert "the oracle arms draw on held-back lesions; pass --oracle-share" in msg
+    assert not (tmp_path / "run").exists()
+
+
+def test_held_back_lesions_bring_the_oracle_arms_by_default(tmp_path: Path):
+    args = ["--run-dir", str(tmp_path / "run"), *with_options(SMOKE, classes="mel", target="auto")]
+    args += ["--dry-run"]
+    plain = job_lines(invoke(args).output)
+    assert not any("oracle" in name for name in plain)
+    held = job_lines(invoke([*args, "--oracle-share", "0.5"]).output)
+    assert {"classifier/oracle/seed0", "classifier/oversample+oracle/seed1"} <= set(held)

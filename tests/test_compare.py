@@ -9,10 +9,12 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_average_precision
 
+from classifier.gains import holm
 from classifier.prior_matching import prior_matched_hits
+from pipelines.config.arms import GAIN_METRICS
 from pipelines.data.dataset import Dataset
 from pipelines.data.splits import Split
-from pipelines.results.compare import paired_gains, pool_predictions
+from pipelines.results.compare import paired_gains, pool_predictions, with_multiplicity
 
 CLASSES = ["nv", "mel", "df"]
 
@@ -118,3 +120,17 @@ def test_a_better_arm_gains_with_the_right_sign(tmp_path: Path):
         for cal in (pooled.calibrated["baseline"], pooled.calibrated["oversample"])
     ]
     assert g["average_precision"]["gain"] == pytest.approx(np.mean(ap[1]) - np.mean(ap[0]))
+
+
+def test_every_interval_of_a_test_set_is_one_holm_family(tmp_path: Path):
+    ds, _, parts = _two_folds(tmp_path, {"baseline": 0.5, "oversample": 3.0}, seeds=3)
+    pooled = pool_predictions(ds, parts, ["mel", "df"])
+    out = with_multiplicity(paired_gains(pooled, {"mel": 1, "df": 2}, n_boot=300))
+    cells = [g[m] for g in out["gains"].values() for m in GAIN_METRICS]
+    family = out["multiplicity"]
+    assert family["intervals"] == len(cells) == 2 * 3  # one pair, two classes, three metrics
+    assert family["exclude_zero"] == sum(c["excludes_zero"] for c in cells)
+    adjusted = holm([c["p_value"] for c in cells])
+    assert [c["holm_p"] for c in cells] == [a for a, _ in adjusted]
+    assert len(family["survive_holm"]) == sum(c["survives_holm"] for c in cells) > 0
+    assert all(c["excludes_zero"] for c in cells if c["survives_holm"])

@@ -31,7 +31,7 @@ from pipelines.cli.options import (
     run_dir_option,
     tensorboard_option,
 )
-from pipelines.config.arms import ARMS, DEFAULT_ARMS
+from pipelines.config.arms import ARMS, DEFAULT_ARMS, ORACLE_ARMS
 from pipelines.config.experiment import (
     ExperimentConfig,
     check_arms,
@@ -73,9 +73,9 @@ EXECUTORS = ("local", "ray")
 )
 @click.option(
     "--arms",
-    default=",".join(DEFAULT_ARMS),
-    show_default=True,
-    help=f"Comma-separated arms out of {', '.join(ARMS)}.",
+    default=None,
+    help=f"Comma-separated arms out of {', '.join(ARMS)} [default: {','.join(DEFAULT_ARMS)}; "
+    f"with lesions held back (--oracle-share, --rare-n) also {','.join(ORACLE_ARMS)}].",
 )
 @click.option(
     "--seeds",
@@ -105,6 +105,15 @@ EXECUTORS = ("local", "ray")
     help="The scarcity study: comma-separated training-lesion counts (e.g. 10,20,40) each rare "
     "class is cut to, nested; every GAN, filter, arm and control of a level sees only those "
     "(scarcity.md). With one --gan-doses value, every level trains at that dose.",
+)
+@click.option(
+    "--oracle-share",
+    type=FiniteFloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="The positive control: hold back this share of each rare class's training lesions "
+    "(drawn like --rare-n; no GAN, filter or other arm sees them); the oracle arms add their "
+    "real images where gan adds synthetic ones: a perfect generator.",
 )
 @click.option(
     "--synthetic-share",
@@ -280,8 +289,10 @@ def saved_config(ctx: click.Context, opts: dict):
 def experiment_config(opts: dict):
     """The ExperimentConfig of the command line, checked for user mistakes."""
     classes = tuple(c.strip() for c in opts["classes"].split(",") if c.strip())
-    arms = tuple(a.strip() for a in opts["arms"].split(",") if a.strip())
-    check_arms(arms, opts["arms"])
+    held_back = bool(opts["oracle_share"] or opts["rare_n"].strip())
+    arms_text = opts["arms"] or ",".join(DEFAULT_ARMS + (ORACLE_ARMS if held_back else ()))
+    arms = tuple(a.strip() for a in arms_text.split(",") if a.strip())
+    check_arms(arms, arms_text)
     check_classes(classes, opts["classes"])
     if opts["seeds"] < 1:
         raise UserError(f"--seeds {opts['seeds']}: need at least 1 seed (3 or more for an sd)")
@@ -313,6 +324,7 @@ def experiment_config(opts: dict):
         folds=opts["folds"],
         gan_doses=parse_doses(opts["gan_doses"]),
         rare_n=parse_counts(opts["rare_n"]),
+        oracle_share=opts["oracle_share"],
         external=opts["external_test"],
         device=str(dev),
         precision=resolve_precision(opts["precision"], dev),

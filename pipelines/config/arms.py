@@ -8,7 +8,11 @@
   oversample+gan  the standard practice plus synthetic images: of the images a rare class
                   needs to reach its target, a share --synthetic-share are (filtered)
                   synthetic and the rest resampled real ones (share 0 = oversample, 1 = gan);
-  gan-unfiltered  the same count of synthetic images drawn without the filter.
+  gan-unfiltered  the same count of synthetic images drawn without the filter;
+  oracle          the positive control: as gan, but the added images are real images of
+                  held-back training lesions (--oracle-share, or what a scarcity level cuts),
+                  i.e. a perfect generator's output; oversample+oracle likewise for
+                  oversample+gan. Their gain is what any generator could buy at this n.
 Every arm gets the same classifier, recipe, optimiser step budget and seeds; reweight differs
 from baseline in the loss only. Each arm is one ArmSpec in ARM_SPECS: its training set, loss,
 sample set, gain pairs and place in the report all derive from it, so adding an arm is one entry.
@@ -44,11 +48,13 @@ class ArmSpec:
     headline: bool = False  # its gains over every control lead the report
     default: bool = True  # in --arms by default
     also_vs: tuple[str, ...] = ()  # gains over these arms too, after the headline ones
+    held_back: bool = False  # adds held-back lesions' real images where gan adds synthetic ones
 
     def synthetic_count(self, extra: int, synthetic_share: float) -> int:
         """Of the `extra` images a rare class needs to reach its target, how many are
-        synthetic (the rest are resampled real ones where the arm oversamples)."""
-        if self.synthetic is None:
+        synthetic (or, for an oracle arm, held-back reals; the rest are resampled real ones
+        where the arm oversamples)."""
+        if self.synthetic is None and not self.held_back:
             return 0
         return round(synthetic_share * extra) if self.shared else extra
 
@@ -68,9 +74,25 @@ ARM_SPECS = {
         ArmSpec("baseline", control=True),
         ArmSpec("oversample", oversample=True, control=True, also_vs=("baseline",)),
         ArmSpec("reweight", logit_adjust_tau=REWEIGHT_TAU, control=True, also_vs=("baseline",)),
-        ArmSpec("gan", synthetic="gan", headline=True, also_vs=("gan-unfiltered",)),
-        ArmSpec("oversample+gan", oversample=True, synthetic="gan", shared=True, headline=True),
+        ArmSpec("gan", synthetic="gan", headline=True, also_vs=("gan-unfiltered", "oracle")),
+        ArmSpec(
+            "oversample+gan",
+            oversample=True,
+            synthetic="gan",
+            shared=True,
+            headline=True,
+            also_vs=("oversample+oracle",),
+        ),  # fmt: skip
         ArmSpec("gan-unfiltered", synthetic="gan-unfiltered", default=False, also_vs=("baseline",)),
+        ArmSpec("oracle", held_back=True, headline=True, default=False),
+        ArmSpec(
+            "oversample+oracle",
+            oversample=True,
+            held_back=True,
+            shared=True,
+            headline=True,
+            default=False,
+        ),  # fmt: skip
     )
 }
 
@@ -79,6 +101,7 @@ ARMS = tuple(ARM_SPECS)
 
 
 DEFAULT_ARMS = tuple(a for a, spec in ARM_SPECS.items() if spec.default)
+ORACLE_ARMS = tuple(a for a, spec in ARM_SPECS.items() if spec.held_back)  # positive controls
 
 
 CONTROLS = tuple(a for a, spec in ARM_SPECS.items() if spec.control)

@@ -43,6 +43,7 @@ class ExperimentConfig:
     gan_doses: tuple[float, ...] = ()  # source kimg of each generator dose (the dose study)
     rare_n: tuple[int, ...] = ()  # training lesions kept per rare class (the scarcity study)
     keep_n: int | None = None  # set on the config of one scarcity level
+    oracle_share: float = 0.0  # share of each rare class's training lesions held back (oracle)
     fold: int | None = None  # set on the config of one fold (run_dir is then the fold's)
     external: str | None = None
     device: str = "cpu"
@@ -193,3 +194,25 @@ def check_scarcity(cfg: ExperimentConfig) -> None:
         raise UserError("--rare-n runs on one split: drop --folds and --external-test")
     if len(cfg.gan_doses) > 1:
         raise UserError("--rare-n takes at most one --gan-doses value (the dose of every level)")
+
+
+def check_oracle(cfg: ExperimentConfig) -> None:
+    """--oracle-share holds back training lesions of one split; the oracle arms need lesions
+    held back (a scarcity level holds back what it cuts)."""
+    if cfg.oracle_share:
+        if not 0 < cfg.oracle_share < 1:
+            raise UserError(
+                f"--oracle-share {cfg.oracle_share:g}: give a share between 0 and 1, e.g. 0.5"
+            )
+        if cfg.rare_n or cfg.folds > 1:
+            raise UserError(
+                "--oracle-share holds back lesions of one split; drop --folds, and with "
+                "--rare-n drop it (each level holds back the lesions it cuts)"
+            )
+    oracle_arms = [a for a in cfg.arms if ARM_SPECS[a].held_back]
+    demo = cfg.data in (None, "demo")  # the painter draws fresh lesions: nothing held back
+    if oracle_arms and not (cfg.oracle_share or cfg.rare_n or cfg.keep_n or demo):
+        raise UserError(
+            f"--arms {','.join(oracle_arms)}: the oracle arms draw on held-back lesions; pass "
+            "--oracle-share 0.5 (or run a scarcity study, --rare-n)"
+        )

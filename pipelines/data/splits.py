@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +26,15 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class Split:
-    """Image indices of each part, into the Dataset they were made for."""
+    """Image indices of each part, into the Dataset they were made for. held_back: images of
+    training lesions that a scarcity level or --oracle-share cut from training; they reach no
+    job but the oracle arm, a perfect generator's output (new lesions of the true
+    distribution)."""
 
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    held_back: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __getitem__(self, name: str) -> np.ndarray:
         return getattr(self, name)
@@ -269,6 +273,27 @@ def _per_class(ds: Dataset, idx: np.ndarray) -> dict[str, int]:
 
 
 def _indices(ds: Dataset, lesions: dict[str, list[str]]) -> Split:
+    """Every part's images; an image whose lesion is in no part was held back (keep)."""
     part_of = {lesion: s for s in SPLITS for lesion in lesions[s]}
     parts = np.array([part_of.get(lesion, "") for lesion in ds.lesion_ids])
-    return Split(**{s: np.flatnonzero(parts == s) for s in SPLITS})
+    return Split(
+        **{s: np.flatnonzero(parts == s) for s in SPLITS}, held_back=np.flatnonzero(parts == "")
+    )
+
+
+def keep_for_share(ds: Dataset, seed: int, classes: list[str], share: float) -> dict[str, int]:
+    """--oracle-share: the training lesions each rare class keeps when `share` of them is held
+    back (at least one kept and one held back), counted on the uncut split of this seed."""
+    lesions, _ = _make_lesions(ds, seed, (0.70, 0.15, 0.15), None)
+    train, by_class = set(lesions["train"]), _lesions_by_class(ds.lesion_ids, ds.labels)
+    keep = {}
+    for c in classes:
+        n = sum(les in train for les in by_class.get(ds.class_index(c), []))
+        held = min(max(round(share * n), 1), n - 1)
+        if held < 1:
+            raise UserError(
+                f"--oracle-share {share:g}: {c!r} has {n} training lesion(s), too few to hold "
+                "any back and keep one; drop --oracle-share or the class"
+            )
+        keep[c] = n - held
+    return keep

@@ -202,7 +202,8 @@ def sample_jobs(cfg: ExperimentConfig, fold, dose=None, rare_n=None) -> tuple:
 def split_slice(cfg: ExperimentConfig) -> dict:
     """What the split is a function of (besides the data)."""
     split = {"seed": cfg.split_seed, "folds": cfg.folds, "fold": cfg.fold}
-    return split | ({"keep_rare_lesions": cfg.keep_n} if cfg.keep_n else {})
+    split |= {"keep_rare_lesions": cfg.keep_n} if cfg.keep_n else {}
+    return split | ({"oracle_share": cfg.oracle_share} if cfg.oracle_share else {})
 
 
 def comparison_slice(cfg: ExperimentConfig) -> dict:

@@ -14,7 +14,13 @@ import numpy as np
 
 from classifier.networks import PretrainedWeightsUnavailable
 from pipelines.config.arms import ARM_SPECS
-from pipelines.config.experiment import ExperimentConfig, check_doses, check_scarcity, split_configs
+from pipelines.config.experiment import (
+    ExperimentConfig,
+    check_doses,
+    check_oracle,
+    check_scarcity,
+    split_configs,
+)
 from pipelines.data.dataset import Dataset
 from pipelines.data.load import load_dataset
 from pipelines.errors import UserError
@@ -32,6 +38,7 @@ def check_inputs(cfg: ExperimentConfig) -> tuple[Dataset, list[str]]:
     the user should read before the run starts."""
     check_doses(cfg)
     check_scarcity(cfg)
+    check_oracle(cfg)
     ds = dataset(cfg)
     for c in cfg.classes:
         ds.class_index(c)
@@ -73,7 +80,7 @@ def check_target_memory(plan: ExperimentPlan) -> None:
     in --target's terms (it used to fail at the third job, advising gan-sample's --n)."""
     cfg, ds, split, targets = plan.cfg, plan.dataset, plan.split, plan.targets
     extra = {c: t - plan.real_counts[c] for c, t in targets.items()}
-    adds = [a for a in cfg.arms if ARM_SPECS[a].oversample or ARM_SPECS[a].synthetic]
+    adds = [a for a in cfg.arms if ARM_SPECS[a].synthetic_count(1, 1.0) or ARM_SPECS[a].oversample]
     if not adds or max(extra.values(), default=0) <= 0:
         return
     size, side = ds.images.shape[1], cfg.profile.classifier_size or cfg.profile.size

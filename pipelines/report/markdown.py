@@ -20,6 +20,7 @@ from gan.conventions import atomic_write_text
 from pipelines.config.arms import ARM_SPECS, CONTROLS, HEADLINE_ARMS, SAMPLE_SETS
 from pipelines.format import gain, mean_sd, summary_table
 from pipelines.plots import confusion_pair, forest_plot, pr_curves, recall_bars
+from pipelines.report.controls import multiplicity_md, positive_control_md
 
 
 def gain_table(gains: dict, arms: tuple[str, ...] | None = None) -> list[str]:
@@ -187,7 +188,8 @@ def _head_md(results: dict, ds, pooled) -> list[str]:
             "",
         ]
     md += [
-        f"## Headline: gains of the synthetic arms over each control ({len(seeds)} seeds)",
+        f"## Headline: gains of the synthetic arms (and oracles) over each control "
+        f"({len(seeds)} seeds)",
         "",
         "95 % CIs: gain ± t·SE, the SE from the seeds' spread and the test lesions they share "
         "(lesion bootstrap, paired across arms), Welch-Satterthwaite df; coverage measured by "
@@ -205,6 +207,8 @@ def _head_md(results: dict, ds, pooled) -> list[str]:
         *_forest_md(results["comparison"]["gains"], "forest.png", f"Gains ({_design(results)})"),
         *headline(results),
         "",
+        *multiplicity_md(results["comparison"].get("multiplicity")),
+        *positive_control_md(results["comparison"]["gains"]),
     ]
     for c, (got, want) in results.get("targets_short", {}).items():
         md += [
@@ -342,6 +346,7 @@ def _external_md(external: dict | None, names: list[str]) -> list[str]:
             )
         md += ["", *_forest_md(external["gains"], "forest_external.png", "External test set")]
         md += [*gain_table(external["gains"]), ""]
+        md += multiplicity_md(external.get("multiplicity"), "the external test set")
     return md
 
 

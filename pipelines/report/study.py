@@ -17,7 +17,10 @@ def scarcity_md(results: dict) -> list[str]:
         "",
         "Per rare class and n (training lesions kept; the smaller sets are inside the larger, "
         "validation and test untouched): the kept set's held-out KID (×1e3) and floor, and each "
-        "synthetic arm's gain over the best control of its own level with its 95 % interval.",
+        "synthetic arm's gain over the best control of its own level with its 95 % interval. "
+        "The oracle arms (no KID: their images are real) add back the training lesions the "
+        "level cut, where the synthetic arms add generated images: a perfect generator. Where "
+        "an oracle gains nothing measurable at n, no generator could have.",
         "",
         "| class | arm | n | kept KID | floor | recall gain | prior-matched recall gain "
         "| AP gain |",

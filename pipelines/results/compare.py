@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from torchmetrics.functional.classification import binary_average_precision
 
-from classifier.gains import METHOD, N_BOOT, ap_gain, recall_gain, resamples
+from classifier.gains import METHOD, N_BOOT, ap_gain, holm, p_value, recall_gain, resamples
 from classifier.metrics import classification_metrics
 from classifier.prior_matching import calibrate, matched_hits
 from classifier.training import predict_proba
 from gan.conventions import to_nchw
-from pipelines.config.arms import GAIN_PAIRS
+from pipelines.config.arms import GAIN_METRICS, GAIN_PAIRS
 from pipelines.data.dataset import Dataset
 from pipelines.data.splits import Split
 from pipelines.errors import UserError
@@ -179,7 +179,27 @@ def compare(ds: Dataset, pooled: Pooled, classes: list[str]) -> dict:
                 )
             },
         }
-    return {"per_arm": table, "gains": paired_gains(pooled, rare), "interval": METHOD}
+    return {"per_arm": table, **with_multiplicity(paired_gains(pooled, rare)), "interval": METHOD}
+
+
+def with_multiplicity(gains: dict) -> dict:
+    """The gains of one test set with each interval's p-value and Holm's step-down verdict
+    over the whole family (every pair, class and metric shown for that test set), and the
+    family's summary: with 36 intervals about 2 exclude 0 by chance alone."""
+    cells = [(k, m) for k, g in gains.items() for m in GAIN_METRICS]
+    p = [p_value(gains[k][m]) for k, m in cells]
+    for (k, m), p_k, (adjusted, survives) in zip(cells, p, holm(p)):
+        gains[k][m] |= {"p_value": p_k, "holm_p": adjusted, "survives_holm": survives}
+    return {
+        "gains": gains,
+        "multiplicity": {
+            "intervals": len(cells),
+            "exclude_zero": sum(gains[k][m]["excludes_zero"] for k, m in cells),
+            "survive_holm": [f"{k}, {m}" for k, m in cells if gains[k][m]["survives_holm"]],
+            "method": "Holm's step-down correction, family-wise error 5 % over every interval "
+            "of this test set",
+        },
+    }
 
 
 def per_class_counts(labels: np.ndarray, names: list[str]) -> dict[str, int]:
@@ -233,7 +253,7 @@ def external_test(
         "per_class": per_class_counts(labels, ds.class_names),
         "lesions": len(set(ext.lesion_ids)),
         "per_arm": seed_metrics(pooled, len(ds.class_names)),
-        "gains": paired_gains(pooled, {c: ds.class_index(c) for c in classes}),
+        **with_multiplicity(paired_gains(pooled, {c: ds.class_index(c) for c in classes})),
     }
 
 

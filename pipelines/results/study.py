@@ -105,8 +105,9 @@ def point(gains: dict, sets: dict, c: str, arm: str) -> dict:
 def write_scarcity(cfg: ExperimentConfig, wall: dict, t0: float) -> dict:
     """scarcity.md and results.json at the top of the run: every level's gains over the best
     control against n, the training lesions each rare class kept (each level's own report
-    is in its run directory, scarce/n<n>/)."""
-    synthetic = cfg.synthetic_arms
+    is in its run directory, scarce/n<n>/). The oracle arms (the lesions a level cut, added
+    back as a perfect generator would) are points too: what any generator could buy at n."""
+    synthetic = cfg.synthetic_arms + tuple(a for a in cfg.arms if ARM_SPECS[a].held_back)
     levels, points = {}, []
     for n in cfg.rare_n:
         sub = scarcity_config(cfg, n)

@@ -31,7 +31,7 @@ from pipelines.config.experiment import (
 )
 from pipelines.data.dataset import Dataset
 from pipelines.data.load import load_dataset
-from pipelines.data.splits import Split, load_or_make_split
+from pipelines.data.splits import Split, keep_for_share, load_or_make_split
 from pipelines.errors import UserError
 from pipelines.steps.feature_space import FeatureRequest, load_feature_space
 from pipelines.steps.recipe import classifier_config, classifier_inputs, classifier_network
@@ -70,6 +70,8 @@ def _split(cfg: ExperimentConfig) -> Split:
 def _load_or_make(cfg: ExperimentConfig, write: bool) -> Split:
     fold = (cfg.fold, cfg.folds) if cfg.fold is not None else None
     keep = {c: cfg.keep_n for c in cfg.classes} if cfg.keep_n else None
+    if cfg.oracle_share:
+        keep = keep_for_share(dataset(cfg), cfg.split_seed, list(cfg.classes), cfg.oracle_share)
     return load_or_make_split(
         dataset(cfg), Path(cfg.run_dir), seed=cfg.split_seed, fold=fold, keep=keep, write=write
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from pipelines.config.arms import ARM_SPECS
 from pipelines.data.dataset import Dataset
+from pipelines.data.demo import make_demo
 from pipelines.data.splits import Split
 from pipelines.errors import UserError
 
@@ -74,7 +76,13 @@ def build_arm(
             xs.append(base_x[picked])
             rows.append(train[picked])
             syn.append(np.full(n_over, -1))
-        if n_syn:
+        if n_syn and spec.held_back:
+            pool, pool_rows = oracle_pool(ds, split, label)
+            picked = oracle_draw(len(pool), n_syn, rng)
+            xs.append(pool[picked])
+            rows.append(pool_rows[picked])
+            syn.append(np.full(n_syn, -1))
+        elif n_syn:
             imgs = synthetic[spec.synthetic][c][:n_syn]
             if len(imgs) < n_syn:
                 raise UserError(
@@ -86,3 +94,36 @@ def build_arm(
             syn.append(np.arange(n_syn))
         ys.append(np.full(n_syn + n_over, label, dtype=base_y.dtype))
     return Arm(arm, *(np.concatenate(part) for part in (xs, ys, rows, syn)))
+
+
+ORACLE_DEMO_SEED = 1  # the demo painter's seed for fresh lesions (the data are seed 0)
+
+
+def oracle_pool(ds: Dataset, split: Split, label: int) -> tuple[np.ndarray, np.ndarray]:
+    """What a perfect generator of the class gives, and each image's dataset row: real images
+    of held-back training lesions, or, on the synthetic demo (whose painter is the true
+    distribution), freshly painted lesions of the class (rows -1: in no split)."""
+    if ds.synthetic:
+        images, labels = _fresh_demo(ds.images.shape[1])
+        mine = images[labels == label]
+        return mine, np.full(len(mine), -1)
+    rows = split.held_back[ds.labels[split.held_back] == label]
+    if len(rows) == 0:
+        raise UserError(
+            f"no held-back images of {ds.class_names[label]!r} for the oracle arm; pass "
+            "--oracle-share (or run a scarcity study) to hold training lesions back"
+        )
+    return ds.images[rows], rows
+
+
+@functools.lru_cache(maxsize=2)
+def _fresh_demo(size: int) -> tuple[np.ndarray, np.ndarray]:
+    images, labels, _, _ = make_demo(size, seed=ORACLE_DEMO_SEED)
+    return images, labels
+
+
+def oracle_draw(pool_size: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n indices into an oracle pool: each distinct image once (in random order) before any
+    is drawn again, as a generator's fresh samples would be."""
+    first = rng.permutation(pool_size)[:n]
+    return np.concatenate([first, rng.choice(pool_size, n - len(first), replace=True)])
