@@ -125,6 +125,7 @@ def gain_summary(d: GainDraws, is_class: np.ndarray, rs: Resamples) -> dict:
         "excludes_zero": bool(iv.low > 0 or iv.high < 0),
         "se": iv.se,
         "df": iv.df,
+        "mdg": minimum_detectable_gain(iv.se, iv.df),
         "per_seed": [float(x) for x in d.per_seed],
         "seed_var": iv.seed_var,
         "lesion_var": iv.lesion_var,
@@ -221,3 +222,34 @@ def holm(p_values: list[float], level: float = 1 - LEVEL) -> list[tuple[float, b
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return [(float(a), bool(a < level)) for a in adjusted]
+
+
+POWER = 0.80  # the minimum detectable gain is detected this often (two-sided, at 1 - LEVEL)
+
+
+def minimum_detectable_gain(se: float, df: float, level: float = LEVEL, power: float = POWER):
+    """The smallest true gain that an interval of this SE and df excludes 0 for with the
+    given power: (t_{1-alpha/2} + t_{power}) * SE at df (the usual two-sided power formula,
+    ignoring the far tail). NaN where the interval has no width: nothing was seen to vary,
+    so what it could detect is unknown."""
+    if not se > 0:
+        return float("nan")
+    return float((stats.t.ppf(0.5 + level / 2, df) + stats.t.ppf(power, df)) * se)
+
+
+def verdict(g: dict, margin: float, oracle_gain: float | None = None) -> str:
+    """The words a gain deserves: 'not estimable' where its interval has no width (no spread
+    was seen: nothing can be said of what it could detect); 'gain' or 'loss' where it
+    excludes 0; 'no gain larger than <margin>' where it lies below the margin (an
+    equivalence-style bound); 'cannot tell' where even a gain as large as the oracle's (a
+    perfect generator's) or the margin would have gone unseen (minimum detectable gain above
+    it); else 'n.s.'."""
+    mdg = g.get("mdg", float("nan"))
+    if mdg != mdg:  # NaN
+        return "not estimable"
+    if g["excludes_zero"]:
+        return "gain" if g["gain"] > 0 else "loss"
+    if g["ci95"][1] < margin:
+        return f"no gain larger than {margin:g}"
+    bar = margin if oracle_gain is None else min(margin, max(oracle_gain, 0.0))
+    return "cannot tell" if mdg > bar else "n.s."

@@ -32,6 +32,11 @@ def matched_fid(m: dict | None) -> str:
     return "–" if m is None else f"{m.get('fid_matched', m['fid']):.2f}"
 
 
+def _detects(g: dict) -> str:
+    mdg = g.get("mdg")
+    return "" if mdg is None or mdg != mdg else f"; detects ≥ {mdg:.3f}"
+
+
 def mean_sd(values: list[float]) -> str:
     """Mean ± standard deviation over seeds (0 for one seed)."""
     a = np.asarray(values, dtype=float)
@@ -40,12 +45,14 @@ def mean_sd(values: list[float]) -> str:
 
 
 def gain(g: dict | None) -> str:
-    """A gain with its 95 % interval, '(n.s.)' where it does not exclude 0, and the arm it is
-    measured against where the gain names one ('vs': a study's best control)."""
+    """A gain with its 95 % interval; where the interval includes 0, its verdict in words
+    (n.s., cannot tell, no gain larger than the margin) and the smallest gain it could have
+    detected; the arm it is measured against where the gain names one ('vs': a study's best
+    control)."""
     if g is None:
         return "–"
     lo, hi = g["ci95"]
-    mark = "" if g["excludes_zero"] else " (n.s.)"
+    mark = "" if g["excludes_zero"] else f" ({g.get('verdict', 'n.s.')}{_detects(g)})"
     vs = f" vs {g['vs']}" if "vs" in g else ""
     return f"{g['gain']:+.3f} [{lo:+.3f}, {hi:+.3f}]{mark}{vs}"
 

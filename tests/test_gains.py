@@ -10,9 +10,11 @@ from classifier.gains import (
     ap_gain,
     crossed_interval,
     holm,
+    minimum_detectable_gain,
     p_value,
     recall_gain,
     resamples,
+    verdict,
     weighted_average_precision,
 )
 
@@ -219,3 +221,26 @@ def test_p_value_agrees_with_the_interval():
     gain = {"gain": 0.1, "se": 0.1 / stats.t.ppf(0.975, 7) * 0.999, "df": 7.0}
     assert 0.049 < p_value(gain) < 0.05
     assert np.isnan(p_value({"gain": 1.0, "se": 0.0, "df": float("inf")}))
+
+
+def test_minimum_detectable_gain_by_hand():
+    # SE 0.1 at 10 df: t_0.975 = 2.228139, t_0.80 = 0.879058 -> (2.228139 + 0.879058) * 0.1
+    assert minimum_detectable_gain(0.1, 10) == pytest.approx(0.3107197, abs=1e-6)
+    assert minimum_detectable_gain(0.1, float("inf")) == pytest.approx(0.2801585, abs=1e-6)
+    assert np.isnan(minimum_detectable_gain(0.0, 5))
+
+
+def _g(gain, lo, hi, mdg):
+    return {"gain": gain, "ci95": [lo, hi], "excludes_zero": lo > 0 or hi < 0, "mdg": mdg}
+
+
+def test_verdict_words_separate_cannot_tell_from_no_gain():
+    assert verdict(_g(0.2, 0.05, 0.35, 0.1), 0.05) == "gain"
+    assert verdict(_g(-0.2, -0.35, -0.05, 0.1), 0.05) == "loss"
+    # wide interval, small oracle gain: the comparison could not have seen a perfect generator
+    assert verdict(_g(0.02, -0.25, 0.29, 0.38), 0.05, oracle_gain=0.1) == "cannot tell"
+    # the whole interval below the margin: a bound, whatever the oracle did
+    assert verdict(_g(0.0, -0.03, 0.04, 0.05), 0.05, oracle_gain=0.1) == "no gain larger than 0.05"
+    # narrow enough to have seen the margin and the oracle's gain, and saw nothing
+    assert verdict(_g(0.01, -0.02, 0.06, 0.04), 0.05, oracle_gain=0.1) == "n.s."
+    assert verdict(_g(0.0, 0.0, 0.0, float("nan")), 0.05) == "not estimable"  # no spread seen

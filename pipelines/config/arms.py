@@ -117,6 +117,14 @@ GAIN_PAIRS = [  # (arm, reference): the gains the report shows, headline first
 
 
 GAIN_METRICS = ("recall", "prior_matched_recall", "average_precision")  # each gain, per pair
+# The smallest gain worth having, per metric: an interval below it reads "no gain larger than",
+# and a comparison that cannot detect it (minimum detectable gain above it) "cannot tell".
+MARGINS = {"recall": 0.05, "prior_matched_recall": 0.05, "average_precision": 0.05}
+
+
+def oracle_twin(arm: str) -> str | None:
+    """The oracle arm a synthetic arm is measured against: its gap to a perfect generator."""
+    return next((r for r in ARM_SPECS[arm].also_vs if ARM_SPECS[r].held_back), None)
 
 
 def sample_sets(arms: tuple[str, ...]) -> list[SampleSet]:

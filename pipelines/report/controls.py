@@ -4,16 +4,11 @@ the demo) and how many of the report's intervals exclude 0 by chance alone (Holm
 
 from __future__ import annotations
 
-from pipelines.config.arms import ARM_SPECS, CONTROLS, GAIN_METRICS
+from pipelines.config.arms import ARM_SPECS, CONTROLS, GAIN_METRICS, oracle_twin
 from pipelines.format import gain
 
 METRIC_NAMES = {"recall": "recall", "prior_matched_recall": "prior-matched recall",
                 "average_precision": "AP"}  # fmt: skip
-
-
-def oracle_of(arm: str) -> str | None:
-    """The oracle arm a synthetic arm is measured against (its gap to a perfect generator)."""
-    return next((r for r in ARM_SPECS[arm].also_vs if ARM_SPECS[r].held_back), None)
 
 
 def _find(gains: dict, arm: str, ref: str, c: str) -> dict | None:
@@ -27,7 +22,7 @@ def positive_control_md(gains: dict) -> list[str]:
     bought nothing measurable, and no generator could have), and its gap to the oracle."""
     rows = []
     for g in sorted(gains.values(), key=lambda g: (g["class"], g["arm"])):
-        oracle = oracle_of(g["arm"]) if ARM_SPECS[g["arm"]].synthetic else None
+        oracle = oracle_twin(g["arm"]) if ARM_SPECS[g["arm"]].synthetic else None
         if g["reference"] != oracle or oracle is None:
             continue
         c, arm = g["class"], g["arm"]

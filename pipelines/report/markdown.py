@@ -193,7 +193,11 @@ def _head_md(results: dict, ds, pooled) -> list[str]:
         "",
         "95 % CIs: gain ± t·SE, the SE from the seeds' spread and the test lesions they share "
         "(lesion bootstrap, paired across arms), Welch-Satterthwaite df; coverage measured by "
-        "benchmarks/interval_coverage.py. n.s. = the CI includes 0. Prior-matched recall: each "
+        "benchmarks/interval_coverage.py. Where the CI includes 0 a cell says what that means: "
+        "'no gain larger than 0.05' (the whole CI lies below that margin), 'cannot tell' (the "
+        "comparison could not have detected a gain of the margin's size, or of the oracle's: "
+        "its minimum detectable gain, the true gain found 80 % of the time, is above it), else "
+        "'n.s.'; 'detects ≥' gives that minimum detectable gain. Prior-matched recall: each "
         "model's scores are put on the validation prior (a per-class bias fitted there), then "
         "thresholded to flag as many validation images as the class has, so a gain that is only "
         "a shifted prior or logit offset vanishes. AP: average precision of the class's "

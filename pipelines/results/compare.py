@@ -12,12 +12,21 @@ import numpy as np
 import torch
 from torchmetrics.functional.classification import binary_average_precision
 
-from classifier.gains import METHOD, N_BOOT, ap_gain, holm, p_value, recall_gain, resamples
+from classifier.gains import (
+    METHOD,
+    N_BOOT,
+    ap_gain,
+    holm,
+    p_value,
+    recall_gain,
+    resamples,
+    verdict,
+)
 from classifier.metrics import classification_metrics
 from classifier.prior_matching import calibrate, matched_hits
 from classifier.training import predict_proba
 from gan.conventions import to_nchw
-from pipelines.config.arms import GAIN_METRICS, GAIN_PAIRS
+from pipelines.config.arms import ARM_SPECS, GAIN_METRICS, GAIN_PAIRS, MARGINS, oracle_twin
 from pipelines.data.dataset import Dataset
 from pipelines.data.splits import Split
 from pipelines.errors import UserError
@@ -183,10 +192,17 @@ def compare(ds: Dataset, pooled: Pooled, classes: list[str]) -> dict:
 
 
 def with_multiplicity(gains: dict) -> dict:
-    """The gains of one test set with each interval's p-value and Holm's step-down verdict
-    over the whole family (every pair, class and metric shown for that test set), and the
-    family's summary: with 36 intervals about 2 exclude 0 by chance alone."""
+    """The gains of one test set with each interval's verdict in words (gain, loss, no gain
+    larger than the margin, cannot tell: classifier.gains.verdict, against the oracle twin's
+    gain where there is one), its p-value and Holm's step-down verdict over the whole family
+    (every pair, class and metric shown for that test set), and the family's summary: with
+    36 intervals about 2 exclude 0 by chance alone."""
     cells = [(k, m) for k, g in gains.items() for m in GAIN_METRICS]
+    for k, m in cells:
+        g = gains[k]
+        twin = oracle_twin(g["arm"]) if ARM_SPECS[g["arm"]].synthetic else None
+        oracle = gains.get(f"{twin} vs {g['reference']}: {g['class']}") if twin else None
+        g[m]["verdict"] = verdict(g[m], MARGINS[m], oracle[m]["gain"] if oracle else None)
     p = [p_value(gains[k][m]) for k, m in cells]
     for (k, m), p_k, (adjusted, survives) in zip(cells, p, holm(p)):
         gains[k][m] |= {"p_value": p_k, "holm_p": adjusted, "survives_holm": survives}
