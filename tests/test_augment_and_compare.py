@@ -222,3 +222,36 @@ def test_a_damaged_summary_json_is_named_with_what_to_do(tmp_path: Path, text: s
     msg = caught.value.message
     assert f"{folder / 'summary.json'} is damaged" in msg
     assert "delete it and rerun the same command" in msg and "\n" not in msg
+
+
+def test_the_signature_is_each_classifier_on_fresh_samples_of_the_class_generator(
+    compared_once: Path,
+):
+    """results.json's signature: per class and arm, each seed's share of fresh samples (a new
+    latent seed) called the class, recomputed here from the generator's checkpoint and the
+    saved classifier; its real-recall column is the classifier's own test recall."""
+    from classifier.training import predict_proba
+    from pipelines.config.experiment import read_config_file
+    from pipelines.results.signature import FRESH_N, fresh_samples
+    from pipelines.steps.plan import plan_for
+
+    results = json.loads((compared_once / "results.json").read_text())
+    sig = results["signature"]
+    assert set(sig) == {"df", "vasc"} and set(sig["df"]) == set(DEFAULT_ARMS)
+    plan = plan_for(read_config_file(compared_once / "experiment.json"))
+    k = plan.dataset.class_index("vasc")
+    ckpt = results["synthetic_sets"]["vasc"]["gan"]["checkpoint"]
+    fresh = fresh_samples(compared_once / "gan" / "vasc" / Path(ckpt).name, 32, "cpu", "fp32")
+    assert fresh.shape == (FRESH_N, 32, 32, 3)
+    kept = np.load(compared_once / "samples" / "filtered" / "vasc" / "samples.npz")["images"]
+    assert not {im.tobytes() for im in fresh} & {im.tobytes() for im in kept}  # never trained on
+    folder = compared_once / "compare" / results["config_id"] / "gan" / "seed1"
+    model = plan.new_classifier()
+    model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+    tta = json.loads((folder / "result.json").read_text())["config"]["tta"]
+    probs = predict_proba(model, to_nchw(plan.classifier_inputs(fresh)), tta=tta)
+    called = float((probs.argmax(1) == k).float().mean())
+    assert sig["vasc"]["gan"]["fresh"][1] == pytest.approx(called, abs=1e-6)
+    assert sig["vasc"]["gan"]["real_recall"] == [
+        r["test"]["recall"][k] for r in results["runs"]["gan"][0]
+    ]

@@ -17,6 +17,7 @@ from pipelines.data.dataset import Dataset
 from pipelines.data.load import load_dataset
 from pipelines.report.markdown import one_line_summary, write_figures, write_report
 from pipelines.results.compare import compare, external_test, per_class_counts, pool_predictions
+from pipelines.results.signature import signature
 from pipelines.steps.plan import ExperimentPlan, plan_for
 from pipelines.steps.samples import synthetic_sets
 from pipelines.store.records import key_of, versions
@@ -27,7 +28,8 @@ def write_results(cfg: ExperimentConfig, ids: list[str], wall: dict, t0: float) 
     returns the headline. ids: each fold's comparison id (compare/<id>/)."""
     plans = [plan_for(fcfg) for fcfg in fold_configs(cfg)]
     ds = plans[0].dataset
-    parts, summaries, short = _collect(cfg, plans, ids)
+    parts, fold_sets, short = _collect(cfg, plans, ids)
+    summaries = {f"{c}{_tag(cfg, p)}": v for p, s in zip(plans, fold_sets) for c, v in s.items()}
     out = cfg.layout.comparison_dir(ids[0] if cfg.folds == 1 else key_of({}, ids)[:10])
     config = {**config_to_json(cfg), "data_fingerprint": ds.fingerprint, "comparison_ids": ids}
     atomic_write_text(out / "config.json", json.dumps(config, indent=1, default=str))
@@ -49,6 +51,7 @@ def write_results(cfg: ExperimentConfig, ids: list[str], wall: dict, t0: float) 
         "synthetic_sets": summaries,
         "targets_short": short,
         "external_test": _external(plans[0], parts),
+        "signature": signature(plans, parts, fold_sets),
         "data": {**ds.record(), "class_names": ds.class_names},
         "versions": versions(),
         "wall_seconds": wall,
@@ -60,23 +63,26 @@ def write_results(cfg: ExperimentConfig, ids: list[str], wall: dict, t0: float) 
     return headline(f"{one_line_summary(results)}; report: {report}", ds.synthetic)
 
 
-def _collect(cfg: ExperimentConfig, plans: list, ids: list[str]) -> tuple[list, dict, dict]:
-    """Per fold: (its split, its classifiers' results per arm); the sample summaries and the
+def _collect(cfg: ExperimentConfig, plans: list, ids: list[str]) -> tuple[list, list, dict]:
+    """Per fold: (its split, its classifiers' results per arm) and its sample summaries; the
     classes whose sample sets fell short of their target, named by fold where there are folds."""
-    parts, summaries, short = [], {}, {}
+    parts, fold_sets, short = [], [], {}
     for plan, cid in zip(plans, ids):
         out = plan.cfg.layout.comparison_dir(cid)
         arms = {a: [read_result(out / a / f"seed{s}") for s in range(cfg.seeds)] for a in cfg.arms}
         parts.append((plan.split, arms))
         _, fold_summaries, reached = synthetic_sets(plan)
-        tag = f" (fold {plan.cfg.fold})" if cfg.folds > 1 else ""
-        summaries |= {f"{c}{tag}": v for c, v in fold_summaries.items()}
+        fold_sets.append(fold_summaries)
         short |= {
-            f"{c}{tag}": (reached[c], plan.targets[c])
+            f"{c}{_tag(cfg, plan)}": (reached[c], plan.targets[c])
             for c in cfg.classes
             if reached[c] < plan.targets[c]
         }
-    return parts, summaries, short
+    return parts, fold_sets, short
+
+
+def _tag(cfg: ExperimentConfig, plan: ExperimentPlan) -> str:
+    return f" (fold {plan.cfg.fold})" if cfg.folds > 1 else ""
 
 
 def publish(out: Path, root: Path, names: tuple[str, ...]) -> None:

@@ -255,7 +255,7 @@ def external_test(
     x = to_nchw(ext.images, device)
 
     def predict(results: list[dict]) -> np.ndarray:
-        return np.stack([_predict(r, x, new_model, device, precision) for r in results])
+        return np.stack([predict_probs(r, x, new_model, device, precision) for r in results])
 
     pooled = Pooled(
         labels=labels,
@@ -273,7 +273,7 @@ def external_test(
     }
 
 
-def _predict(result: dict, x: torch.Tensor, new_model, device, precision: str) -> np.ndarray:
+def predict_probs(result: dict, x: torch.Tensor, new_model, device, precision: str) -> np.ndarray:
     """One trained classifier's probabilities for x, with the TTA it was tested with."""
     model = new_model()
     model.load_state_dict(torch.load(result["_dir"] / "model.pt", weights_only=True))

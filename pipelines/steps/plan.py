@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -124,11 +124,12 @@ def write_experiment_record(cfg: ExperimentConfig, ds: Dataset) -> Path:
 
 @dataclass(frozen=True)
 class GanSpec:
-    """One GAN of the plan: what it is, how it trains, and where it starts from."""
+    """One GAN of the plan: what it is and how it trains (a rare class fine-tunes from the
+    source's checkpoint, which steps.gan finds on disk when it runs)."""
 
     arch: Architecture
     train: TrainConfig
-    eval_n: int  # held-out reals its KID is measured on (at most)
+    eval_n: int  # generated images per FID/KID evaluation
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,7 +146,6 @@ class ExperimentPlan:
     sample_sets: tuple[SampleSet, ...]  # the sets this comparison's arms draw from
     gans: dict[str, GanSpec]  # the source (`all`, where the profile trains one) and each class
     features: ClassifierConfig  # how the domain feature network trains (its key hashes this)
-    classifier_steps_from: int = field(default=0)  # training images the step budget is sized on
 
     @property
     def layout(self) -> RunLayout:
@@ -166,10 +166,10 @@ class ExperimentPlan:
         return classifier_inputs(self.cfg.profile, images)
 
     def classifier_config(self, arm: str, seed: int) -> ClassifierConfig:
-        """The one classifier recipe of every arm (only reweight's loss differs)."""
-        return classifier_config(
-            self.cfg.profile, self.classifier_steps_from, seed, self.cfg.precision, arm
-        )
+        """The one classifier recipe of every arm (only reweight's loss differs); its step
+        budget is sized on the real training split, the same for every arm."""
+        n_train = len(self.split.train)
+        return classifier_config(self.cfg.profile, n_train, seed, self.cfg.precision, arm)
 
 
 def plan_for(cfg: ExperimentConfig, dose: float | None = None) -> ExperimentPlan:
@@ -196,7 +196,6 @@ def _plan(cfg: ExperimentConfig, progress: bool, dose: float | None) -> Experime
         sample_sets=() if controls_only else cfg.sample_sets,
         gans=_gans(cfg, dose, len(split.train), real),
         features=_feature_training(cfg, len(split.train)),
-        classifier_steps_from=len(split.train),
     )
 
 
