@@ -118,14 +118,19 @@ class GainDraws:
 
 
 def gain_summary(d: GainDraws, is_class: np.ndarray, rs: Resamples) -> dict:
+    """The gain, its interval and what the interval could detect. With fewer than 2 test
+    lesions of the class, or no spread at all (SE 0), the interval is not estimable: it has
+    no width, and it never declares a gain (it would, at any nonzero gain)."""
     iv = crossed_interval(d.per_seed, d.boot, d.n_lesions)
+    estimable = iv.se > 0 and d.n_lesions >= 2
     return {
         "gain": iv.gain,
         "ci95": [iv.low, iv.high],
-        "excludes_zero": bool(iv.low > 0 or iv.high < 0),
+        "excludes_zero": bool(estimable and (iv.low > 0 or iv.high < 0)),
+        "estimable": bool(estimable),
         "se": iv.se,
         "df": iv.df,
-        "mdg": minimum_detectable_gain(iv.se, iv.df),
+        "mdg": minimum_detectable_gain(iv.se, iv.df) if estimable else float("nan"),
         "per_seed": [float(x) for x in d.per_seed],
         "seed_var": iv.seed_var,
         "lesion_var": iv.lesion_var,

@@ -25,7 +25,10 @@ def test_recall_gain_known_answers():
     rs = resamples(lesions, n_boot=4000)
     never, always = np.zeros((3, 200), bool), np.ones((3, 200), bool)
     r = recall_gain(never, always, is_class, rs)
-    assert r["gain"] == 1.0 and r["ci95"] == [1.0, 1.0] and r["excludes_zero"]
+    # no spread at all: the gain is exact on this test set, but a zero-width interval says
+    # nothing about another one, and never declares significance
+    assert r["gain"] == 1.0 and r["ci95"] == [1.0, 1.0] and not r["excludes_zero"]
+    assert not r["estimable"]
     same = recall_gain(always, always, is_class, rs)
     assert same["gain"] == 0.0 and same["ci95"] == [0.0, 0.0] and not same["excludes_zero"]
     # b is right on exactly half of the lesions (every seed), a never: gain 0.5; no seed
@@ -244,3 +247,15 @@ def test_verdict_words_separate_cannot_tell_from_no_gain():
     # narrow enough to have seen the margin and the oracle's gain, and saw nothing
     assert verdict(_g(0.01, -0.02, 0.06, 0.04), 0.05, oracle_gain=0.1) == "n.s."
     assert verdict(_g(0.0, 0.0, 0.0, float("nan")), 0.05) == "not estimable"  # no spread seen
+
+
+def test_a_zero_width_interval_declares_nothing():
+    """One test lesion of 3 photos, found by arm b with every seed and never by arm a: the
+    gain is 1.0, but its 'interval' [1, 1] has no width and must not count as significant."""
+    is_class = np.ones(3, bool)
+    rs = resamples(["L0"] * 3, n_boot=200)
+    hits_a, hits_b = np.zeros((3, 3), bool), np.ones((3, 3), bool)
+    g = recall_gain(hits_a, hits_b, is_class, rs)
+    assert g["gain"] == 1.0 and not g["excludes_zero"] and not g["estimable"]
+    assert np.isnan(g["mdg"]) and np.isnan(p_value(g))
+    assert verdict(g, 0.05) == "not estimable"
