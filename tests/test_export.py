@@ -109,6 +109,8 @@ def test_a_bad_export_arm_is_one_line_before_any_work(tmp_path: Path):
         invoke_cli(augment_and_compare, [*args, "gan", "o", "--export-seed", "5"], ok=False)
     )
     assert "--export-seed 5" in line
+    line = one_line_error(invoke_cli(augment_and_compare, [*args, "oracle", "o"], ok=False))
+    assert "--export oracle: an oracle arm is the positive control" in line
     assert not run_dir.exists()
 
 

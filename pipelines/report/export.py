@@ -73,6 +73,11 @@ def check_export(cfg: ExperimentConfig, request: ExportRequest) -> None:
     arm, seed, out, overwrite = request.arm, request.seed, request.out, request.overwrite
     if arm not in ARMS:
         raise UserError(f"--export {arm}: not an arm; choose from {', '.join(ARMS)}")
+    if ARM_SPECS[arm].held_back:
+        raise UserError(
+            f"--export {arm}: an oracle arm is the positive control (held-back lesions added "
+            "back), not a training set to share; export gan, oversample+gan or a control"
+        )
     if arm not in cfg.arms:
         raise UserError(
             f"--export {arm}: this run has no {arm} arm (its --arms: {', '.join(cfg.arms)}); "
