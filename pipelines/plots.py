@@ -23,9 +23,10 @@ def save_figure(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def fid_curve(rows: list[dict], path: Path, title: str) -> None:
-    """KID and FID against kimg: held-out (validation reals) and training-side, with the
-    real-vs-real floor; the checkpoint kept as best.pt is marked."""
+def fid_curve(rows: list[dict], path: Path, title: str, by: str) -> None:
+    """KID and FID against kimg: held-out (validation reals; for a multi-class generator also
+    weighted to its training's class mix) and training-side, with the real-vs-real floor; the
+    checkpoint kept as best.pt (lowest `by`) is marked."""
     kimg = [r["kimg"] for r in rows]
     held = all("heldout_kid" in r for r in rows)
     fig, (ax_kid, ax_fid) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -41,13 +42,23 @@ def fid_curve(rows: list[dict], path: Path, title: str) -> None:
             label=name,
         )
         ax_fid.plot(kimg, [r[f"{side}_fid"] for r in rows], marker="o", ms=3, label=name)
-    key = "heldout_kid" if held else "train_kid"
-    best = min(rows, key=lambda r: r[key])
-    ax_kid.plot([best["kimg"]], [1e3 * best[key]], "r*", ms=12, label="best.pt")
+    mixed = [r for r in rows if "heldout_mix_kid" in r]
+    if mixed:
+        ax_kid.plot(
+            [r["kimg"] for r in mixed],
+            [1e3 * r["heldout_mix_kid"] for r in mixed],
+            marker="s",
+            ms=3,
+            label="held-out, training's class mix",
+        )
+        ax_kid.axhline(1e3 * mixed[-1]["floor_mix_kid"], color="k", ls=":", lw=1, label="its floor")
+    chosen = [r for r in rows if by in r]
+    best = min(chosen, key=lambda r: r[by])
+    ax_kid.plot([best["kimg"]], [1e3 * best[by]], "r*", ms=12, label="best.pt")
     if held:
         ax_kid.axhline(1e3 * rows[-1]["floor_kid"], color="k", ls="--", lw=1, label="real floor")
         ax_fid.axhline(rows[-1]["floor_fid"], color="k", ls="--", lw=1, label="real floor")
-    label = rows[-1][key.replace("kid", "kid_label")]
+    label = chosen[-1][f"{by}_label"]
     ax_kid.set(xlabel="kimg", ylabel="KID ×1e3", title=f"{title}: {label}")
     ax_fid.set(xlabel="kimg", ylabel="FID", title=rows[-1]["train_fid_label"])
     for ax in (ax_fid, ax_kid):

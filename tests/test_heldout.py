@@ -10,13 +10,13 @@ from torch import nn
 from gan.metrics.features import FeatureSpace, extract_features
 from gan.metrics.fid import fid
 from gan.metrics.filter_verdict import filter_vs_random
-from gan.metrics.kid import kid
+from gan.metrics.kid import kid, mixture_kid
 from gan.metrics.sets import fid_at_n, real_floor, set_metrics
 from gan.networks import Architecture
 from gan.training import TrainConfig, new_state, sample
 from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
-from pipelines.steps.gan_run import ClassRun, FidTracker, class_run
+from pipelines.steps.gan_run import ClassRun, FidTracker, class_mix, class_run
 from pipelines.steps.sampling import _set_quality
 
 
@@ -81,6 +81,40 @@ def test_tracker_falls_back_to_training_kid_without_validation_images(tmp_path):
     run = ClassRun("x", tmp_path, _images(40, 60, 0), _images(1, 190, 1))
     tracker = FidTracker(run, SPACE, 32, 100, 0, lambda s, row: None, "fp32")
     assert tracker.by == "train_kid" and "only 1 validation images" in tracker.selection
+
+
+def test_the_source_is_judged_against_validation_reals_weighted_to_its_training_mix(tmp_path):
+    """A balanced source (two classes, 36 : 4 training images, 10 : 2 validation images) is
+    scored and its best.pt chosen by the mixture KID; its floor is the training reals against
+    the validation reals, both weighted to the same mix."""
+    images = np.concatenate([_images(36, 60, 0), _images(4, 190, 1)])
+    labels = np.array([0] * 36 + [1] * 4)
+    heldout = np.concatenate([_images(10, 60, 2), _images(2, 190, 3)])
+    held_labels = np.array([0] * 10 + [1] * 2)
+    run = ClassRun("all", tmp_path, images, heldout, labels, heldout_labels=held_labels)
+    mix = class_mix(run, "balanced")
+    assert mix == {0: 0.5, 1: 0.5} and class_mix(run, "uniform") == {0: 0.9, 1: 0.1}
+    assert class_mix(ClassRun("x", tmp_path, images, heldout), "balanced") is None
+    saved = []
+    tracker = FidTracker(run, SPACE, 64, 100, 0, lambda s, row: saved.append(row), "fp32", mix)
+    state = new_state(Architecture(size=32), TrainConfig(), torch.device("cpu"))
+    tracker(state)
+    row = saved[0]
+    assert tracker.by == "heldout_mix_kid" and "class mix" in tracker.selection
+
+    def feats(x: np.ndarray) -> torch.Tensor:
+        return extract_features(SPACE, torch.from_numpy(x).permute(0, 3, 1, 2))
+
+    fakes = extract_features(SPACE, sample(state.sampler, tracker.z))
+    held_l, train_l = torch.from_numpy(held_labels), torch.from_numpy(labels)
+    assert row["heldout_mix_kid"] == pytest.approx(
+        mixture_kid(feats(heldout), held_l, fakes, mix), rel=1e-9
+    )
+    assert row["floor_mix_kid"] == pytest.approx(
+        mixture_kid(feats(heldout), held_l, feats(images), mix, train_l), rel=1e-9
+    )
+    assert row["heldout_mix_kid"] != pytest.approx(row["heldout_kid"], rel=1e-3)
+    assert row["heldout_mix_kid_label"].endswith("training's class mix")
 
 
 def test_floor_is_training_reals_scored_against_heldout_reals():

@@ -18,7 +18,7 @@ from gan.filtering import (
 )
 from gan.metrics.features import FeatureSpace, metric_label
 from gan.metrics.fid import fid
-from gan.metrics.kid import kid
+from gan.metrics.kid import kid, kid_full, mixture_kid
 from gan.metrics.precision_recall import precision_recall
 
 
@@ -85,6 +85,84 @@ def test_kid_is_unbiased_for_two_draws_and_positive_for_a_shift():
 def test_kid_subset_size_is_capped_by_the_smaller_set():
     mean, std = kid(gaussian(20, [0.0] * 4, [1.0] * 4, 0), gaussian(500, [0.0] * 4, [1.0] * 4, 1))
     assert math.isfinite(mean) and math.isfinite(std)
+
+
+def _two_classes(n0: int, n1: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class 0 around 0, class 1 around +1.5 in every feature: a labelled two-class set."""
+    x = torch.cat(
+        [gaussian(n0, [0.0] * 6, [1.0] * 6, seed), gaussian(n1, [1.5] * 6, [1.0] * 6, seed + 50)]
+    )
+    return x, torch.cat([torch.zeros(n0, dtype=torch.long), torch.ones(n1, dtype=torch.long)])
+
+
+def test_mixture_kid_with_one_class_is_plain_kid_in_closed_form():
+    real, fake = gaussian(40, [0.0] * 6, [1.0] * 6, 0), gaussian(60, [0.3] * 6, [1.0] * 6, 1)
+    labels = torch.zeros(40, dtype=torch.long)
+    assert mixture_kid(real, labels, fake, {0: 1.0}) == pytest.approx(
+        kid_full(real, fake), rel=1e-9
+    )
+
+
+def test_mixture_kid_matches_a_hand_computed_weighted_mmd():
+    """Two 1-D classes, weights 0.25 / 0.75: every block mean written out by hand."""
+    real = torch.tensor([[0.0], [1.0], [2.0], [4.0], [5.0]], dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1, 1])
+    fake = torch.tensor([[0.5], [3.0], [4.5]], dtype=torch.float64)
+
+    def k(a: float, b: float) -> float:
+        return (a * b + 1) ** 3
+
+    c0, c1, f = [0.0, 1.0], [2.0, 4.0, 5.0], [0.5, 3.0, 4.5]
+
+    def mean(a, b, within=False):
+        pairs = [
+            (x, y) for i, x in enumerate(a) for j, y in enumerate(b) if not (within and i == j)
+        ]
+        return sum(k(x, y) for x, y in pairs) / len(pairs)
+
+    w0, w1 = 0.25, 0.75
+    xx = w0 * w0 * mean(c0, c0, True) + w1 * w1 * mean(c1, c1, True) + 2 * w0 * w1 * mean(c0, c1)
+    ff = mean(f, f, True)
+    xf = w0 * mean(c0, f) + w1 * mean(c1, f)
+    assert mixture_kid(real, labels, fake, {0: 1.0, 1: 3.0}) == pytest.approx(xx + ff - 2 * xf)
+
+
+def test_a_perfect_balanced_draw_is_at_the_floor_only_against_a_balanced_reference():
+    """The source's case: a natural-mix reference (90 % class 0) against a generator that
+    draws both classes equally. Plain KID scores the mix; mixture KID ~ 0 (unbiased), and a
+    generator with the natural mix is the one it penalises."""
+    plain, weighted, wrong_mix = [], [], []
+    mix = {0: 0.5, 1: 0.5}
+    for s in range(5):
+        reference, ref_labels = _two_classes(270, 30, 10 * s)
+        balanced, _ = _two_classes(150, 150, 10 * s + 1)
+        natural, _ = _two_classes(270, 30, 10 * s + 2)
+        plain.append(kid_full(reference, balanced))
+        weighted.append(mixture_kid(reference, ref_labels, balanced, mix))
+        wrong_mix.append(mixture_kid(reference, ref_labels, natural, mix))
+    assert min(plain) > 1 and abs(sum(weighted)) / 5 < 0.05 * min(plain)
+    assert min(wrong_mix) > 0.5 * min(plain)
+
+
+def test_mixture_kid_is_unbiased_over_draws_and_compares_two_labelled_sets():
+    mix = {0: 0.5, 1: 0.5}
+    values = []
+    for s in range(8):
+        real, real_labels = _two_classes(60, 8, 10 * s)
+        other, other_labels = _two_classes(20, 40, 10 * s + 5)
+        values.append(mixture_kid(real, real_labels, other, mix, other_labels))
+    shifted, shifted_labels = _two_classes(20, 40, 999)
+    far = mixture_kid(real, real_labels, shifted + 0.7, mix, shifted_labels)
+    assert abs(sum(values) / len(values)) < 0.1 * far
+
+
+def test_mixture_kid_leaves_out_classes_without_two_images_and_refuses_when_none_is_left():
+    real, labels = _two_classes(30, 1, 0)
+    fake = gaussian(50, [0.0] * 6, [1.0] * 6, 3)
+    only_0 = mixture_kid(real, labels, fake, {0: 0.5, 1: 0.5})
+    assert only_0 == pytest.approx(kid_full(real[:30], fake))
+    with pytest.raises(ValueError, match="2 or more"):
+        mixture_kid(real, labels, fake, {1: 1.0})
 
 
 def test_precision_recall_identical_and_disjoint_sets():

@@ -213,7 +213,14 @@ def _train_and_report(plan: gan_resume.ClassPlan, ds, train: TrainPlan) -> None:
         raise SystemExit(130) from None
     click.echo(f"{run.class_name}: done at {state.nimg / 1000:.1f} kimg; samples in {run.out}")
     best = best_eval(run.folder)
-    if best is not None and "heldout_kid" in best:
+    if best is not None and "heldout_mix_kid" in best:
+        click.echo(
+            f"  best.pt at {best['kimg']:.1f} kimg: {best['heldout_mix_kid_label']} = "
+            f"{1e3 * best['heldout_mix_kid']:.2f}e-3 (real-vs-real floor "
+            f"{1e3 * best['floor_mix_kid']:.2f}e-3; against the natural mix "
+            f"{1e3 * best['heldout_kid']:.2f}e-3)"
+        )
+    elif best is not None and "heldout_kid" in best:
         click.echo(
             f"  best.pt at {best['kimg']:.1f} kimg: {best['heldout_kid_label']} = "
             f"{1e3 * best['heldout_kid']:.2f}e-3 ± {1e3 * best['heldout_kid_std']:.2f}e-3 "

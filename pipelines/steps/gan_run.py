@@ -29,6 +29,7 @@ from torchvision.utils import make_grid
 from gan.checkpoint import init_from_source, restore_state, save_checkpoint
 from gan.conventions import atomic_write_bytes, atomic_write_text, to_nchw
 from gan.metrics.features import FeatureSpace, extract_features
+from gan.metrics.kid import mixture_kid
 from gan.metrics.sets import real_floor, set_metrics
 from gan.networks import Architecture
 from gan.training import GanState, TrainConfig, TrainingDiverged, new_state, sample, train
@@ -56,6 +57,7 @@ class ClassRun:
     labels: np.ndarray | None = None  # class labels of `images` (the all-classes source only)
     lesions: list[str] | None = None  # lesion id of each of `images`, where the data has them
     heldout_lesions: list[str] | None = None  # lesion id of each of `heldout`
+    heldout_labels: np.ndarray | None = None  # class labels of `heldout` (the source only)
     run_dir: Path | None = None  # the run directory `out` belongs to, for the fixes it names
 
     @property
@@ -71,9 +73,10 @@ def class_run(ds: Dataset, split: Split, class_name: str, run_dir: Path) -> Clas
     """The class's GAN folder and images: its training split (every class's for the source
     GAN) and, as held-out reals, its validation split."""
     out = RunLayout(run_dir).gan_dir(class_name)
-    labels = None
+    labels = heldout_labels = None
     if class_name == SOURCE:
-        idx, val, labels = split.train, split.val, ds.labels[split.train]
+        idx, val = split.train, split.val
+        labels, heldout_labels = ds.labels[idx], ds.labels[val]
     else:
         label = ds.class_index(class_name)
         idx = split.train[ds.labels[split.train] == label]
@@ -86,7 +89,7 @@ def class_run(ds: Dataset, split: Split, class_name: str, run_dir: Path) -> Clas
     lesion = ds.lesion_ids
     return ClassRun(
         class_name, out, ds.images[idx], ds.images[val], labels,
-        [lesion[i] for i in idx], [lesion[i] for i in val], Path(run_dir),
+        [lesion[i] for i in idx], [lesion[i] for i in val], heldout_labels, Path(run_dir),
     )  # fmt: skip
 
 
@@ -98,11 +101,25 @@ def sampling_weights(run: ClassRun, sampling: str) -> torch.Tensor | None:
     return torch.from_numpy(1.0 / counts[run.labels]).float()
 
 
+def class_mix(run: ClassRun, sampling: str) -> dict[int, float] | None:
+    """The class mix the (multi-class) generator is trained to produce: the share of draws
+    each class gets under `sampling`; None for a one-class GAN."""
+    if run.labels is None:
+        return None
+    classes, counts = np.unique(run.labels, return_counts=True)
+    if sampling == "balanced":
+        return {int(c): 1 / len(classes) for c in classes}
+    return {int(c): n / counts.sum() for c, n in zip(classes, counts)}
+
+
 class FidTracker:
     """Evaluates the sampling generator on fixed latents in a fixed feature space, against the
     class's held-out (validation) reals and, as a diagnostic, its training reals; real features
     and the real-vs-real floor are computed once. Keeps best.pt: lowest held-out KID (training
-    KID when the class has fewer than 2 validation images, which run.json then says)."""
+    KID when the class has fewer than 2 validation images, which run.json then says). A
+    multi-class generator (the source) is judged against the validation reals weighted to the
+    class mix it is trained to produce (`mix`, gan.metrics.kid.mixture_kid), its floor likewise:
+    against the natural mix, KID would score the mix, not the images."""
 
     def __init__(
         self,
@@ -113,6 +130,7 @@ class FidTracker:
         seed: int,
         save_best: Callable[[GanState, dict], None],
         precision: str,
+        mix: dict[int, float] | None = None,
     ):
         self.run, self.space, self.save_best, self.precision = run, space, save_best, precision
         self.tb: Any = None  # a pipelines.tensorboard writer its rows also go to (None: none)
@@ -120,15 +138,31 @@ class FidTracker:
         self.heldout = extract_features(space, to_nchw(run.heldout))
         self.by = "heldout_kid" if len(self.heldout) >= 2 else "train_kid"
         self.floor = real_floor(self.real, self.heldout, space) if self.by == "heldout_kid" else {}
+        self.mix = None
+        if self.by == "heldout_kid" and mix is not None and run.heldout_labels is not None:
+            self.heldout_labels = torch.from_numpy(run.heldout_labels)
+            try:
+                self.floor["mix_kid"] = mixture_kid(
+                    self.heldout, self.heldout_labels, self.real, mix, torch.from_numpy(run.labels)
+                )
+                self.mix, self.by = mix, "heldout_mix_kid"
+            except ValueError:  # no class with 2 validation images: the natural mix it is
+                pass
         self.z = torch.randn(n_fake, nz, generator=torch.Generator().manual_seed(seed + 7))
         self.log = run.out / "eval.jsonl"
         self.best = min((r.get(self.by, float("inf")) for r in self.rows()), default=float("inf"))
 
     @property
     def selection(self) -> str:
+        n = len(self.heldout)
+        if self.by == "heldout_mix_kid":
+            return (
+                f"lowest held-out KID against the {n} validation images weighted to the class "
+                "mix the generator is trained on"
+            )
         if self.by == "heldout_kid":
-            return f"lowest held-out KID (the class's {len(self.heldout)} validation images)"
-        return f"lowest training KID (only {len(self.heldout)} validation images)"
+            return f"lowest held-out KID (the class's {n} validation images)"
+        return f"lowest training KID (only {n} validation images)"
 
     def rows(self) -> list[dict]:
         if not self.log.is_file():
@@ -143,12 +177,16 @@ class FidTracker:
         row = {"kimg": state.nimg / 1000, "step": state.step, "train_seconds": state.seconds}
         row |= {f"train_{k}": v for k, v in train.items() if k in ("fid", "kid", "kid_std")}
         row |= {"train_fid_label": train["fid_label"], "train_kid_label": train["kid_label"]}
-        if self.by == "heldout_kid":
+        if self.floor:  # 2 or more validation images
             held = set_metrics(
                 self.heldout, feats, self.space, len(self.real), precision_recall_k=None
             )
             row |= {f"heldout_{k}": v for k, v in held.items() if k not in ("n", "n_reference")}
             row |= {f"floor_{k}": self.floor[k] for k in ("kid", "kid_std", "fid", "fid_label")}
+        if self.mix is not None:
+            row["heldout_mix_kid"] = mixture_kid(self.heldout, self.heldout_labels, feats, self.mix)
+            row["heldout_mix_kid_label"] = row["heldout_kid_label"] + ", training's class mix"
+            row["floor_mix_kid"] = self.floor["mix_kid"]
         row["seconds"] = time.perf_counter() - t0
         with open(self.log, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
@@ -156,7 +194,7 @@ class FidTracker:
         if row[self.by] < self.best:
             self.best = row[self.by]
             self.save_best(state, row)
-        fid_curve(self.rows(), self.run.out / "fid_curve.png", f"{self.run.class_name}")
+        fid_curve(self.rows(), self.run.out / "fid_curve.png", f"{self.run.class_name}", self.by)
         shown = {"KID": row[self.by], "trainKID": row["train_kid"]}
         return shown
 
@@ -224,8 +262,9 @@ def _train_opened(run, ds, plan, state, source_entry, tb) -> GanState:
     evaluate = None
     if plan.evaluation is not None:
         evaluate = FidTracker(
-            run, plan.space, plan.eval_n, plan.arch.nz, cfg.seed, save_best, cfg.precision
-        )
+            run, plan.space, plan.eval_n, plan.arch.nz, cfg.seed, save_best, cfg.precision,
+            class_mix(run, cfg.sampling),
+        )  # fmt: skip
         evaluate.tb = tb
         extra |= plan.evaluation  # what --resume keeps
     _append_record(run, ds, plan, state.nimg if plan.resume else None, source_entry, evaluate)

@@ -31,6 +31,8 @@ GAN_SCALARS = {
     "heldout_kid": "KID/heldout",
     "floor_kid": "KID/floor",  # real-vs-real: the value a perfect generator would reach
     "train_kid": "KID/train",
+    "heldout_mix_kid": "KID/heldout_training_mix",  # multi-class source: reals weighted to its mix
+    "floor_mix_kid": "KID/floor_training_mix",
     "heldout_fid": "FID/heldout",
     "floor_fid": "FID/floor",
     "train_fid": "FID/train",
