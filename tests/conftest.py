@@ -150,7 +150,7 @@ def with_options(args: list[str], **options: str) -> list[str]:
 TINY = ["--size", "32", "--batch-size", "8", "--snapshot-kimg", "0.05", "--quiet",
         "--precision", "fp32", "--eval-every", "0"]  # fmt: skip
 # augment-and-compare: the smoke profile on two rare classes, every default arm, two seeds
-SMOKE = ["--profile", "smoke", "--seeds", "2", "--classes", "df,vasc", "--target", "24",
+SMOKE = ["--profile", "smoke", "--seeds", "2", "--classes", "df,vasc", "--target", "50",
          "--quiet", "--precision", "fp32", "--threads", "1"]  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from pipelines.steps.training_set import build_arm, targets_for
 def test_build_arms_adds_exactly_the_rare_class_images(tmp_path: Path):
     ds = load_dataset("demo", 32, progress=False)
     split = load_or_make_split(ds, tmp_path)
-    targets = targets_for(ds, split, ["df"], "40")
+    targets = targets_for(ds, split, ["df"], "50")
     df = ds.class_index("df")
     fake = {"gan": {"df": np.full((100, 32, 32, 3), 7, np.uint8)}}
     arms = {
@@ -32,9 +32,9 @@ def test_build_arms_adds_exactly_the_rare_class_images(tmp_path: Path):
         base = np.bincount(ds.labels[split.train], minlength=7)
         expect = base.copy()
         if name != "baseline":
-            expect[df] = 40
+            expect[df] = 50
         assert (counts == expect).all(), name
-    assert (arms["gan"].images[-(40 - n_real_df) :] == 7).all()
+    assert (arms["gan"].images[-(50 - n_real_df) :] == 7).all()
     real_df = {ds.images[i].tobytes() for i in split.train[ds.labels[split.train] == df]}
     added = arms["oversample"].images[len(split.train) :]
     assert all(im.tobytes() in real_df for im in added)  # resampled real df images only
@@ -54,15 +54,15 @@ def test_step_budget_follows_the_profile_epochs_and_cap():
 def test_oversample_plus_gan_has_the_requested_shares(tmp_path: Path, share: float):
     ds = load_dataset("demo", 32, progress=False)
     split = load_or_make_split(ds, tmp_path)
-    targets = targets_for(ds, split, ["df"], "40")
+    targets = targets_for(ds, split, ["df"], "50")
     df = ds.class_index("df")
     fake = {"gan": {"df": np.full((100, 32, 32, 3), 7, np.uint8)}}
     arm = build_arm(ds, split, targets, fake, "oversample+gan", 0, share)
     n_real = int((ds.labels[split.train] == df).sum())
     added = arm.images[len(split.train) :]
-    assert len(added) == 40 - n_real and (arm.labels[len(split.train) :] == df).all()
+    assert len(added) == 50 - n_real and (arm.labels[len(split.train) :] == df).all()
     synthetic = np.array([(im == 7).all() for im in added])
-    assert synthetic.sum() == round(share * (40 - n_real))
+    assert synthetic.sum() == round(share * (50 - n_real))
     real_df = {ds.images[i].tobytes() for i in split.train[ds.labels[split.train] == df]}
     assert all(im.tobytes() in real_df for im in added[~synthetic])
 
@@ -155,10 +155,10 @@ def test_the_oracle_adds_only_held_back_images_in_gan_counts(tmp_path: Path):
 def test_the_demo_oracle_paints_fresh_lesions(tmp_path: Path):
     ds = load_dataset("demo", 32, progress=False)
     split = load_or_make_split(ds, tmp_path)
-    targets = targets_for(ds, split, ["df"], "40")
+    targets = targets_for(ds, split, ["df"], "50")
     arm = build_arm(ds, split, targets, {}, "oracle", seed=0)
     added = arm.images[len(split.train) :]
     known = {im.tobytes() for im in ds.images}
-    assert len(added) == 40 - int((ds.labels[split.train] == ds.class_index("df")).sum())
+    assert len(added) == 50 - int((ds.labels[split.train] == ds.class_index("df")).sum())
     assert not any(im.tobytes() in known for im in added)  # new lesions, in no split
     assert (arm.rows[len(split.train) :] == -1).all()

@@ -17,7 +17,7 @@ import pipelines.steps.gan_run as gan_run
 import pipelines.steps.samples as samples_step
 from gan.conventions import to_nchw
 from pipelines.cli import augment_and_compare
-from pipelines.config.arms import DEFAULT_ARMS
+from pipelines.config.arms import default_arms
 from pipelines.config.profiles import PROFILES
 from pipelines.data.dataset import resize_images
 from pipelines.data.demo import DEMO_CLASS_COUNTS
@@ -26,6 +26,8 @@ UPSTREAM = {"features", "gan/all", "gan/df", "gan/vasc", "samples/gan/df", "samp
 # written by every run: who holds the run, what it was asked (and, in a copy elsewhere, the
 # record of the original's config, whose run_dir differs)
 REWRITTEN = {".raregan.lock", "experiment.json", "experiment_history.jsonl"}
+
+DEMO_ARMS = default_arms(held_back=False, demo=True)  # what SMOKE (demo data) runs
 
 
 def invoke(args, ok=True):
@@ -62,7 +64,7 @@ def test_report_and_results(compared_once: Path):
             for ref in ("baseline", "oversample", "reweight"):
                 assert (c, arm, ref) in headline_rows
     results = json.loads((compared_once / "results.json").read_text())
-    assert list(results["comparison"]["per_arm"]) == list(DEFAULT_ARMS)
+    assert list(results["comparison"]["per_arm"]) == list(DEMO_ARMS)
     gains = results["comparison"]["gains"]
     want = {"gan vs reweight: df", "oversample+gan vs oversample: vasc", "reweight vs baseline: df"}
     assert want <= set(gains)
@@ -108,7 +110,7 @@ def test_rerun_skips_finished_work(compared: Path, monkeypatch):
     monkeypatch.setattr(samples_step, "sample_class", boom)
     before = _files(compared)
     models = [f for f in before if f.endswith(".pt")]
-    assert len(models) == 1 + 3 * 2 + 2 * len(DEFAULT_ARMS)  # features, GANs (last, best), arms
+    assert len(models) == 1 + 3 * 2 + 2 * len(DEMO_ARMS)  # features, GANs (last, best), arms
     result = invoke(["--run-dir", str(compared), *SMOKE])
     assert started_jobs(result.output) == set() and " finished on " not in result.output
     after = _files(compared)
@@ -122,7 +124,7 @@ def test_changed_config_gets_new_runs(compared: Path):
     one_seed = ["--run-dir", str(compared), *with_options(SMOKE, seeds="1")]
     dry = job_lines(invoke([*one_seed, "--dry-run"]).output)
     status = {name: line.split()[1] for name, line in dry.items()}
-    affected = {f"classifier/{arm}/seed0" for arm in DEFAULT_ARMS} | {"report"}
+    affected = {f"classifier/{arm}/seed0" for arm in DEMO_ARMS} | {"report"}
     assert status == {**dict.fromkeys(UPSTREAM, "done"), **dict.fromkeys(affected, "stale")}
     first = json.loads((compared / "results.json").read_text())
     files, markers = _files(compared), _markers(compared)
@@ -133,9 +135,9 @@ def test_changed_config_gets_new_runs(compared: Path):
     assert all(len(folds) == 1 and len(folds[0]) == 1 for folds in after["runs"].values())
     old, new = (compared / "compare" / r["config_id"] for r in (first, after))
     assert sorted((compared / "compare").iterdir()) == sorted({old, new})  # two, not one
-    assert sorted(p.name for p in new.glob("*/seed*")) == ["seed0"] * len(DEFAULT_ARMS)
+    assert sorted(p.name for p in new.glob("*/seed*")) == ["seed0"] * len(DEMO_ARMS)
     assert (old / "report.md").is_file() and len(list(old.glob("*/seed1/model.pt"))) == len(
-        DEFAULT_ARMS
+        DEMO_ARMS
     )
     now, again = _files(compared), _markers(compared)
     kept = [f for f in files if f.split("/")[0] in ("features", "gan", "samples", "compare")]
@@ -237,7 +239,7 @@ def test_the_signature_is_each_classifier_on_fresh_samples_of_the_class_generato
 
     results = json.loads((compared_once / "results.json").read_text())
     sig = results["signature"]
-    assert set(sig) == {"df", "vasc"} and set(sig["df"]) == set(DEFAULT_ARMS)
+    assert set(sig) == {"df", "vasc"} and set(sig["df"]) == set(DEMO_ARMS)
     plan = plan_for(read_config_file(compared_once / "experiment.json"))
     k = plan.dataset.class_index("vasc")
     ckpt = results["synthetic_sets"]["vasc"]["gan"]["checkpoint"]

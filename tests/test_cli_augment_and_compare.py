@@ -28,6 +28,9 @@ def test_dry_run_lists_jobs_dependencies_and_status(compared: Path, tmp_path: Pa
     status = {name: line.split()[1] for name, line in job_lines(changed).items()}
     assert status["classifier/gan/seed2"] == "to-run" and status["gan/df"] == "done"
     assert status["classifier/gan/seed0"] == "stale" and status["report"] == "stale"
+    margin = invoke(["--run-dir", str(compared), *SMOKE, "--margin", "0.1", "--dry-run"]).output
+    status = {name: line.split()[1] for name, line in job_lines(margin).items()}
+    assert status.pop("report") == "stale" and set(status.values()) == {"done"}  # report only
 
 
 def test_bad_input(compared: Path, imagefolder_dir: Path, tmp_path: Path):
@@ -167,10 +170,20 @@ def test_oracle_options_are_refused_where_nothing_is_held_back(imagefolder_dir: 
     assert not (tmp_path / "run").exists()
 
 
+def test_a_margin_outside_0_1_is_a_one_line_error(tmp_path: Path):
+    run = ["--run-dir", str(tmp_path / "run"), "--profile", "smoke", "--dry-run"]
+    for bad in ("0", "1", "nan"):
+        msg = one_line_error(invoke([*run, "--margin", bad], False))
+        assert "--margin" in msg and not (tmp_path / "run").exists()
+
+
 def test_held_back_lesions_bring_the_oracle_arms_by_default(tmp_path: Path):
     args = ["--run-dir", str(tmp_path / "run"), *with_options(SMOKE, classes="mel", target="auto")]
     args += ["--dry-run"]
-    plain = job_lines(invoke(args).output)
-    assert not any("oracle" in name for name in plain)
+    plain = job_lines(invoke(args).output)  # the demo: its painter's fresh lesions
+    assert {n for n in plain if "oracle" in n} == {
+        "classifier/oracle/seed0",
+        "classifier/oracle/seed1",
+    }
     held = job_lines(invoke([*args, "--oracle-share", "0.5"]).output)
     assert {"classifier/oracle/seed0", "classifier/oversample+oracle/seed1"} <= set(held)

@@ -24,7 +24,7 @@ def test_fid_tracking_during_training(evaluated_once: Path):
     assert [round(r["kimg"], 3) for r in rows] == [0.056, 0.104]
     counts = json.loads((evaluated_once / "split.json").read_text())["counts"]
     n_train, n_val = counts["train"]["per_class"]["df"], counts["val"]["per_class"]["df"]
-    assert (n_train, n_val) == (18, 3)  # demo df: training and validation images
+    assert (n_train, n_val) == (41, 10)  # demo df: training and validation images
     assert rows[0]["train_fid_label"] == f"FID[domain-256d, n={n_train} vs 64]"
     assert rows[0]["heldout_kid_label"] == f"KID[domain-256d, n={n_val} vs 64]"
     assert rows[0]["floor_fid_label"] == f"FID[domain-256d, n={n_val} vs {n_train}]"

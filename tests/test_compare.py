@@ -9,7 +9,7 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_average_precision
 
-from classifier.gains import holm
+from classifier.gains import holm, verdict
 from classifier.prior_matching import prior_matched_hits
 from pipelines.config.arms import GAIN_METRICS
 from pipelines.data.dataset import Dataset
@@ -125,7 +125,7 @@ def test_a_better_arm_gains_with_the_right_sign(tmp_path: Path):
 def test_every_interval_of_a_test_set_is_one_holm_family(tmp_path: Path):
     ds, _, parts = _two_folds(tmp_path, {"baseline": 0.5, "oversample": 3.0}, seeds=3)
     pooled = pool_predictions(ds, parts, ["mel", "df"])
-    out = with_multiplicity(paired_gains(pooled, {"mel": 1, "df": 2}, n_boot=300))
+    out = with_multiplicity(paired_gains(pooled, {"mel": 1, "df": 2}, n_boot=300), 0.05)
     cells = [g[m] for g in out["gains"].values() for m in GAIN_METRICS]
     family = out["multiplicity"]
     assert family["intervals"] == len(cells) == 2 * 3  # one pair, two classes, three metrics
@@ -133,4 +133,17 @@ def test_every_interval_of_a_test_set_is_one_holm_family(tmp_path: Path):
     adjusted = holm([c["p_value"] for c in cells])
     assert [c["holm_p"] for c in cells] == [a for a, _ in adjusted]
     assert len(family["survive_holm"]) == sum(c["survives_holm"] for c in cells) > 0
+    assert out["margin"] == 0.05
     assert all(c["excludes_zero"] for c in cells if c["survives_holm"])
+
+
+def test_the_margin_reaches_every_verdict(tmp_path: Path):
+    ds, _, parts = _two_folds(tmp_path, {"baseline": 0.5, "oversample": 0.5}, seeds=3)
+    pooled = pool_predictions(ds, parts, ["mel", "df"])
+    words = {}
+    for margin in (0.05, 0.99):
+        out = with_multiplicity(paired_gains(pooled, {"mel": 1, "df": 2}, n_boot=300), margin)
+        cells = [g[m] for g in out["gains"].values() for m in GAIN_METRICS]
+        assert [c["verdict"] for c in cells] == [verdict(c, margin) for c in cells]
+        words[margin] = [c["verdict"] for c in cells]
+    assert words[0.05] != words[0.99] and "no gain larger than 0.99" in words[0.99]

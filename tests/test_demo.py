@@ -157,7 +157,7 @@ def test_class_signatures_follow_the_dermoscopic_story(demo32: Demo) -> None:
     brightness = {name: rgb.mean() for name, rgb in mean.items()}
     redness = {name: rgb[0] - rgb[1] for name, rgb in mean.items()}  # R - G
     assert min(brightness, key=brightness.get) == "mel"
-    assert brightness["mel"] < brightness["nv"] - 20
+    assert brightness["mel"] < brightness["nv"] - 5  # darker, though many mel are faint
     assert min(redness["akiec"], redness["vasc"]) > max(redness["nv"], redness["bkl"]) + 5
     pairwise = [
         np.linalg.norm(mean[a] - mean[b])
@@ -171,7 +171,8 @@ def test_class_signatures_follow_the_dermoscopic_story(demo32: Demo) -> None:
 def test_classes_are_distinguishable_on_held_out_lesions(
     fixture: str, request: pytest.FixtureRequest
 ) -> None:
-    """A nearest-class-mean classifier on 12 summary statistics beats chance (1/7) by far.
+    """A nearest-class-mean classifier on 12 summary statistics beats chance (1/7) by far
+    (df, mel and nv, which overlap on purpose, least: see the next test).
 
     Train and test split by lesion, so re-photographs of a training lesion cannot help.
     """
@@ -184,8 +185,32 @@ def test_classes_are_distinguishable_on_held_out_lesions(
     predicted = np.argmin(((z[~train, None] - means) ** 2).sum(-1), axis=1)
     truth = labels[~train]
     recall = [np.mean(predicted[truth == c] == c) for c in range(len(DEMO_CLASS_NAMES))]
-    assert np.mean(recall) > 0.4, dict(zip(DEMO_CLASS_NAMES, np.round(recall, 2)))
+    assert np.mean(recall) > 0.3, dict(zip(DEMO_CLASS_NAMES, np.round(recall, 2)))
     assert min(recall) > 0.1
+
+
+def test_rare_classes_overlap_the_nevi(demo32: Demo) -> None:
+    """df and mel lesions are nevi with their signs painted over at partial strength, and some
+    nevi carry faint mel or df signs: the two sides overlap both ways, so there is something
+    for more examples (a positive control) to gain. On the centre's brightness, a quarter of
+    the mel lesions are brighter than the median nevus and a quarter of the nevi darker than
+    the median mel; a nearest-class-mean classifier sends mel and df to nv and nv to mel."""
+    images, labels, _, lesion_ids = demo32
+    nv, mel, df = (DEMO_CLASS_NAMES.index(c) for c in ("nv", "mel", "df"))
+    centre = images[:, 8:24, 8:24].astype(np.float32).mean((1, 2, 3))
+    assert np.mean(centre[labels == mel] > np.median(centre[labels == nv])) > 0.2
+    assert np.mean(centre[labels == nv] < np.median(centre[labels == mel])) > 0.2
+    z = _features(images)
+    train = _lesion_numbers(lesion_ids) % 2 == 0
+    z = (z - z[train].mean(0)) / z[train].std(0)
+    means = np.stack([z[train & (labels == c)].mean(0) for c in range(len(DEMO_CLASS_NAMES))])
+    predicted = np.argmin(((z[~train, None] - means) ** 2).sum(-1), axis=1)
+    truth = labels[~train]
+
+    def called(c: int, as_c: int) -> float:
+        return float(np.mean(predicted[truth == c] == as_c))
+
+    assert min(called(mel, nv), called(df, nv), called(nv, mel)) > 0.1
 
 
 def test_module_is_numpy_only() -> None:

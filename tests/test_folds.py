@@ -46,9 +46,9 @@ def test_folds_are_lesion_disjoint_and_test_every_lesion_once(k: int):
 
 def test_a_class_too_small_for_a_folds_gan_fails_before_any_work(tmp_path: Path):
     args = ["--run-dir", str(tmp_path / "r"), "--profile", "smoke", "--folds", "2",
-            "--classes", "df", "--quiet"]  # fmt: skip
+            "--classes", "vasc", "--quiet"]  # fmt: skip
     out = invoke_cli(augment_and_compare, args, ok=False).output
-    assert "'df' has 7 training images" in out and not (tmp_path / "r" / "jobs").exists()
+    assert "'vasc' has 8 training images" in out and not (tmp_path / "r" / "jobs").exists()
 
 
 def test_folds_need_k_of_two_or_more():

@@ -48,7 +48,7 @@ def test_the_forest_plot_shows_synthetic_arms_over_controls_before_the_table():
     }  # fmt: skip
     assert list(forest_gains(gains)) == ["gan vs baseline: df", "oversample+gan vs reweight: df"]
     results = {
-        "comparison": {"gains": gains},
+        "comparison": {"gains": gains, "margin": 0.08},
         "config": {"seeds": [0, 1], "folds": 5},
     }
     ds = SimpleNamespace(synthetic=False, source="ham", format="ham10000", fingerprint="f")
@@ -57,10 +57,14 @@ def test_the_forest_plot_shows_synthetic_arms_over_controls_before_the_table():
     forest = next(i for i, line in enumerate(md) if "](figures/forest.png)" in line)
     table = next(i for i, line in enumerate(md) if line.startswith("| class | arm | vs |"))
     assert forest < table and "pooled over 5 folds, 2 seeds" in md[forest]
+    assert any(
+        "'no gain larger than 0.08' (the whole CI lies below that margin, --margin)" in line
+        for line in md
+    )
     external = {"source": "isic", "n": 2, "lesions": 2, "per_arm": {}, "gains": gains}
     md = _external_md(external, ["nv", "df"])
     forest = next(i for i, line in enumerate(md) if "](figures/forest_external.png)" in line)
     assert forest < next(i for i, line in enumerate(md) if line.startswith("| class | arm |"))
     only_controls = {"oversample vs baseline: df": _pair("oversample", "baseline")}
-    md = _head_md({**results, "comparison": {"gains": only_controls}}, ds, pooled)
+    md = _head_md({**results, "comparison": {"gains": only_controls, "margin": 0.05}}, ds, pooled)
     assert not any("forest" in line for line in md)

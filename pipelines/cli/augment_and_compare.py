@@ -31,11 +31,14 @@ from pipelines.cli.options import (
     run_dir_option,
     tensorboard_option,
 )
-from pipelines.config.arms import ARMS, DEFAULT_ARMS, ORACLE_ARMS
+from pipelines.config.arms import ARMS, DEFAULT_ARMS, DEFAULT_MARGIN, ORACLE_ARMS, default_arms
 from pipelines.config.experiment import (
+    DEFAULT_SEEDS,
+    DEMO_SEEDS,
     ExperimentConfig,
     check_arms,
     check_classes,
+    is_demo,
     read_config_file,
 )
 from pipelines.config.profiles import PROFILES
@@ -75,14 +78,15 @@ EXECUTORS = ("local", "ray")
     "--arms",
     default=None,
     help=f"Comma-separated arms out of {', '.join(ARMS)} [default: {','.join(DEFAULT_ARMS)}; "
-    f"with lesions held back (--oracle-share, --rare-n) also {','.join(ORACLE_ARMS)}].",
+    f"with lesions held back (--oracle-share, --rare-n) also {','.join(ORACLE_ARMS)}; on the "
+    "demo also oracle].",
 )
 @click.option(
     "--seeds",
     type=int,
-    default=5,
-    show_default=True,
-    help="Classifier seeds per arm; the intervals' seed part has seeds - 1 df.",
+    default=None,
+    help=f"Classifier seeds per arm; the intervals' seed part has seeds - 1 df [default: "
+    f"{DEFAULT_SEEDS}; on the demo {DEMO_SEEDS}, a first look in minutes].",
 )
 @click.option(
     "--folds",
@@ -114,6 +118,15 @@ EXECUTORS = ("local", "ray")
     help="The positive control: hold back this share of each rare class's training lesions "
     "(drawn like --rare-n; no GAN, filter or other arm sees them); the oracle arms add their "
     "real images where gan adds synthetic ones: a perfect generator.",
+)
+@click.option(
+    "--margin",
+    type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
+    default=DEFAULT_MARGIN,
+    show_default=True,
+    help="The smallest gain worth having, in recall, prior-matched recall and AP: an interval "
+    "wholly below it reads 'no gain larger than', a comparison that could not have detected it "
+    "'cannot tell'. Changes the report only, never a trained model.",
 )
 @click.option(
     "--synthetic-share",
@@ -290,11 +303,12 @@ def experiment_config(opts: dict):
     """The ExperimentConfig of the command line, checked for user mistakes."""
     classes = tuple(c.strip() for c in opts["classes"].split(",") if c.strip())
     held_back = bool(opts["oracle_share"] or opts["rare_n"].strip())
-    arms_text = opts["arms"] or ",".join(DEFAULT_ARMS + (ORACLE_ARMS if held_back else ()))
+    arms_text = opts["arms"] or ",".join(default_arms(held_back, is_demo(opts["data"])))
     arms = tuple(a.strip() for a in arms_text.split(",") if a.strip())
     check_arms(arms, arms_text)
     check_classes(classes, opts["classes"])
-    if opts["seeds"] < 1:
+    seeds = opts["seeds"] or (DEMO_SEEDS if is_demo(opts["data"]) else DEFAULT_SEEDS)
+    if opts["seeds"] is not None and opts["seeds"] < 1:
         raise UserError(f"--seeds {opts['seeds']}: need at least 1 seed (3 or more for an sd)")
     dev = resolve_device(opts["device"])
     profile = PROFILES[opts["profile"] or ("full" if dev.type == "cuda" else "quick")]
@@ -319,12 +333,13 @@ def experiment_config(opts: dict):
         classes=classes,
         target=opts["target"],
         arms=arms,
-        seeds=opts["seeds"],
+        seeds=seeds,
         synthetic_share=opts["synthetic_share"],
         folds=opts["folds"],
         gan_doses=parse_doses(opts["gan_doses"]),
         rare_n=parse_counts(opts["rare_n"]),
         oracle_share=opts["oracle_share"],
+        margin=opts["margin"],
         external=opts["external_test"],
         device=str(dev),
         precision=resolve_precision(opts["precision"], dev),

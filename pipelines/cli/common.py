@@ -11,6 +11,7 @@ from typing import Any
 import click
 import torch
 
+from pipelines.config.experiment import is_demo
 from pipelines.data.dataset import Dataset, default_cache_dir
 from pipelines.errors import UserError
 from pipelines.store.records import check_output_dir, check_path_names, os_error_message
@@ -51,13 +52,13 @@ def check_cache_dir(data: str | None, cache_dir: Path | None) -> None:
     checked only where images will be decoded (a data folder: not the demo or an .npz)."""
     if cache_dir is not None:
         check_output_dir(cache_dir, "--cache-dir")
-    elif data not in (None, "demo") and Path(data).is_dir():
+    elif not is_demo(data) and Path(data).is_dir():
         check_output_dir(default_cache_dir(), "the decode cache (--cache-dir, $RAREGAN_CACHE)")
 
 
 def check_data_path(data: str | None, option: str = "--data") -> None:
     """A data path whose names the filesystem cannot hold is refused in one line."""
-    if data not in (None, "demo"):
+    if not is_demo(data):
         check_path_names(data, option)
 
 
@@ -114,7 +115,7 @@ def echo_notes(notes: list[str | None]) -> None:
 
 
 def default_run_dir(data: str | None) -> Path:
-    name = Path(data).stem if data not in (None, "demo") else "demo"
+    name = "demo" if is_demo(data) else Path(data).stem
     return Path("runs") / name
 
 

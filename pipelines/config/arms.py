@@ -104,6 +104,15 @@ DEFAULT_ARMS = tuple(a for a, spec in ARM_SPECS.items() if spec.default)
 ORACLE_ARMS = tuple(a for a, spec in ARM_SPECS.items() if spec.held_back)  # positive controls
 
 
+def default_arms(held_back: bool, demo: bool) -> tuple[str, ...]:
+    """The arms a run compares unless told: the default ones, with every oracle arm where
+    training lesions are held back, and on the demo (whose painter draws fresh lesions: a
+    perfect generator for free) `oracle` alone, to keep the first command short."""
+    if held_back:
+        return DEFAULT_ARMS + ORACLE_ARMS
+    return DEFAULT_ARMS + (("oracle",) if demo else ())
+
+
 CONTROLS = tuple(a for a, spec in ARM_SPECS.items() if spec.control)
 
 
@@ -117,9 +126,10 @@ GAIN_PAIRS = [  # (arm, reference): the gains the report shows, headline first
 
 
 GAIN_METRICS = ("recall", "prior_matched_recall", "average_precision")  # each gain, per pair
-# The smallest gain worth having, per metric: an interval below it reads "no gain larger than",
-# and a comparison that cannot detect it (minimum detectable gain above it) "cannot tell".
-MARGINS = {"recall": 0.05, "prior_matched_recall": 0.05, "average_precision": 0.05}
+# The smallest gain worth having (--margin; the same for every metric): an interval below it
+# reads "no gain larger than", and a comparison that cannot detect it (minimum detectable gain
+# above it) "cannot tell".
+DEFAULT_MARGIN = 0.05
 
 
 def oracle_twin(arm: str) -> str | None:

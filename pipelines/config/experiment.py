@@ -14,12 +14,16 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from pipelines.config.arms import ARM_SPECS, ARMS, SampleSet, sample_sets
+from pipelines.config.arms import ARM_SPECS, ARMS, DEFAULT_MARGIN, SampleSet, sample_sets
 from pipelines.config.profiles import Profile
 from pipelines.errors import UserError
 from pipelines.store.layout import SOURCE, RunLayout
 
 CONFIG_FORMAT = "raregan-experiment-v1"
+
+
+DEFAULT_SEEDS = 5  # 3 leave a t with ~2 df: intervals ~1.6x wider (README: interval coverage)
+DEMO_SEEDS = 3  # the demo is a first look: its default command must finish in minutes
 
 
 @dataclass(frozen=True)
@@ -37,13 +41,14 @@ class ExperimentConfig:
     classes: tuple[str, ...] = ("df", "mel")
     target: str = "auto"
     arms: tuple[str, ...] = ("baseline", "oversample", "gan")
-    seeds: int = 5  # 3 leave a t with ~2 df: intervals ~1.6x wider (README: interval coverage)
+    seeds: int = DEFAULT_SEEDS
     synthetic_share: float = 0.5  # oversample+gan: synthetic share of the images added
     folds: int = 1  # > 1: lesion-grouped K-fold cross-validation, every lesion tested once
     gan_doses: tuple[float, ...] = ()  # source kimg of each generator dose (the dose study)
     rare_n: tuple[int, ...] = ()  # training lesions kept per rare class (the scarcity study)
     keep_n: int | None = None  # set on the config of one scarcity level
     oracle_share: float = 0.0  # share of each rare class's training lesions held back (oracle)
+    margin: float = DEFAULT_MARGIN  # the smallest gain worth having: the verdicts' words only
     fold: int | None = None  # set on the config of one fold (run_dir is then the fold's)
     external: str | None = None
     device: str = "cpu"
@@ -196,6 +201,11 @@ def check_scarcity(cfg: ExperimentConfig) -> None:
         raise UserError("--rare-n takes at most one --gan-doses value (the dose of every level)")
 
 
+def is_demo(data: str | None) -> bool:
+    """Whether --data names the built-in synthetic demo (also its default)."""
+    return data in (None, "demo")
+
+
 def check_oracle(cfg: ExperimentConfig) -> None:
     """--oracle-share holds back training lesions of one split; the oracle arms need lesions
     held back (a scarcity level holds back what it cuts)."""
@@ -210,7 +220,7 @@ def check_oracle(cfg: ExperimentConfig) -> None:
                 "--rare-n drop it (each level holds back the lesions it cuts)"
             )
     oracle_arms = [a for a in cfg.arms if ARM_SPECS[a].held_back]
-    demo = cfg.data in (None, "demo")  # the painter draws fresh lesions: nothing held back
+    demo = is_demo(cfg.data)  # the painter draws fresh lesions: nothing held back
     if oracle_arms and not (cfg.oracle_share or cfg.rare_n or cfg.keep_n or demo):
         raise UserError(
             f"--arms {','.join(oracle_arms)}: the oracle arms draw on held-back lesions; pass "

@@ -11,7 +11,7 @@ import numpy as np
 
 from pipelines.data.dataset import Dataset, default_cache_dir
 from pipelines.data.decode import decode_cached
-from pipelines.data.demo import DEMO_CLASS_NAMES, make_demo
+from pipelines.data.demo import DEMO_CLASS_NAMES, DEMO_VERSION, make_demo
 from pipelines.data.listings import (
     Listing,
     detect_format,
@@ -94,7 +94,7 @@ def _bad_images(
 
 def _load_demo(size: int) -> Dataset:
     images, labels, image_ids, lesion_ids = make_demo(size)
-    key = json.dumps({"demo": "v1", "n": len(labels), "ids": image_ids[-1]})
+    key = json.dumps({"demo": DEMO_VERSION, "n": len(labels), "ids": image_ids[-1]})
     return Dataset(
         images=images,
         labels=labels,

@@ -183,7 +183,8 @@ class ReportJob:
         return tuple(j for j in experiment_jobs(cfg) if isinstance(j, ClassifierJob))
 
     def reads(self, cfg: ExperimentConfig) -> dict:
-        return {"external": cfg.external, "folds": cfg.folds}  # and every classifier's key
+        # and every classifier's key; the margin changes only the verdicts' words
+        return {"external": cfg.external, "folds": cfg.folds, "margin": cfg.margin}
 
     def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
         t0 = time.perf_counter()

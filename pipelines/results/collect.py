@@ -3,7 +3,6 @@ written as results.json, report.md and figures (pipelines.report)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from dataclasses import replace
@@ -37,7 +36,7 @@ def write_results(cfg: ExperimentConfig, ids: list[str], wall: dict, t0: float) 
     results = {
         "config": {**config, "seeds": list(range(cfg.seeds))},
         "config_id": out.name,
-        "comparison": compare(ds, pooled, list(cfg.classes)),
+        "comparison": compare(ds, pooled, list(cfg.classes), cfg.margin),
         "classifier": _classifier_line(plans[0]),
         "test_set": {
             "images": len(pooled.labels),
@@ -112,10 +111,10 @@ def _external(plan: ExperimentPlan, parts: list) -> dict | None:
     cfg = plan.cfg
     if not cfg.external:
         return None
-    load = functools.partial(_load_external, plan)
+    ext = _load_external(plan, cfg.external, plan.dataset.images.shape[1])
     return external_test(
-        cfg.external, plan.dataset, parts, plan.classes, plan.new_classifier,
-        torch.device(cfg.device), load, cfg.precision,
+        ext, plan.dataset, parts, plan.classes, plan.new_classifier,
+        torch.device(cfg.device), cfg.precision, cfg.margin,
     )  # fmt: skip
 
 

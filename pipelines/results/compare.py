@@ -26,7 +26,7 @@ from classifier.metrics import classification_metrics
 from classifier.prior_matching import calibrate, matched_hits
 from classifier.training import predict_proba
 from gan.conventions import to_nchw
-from pipelines.config.arms import ARM_SPECS, GAIN_METRICS, GAIN_PAIRS, MARGINS, oracle_twin
+from pipelines.config.arms import ARM_SPECS, GAIN_METRICS, GAIN_PAIRS, oracle_twin
 from pipelines.data.dataset import Dataset
 from pipelines.data.splits import Split
 from pipelines.errors import UserError
@@ -148,7 +148,7 @@ def seed_metrics(pooled: Pooled, num_classes: int) -> dict[str, list[dict]]:
     }
 
 
-def compare(ds: Dataset, pooled: Pooled, classes: list[str]) -> dict:
+def compare(ds: Dataset, pooled: Pooled, classes: list[str], margin: float) -> dict:
     """Per-class metrics per arm (mean ± sd over seeds) and the paired gains with CIs."""
     rare = {c: ds.class_index(c) for c in classes}
     metrics = seed_metrics(pooled, len(ds.class_names))
@@ -188,12 +188,13 @@ def compare(ds: Dataset, pooled: Pooled, classes: list[str]) -> dict:
                 )
             },
         }
-    return {"per_arm": table, **with_multiplicity(paired_gains(pooled, rare)), "interval": METHOD}
+    gains = with_multiplicity(paired_gains(pooled, rare), margin)
+    return {"per_arm": table, **gains, "interval": METHOD}
 
 
-def with_multiplicity(gains: dict) -> dict:
+def with_multiplicity(gains: dict, margin: float) -> dict:
     """The gains of one test set with each interval's verdict in words (gain, loss, no gain
-    larger than the margin, cannot tell: classifier.gains.verdict, against the oracle twin's
+    larger than `margin`, cannot tell: classifier.gains.verdict, against the oracle twin's
     gain where there is one), its p-value and Holm's step-down verdict over the whole family
     (every pair, class and metric shown for that test set), and the family's summary: with
     36 intervals about 2 exclude 0 by chance alone."""
@@ -202,12 +203,13 @@ def with_multiplicity(gains: dict) -> dict:
         g = gains[k]
         twin = oracle_twin(g["arm"]) if ARM_SPECS[g["arm"]].synthetic else None
         oracle = gains.get(f"{twin} vs {g['reference']}: {g['class']}") if twin else None
-        g[m]["verdict"] = verdict(g[m], MARGINS[m], oracle[m]["gain"] if oracle else None)
+        g[m]["verdict"] = verdict(g[m], margin, oracle[m]["gain"] if oracle else None)
     p = [p_value(gains[k][m]) for k, m in cells]
     for (k, m), p_k, (adjusted, survives) in zip(cells, p, holm(p)):
         gains[k][m] |= {"p_value": p_k, "holm_p": adjusted, "survives_holm": survives}
     return {
         "gains": gains,
+        "margin": margin,
         "multiplicity": {
             "intervals": len(cells),
             "exclude_zero": sum(gains[k][m]["excludes_zero"] for k, m in cells),
@@ -236,21 +238,20 @@ def check_external_classes(path: str, names: list[str], external: list[str]) -> 
 
 
 def external_test(
-    path: str,
+    ext: Dataset,
     ds: Dataset,
     parts: list[tuple[Split, dict]],
     classes: list[str],
     new_model: Callable[[], torch.nn.Module],
     device: torch.device,
-    load,
     precision: str,
+    margin: float,
 ) -> dict:
     """Evaluate every trained classifier (of every fold) on another dataset whose classes
     match by name, with the same paired gains as the home test set: each (fold, seed) model
     counts as a seed, and its prior-matched thresholds are its own fold's validation ones.
     Images are resampled as lesions where the set has lesion ids, else one by one."""
-    ext = load(path, ds.images.shape[1])
-    check_external_classes(path, ds.class_names, ext.class_names)
+    check_external_classes(ext.source, ds.class_names, ext.class_names)
     labels = np.array([ds.class_names.index(ext.class_names[i]) for i in ext.labels])
     x = to_nchw(ext.images, device)
 
@@ -269,7 +270,7 @@ def external_test(
         "per_class": per_class_counts(labels, ds.class_names),
         "lesions": len(set(ext.lesion_ids)),
         "per_arm": seed_metrics(pooled, len(ds.class_names)),
-        **with_multiplicity(paired_gains(pooled, {c: ds.class_index(c) for c in classes})),
+        **with_multiplicity(paired_gains(pooled, {c: ds.class_index(c) for c in classes}), margin),
     }
 
 

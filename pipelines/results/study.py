@@ -38,7 +38,7 @@ def write_study(cfg: ExperimentConfig, ids: dict, wall: dict, t0: float) -> dict
         doses[f"{d:g}"] = {
             "source_kimg": d,
             "finetune_kimg": {c: plan.gans[c].train.kimg for c in cfg.classes},
-            "comparison": compare(ds, pooled, list(cfg.classes)),
+            "comparison": compare(ds, pooled, list(cfg.classes), cfg.margin),
             "synthetic_sets": _public_sets(summaries),
             "reached": reached,
             "runs": {a: [public(r) for r in arms[a]] for a in synthetic},
