@@ -21,8 +21,9 @@ class-balanced draw of training reals. Against the natural-mix validation set pl
 it far above the real floor (it measures the mix); against the validation set weighted to the
 balanced mix it sits at that metric's floor, and a draw with the natural mix is what it flags.
 
-Given a finished augment-and-compare run as --run-dir, its split, its feature network and its
-source GAN's best.pt and last.pt are used: both checkpoints are scored by both metrics.
+Given a finished augment-and-compare run as --run-dir, its split (with any lesions it held
+back) and its source GAN's best.pt and last.pt are used: both checkpoints are scored by both
+metrics, in this benchmark's feature network (trained on that split, cached beside the run's).
 
 Features: the project's domain network (pipelines.steps.feature_space), trained once on the
 split's training images and cached in --run-dir with split.json. Detectability is one seed's
@@ -31,6 +32,7 @@ point estimate per row, with its test sizes: no interval is quoted.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -115,7 +117,9 @@ def main(data: Path, run_dir: Path, size: int, steps: int, classes: str) -> None
     t0 = time.perf_counter()
     cpu = torch.device("cpu")
     ds = load_dataset(data, size, progress=False)
-    split = load_or_make_split(ds, run_dir)
+    saved = run_dir / "split.json"  # a finished run's split, with the lesions it held back
+    keep = json.loads(saved.read_text()).get("keep") if saved.is_file() else None
+    split = load_or_make_split(ds, run_dir, keep=keep)
     space = domain_space(ds, split, run_dir, cpu, "fp32", progress=False)
     print(
         f"{cpu_name()}, {torch.get_num_threads()} thread(s); HAM10000 at {size} px, "
