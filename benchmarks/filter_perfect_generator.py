@@ -27,28 +27,19 @@ quoted in the README (OMP_NUM_THREADS=1).
 from __future__ import annotations
 
 import collections
-import os
 import time
 from pathlib import Path
 
 import click
 import numpy as np
 import torch
+from _ham import DEFAULT_DATA, ham_missing, ham_space  # benchmarks/ is on sys.path when run
 
 from gan.conventions import to_nchw
 from gan.filtering import COPY, DUPLICATE, copy_threshold, select
 from gan.metrics.features import extract_features
 from gan.metrics.filter_verdict import BEATS, NO_DIFFERENCE, WORSE, filter_vs_random
-from pipelines.data.load import load_dataset
-from pipelines.data.splits import load_or_make_split
-from pipelines.steps.feature_space import domain_space
 from pipelines.store.records import cpu_name
-
-DEFAULT_DATA = Path(
-    os.environ.get(
-        "RAREGAN_HAM10000", Path(__file__).resolve().parents[1] / "../shared/data/HAM10000"
-    )
-)
 
 
 def partition(lesions: list[str], seed: int) -> tuple[set[str], set[str]]:
@@ -123,15 +114,10 @@ def same_lesion_copies(feats: torch.Tensor, lesions: list[str], held: torch.Tens
 @click.option("--partitions", type=int, default=10, show_default=True)
 @click.option("--classes", default="df,mel", show_default=True)
 def main(data: Path, run_dir: Path, size: int, partitions: int, classes: str) -> None:
-    if not (data / "HAM10000_metadata.csv").is_file():
-        print(f"skipped: no HAM10000 at {data} (pass --data or set RAREGAN_HAM10000)")
+    if ham_missing(data):
         return
     t0 = time.perf_counter()
-    cpu = torch.device("cpu")
-    ds = load_dataset(data, size, progress=False)
-    split = load_or_make_split(ds, run_dir)
-    space = domain_space(ds, split, run_dir, cpu, "fp32", progress=False)
-    t_space = time.perf_counter() - t0
+    ds, split, space, t_space = ham_space(data, run_dir, size)
     print(
         f"{cpu_name()}, {torch.get_num_threads()} thread(s); HAM10000 at {size} px, "
         f"{space.name}-{space.dim}d features (network cached in {run_dir}); "

@@ -32,8 +32,6 @@ point estimate per row, with its test sizes: no interval is quoted.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,24 +40,15 @@ import click
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _ham import DEFAULT_DATA, ham_missing, ham_space  # benchmarks/ is on sys.path when run
 
 from classifier.two_sample import detectability
 from gan.conventions import to_nchw
 from gan.metrics.features import extract_features
 from gan.metrics.kid import kid_full, mixture_kid
 from gan.training import sample
-from pipelines.data.load import load_dataset
-from pipelines.data.splits import load_or_make_split
-from pipelines.steps.feature_space import domain_space
 from pipelines.steps.sampling import load_generator
 from pipelines.store.records import cpu_name
-
-DEFAULT_DATA = Path(
-    os.environ.get(
-        "RAREGAN_HAM10000", Path(__file__).resolve().parents[1] / "../shared/data/HAM10000"
-    )
-)
-
 
 SOURCE_N = 2000
 
@@ -111,16 +100,11 @@ DAMAGE: dict[str, tuple[Callable[[np.ndarray, float], np.ndarray], tuple[float, 
 @click.option("--steps", type=int, default=300, show_default=True, help="detectability steps")
 @click.option("--classes", default="df,mel", show_default=True)
 def main(data: Path, run_dir: Path, size: int, steps: int, classes: str) -> None:
-    if not (data / "HAM10000_metadata.csv").is_file():
-        print(f"skipped: no HAM10000 at {data} (pass --data or set RAREGAN_HAM10000)")
+    if ham_missing(data):
         return
     t0 = time.perf_counter()
     cpu = torch.device("cpu")
-    ds = load_dataset(data, size, progress=False)
-    saved = run_dir / "split.json"  # a finished run's split, with the lesions it held back
-    keep = json.loads(saved.read_text()).get("keep") if saved.is_file() else None
-    split = load_or_make_split(ds, run_dir, keep=keep)
-    space = domain_space(ds, split, run_dir, cpu, "fp32", progress=False)
+    ds, split, space, _ = ham_space(data, run_dir, size)
     print(
         f"{cpu_name()}, {torch.get_num_threads()} thread(s); HAM10000 at {size} px, "
         f"{space.name}-{space.dim}d features (network cached in {run_dir}); "
