@@ -230,12 +230,15 @@ def test_the_signature_is_each_classifier_on_fresh_samples_of_the_class_generato
     compared_once: Path,
 ):
     """results.json's signature: per class and arm, each seed's share of fresh samples (a new
-    latent seed) called the class, recomputed here from the generator's checkpoint and the
-    saved classifier; its real-recall column is the classifier's own test recall."""
+    latent seed; unfiltered, and filtered as the kept ones were) called the class, recomputed
+    here from the generator's checkpoint, the set's fresh.npz and the saved classifier; its
+    real-recall column is the classifier's own test recall."""
     from classifier.training import predict_proba
     from pipelines.config.experiment import read_config_file
-    from pipelines.results.signature import FRESH_N, fresh_samples
+    from pipelines.results.signature import fresh_samples
+    from pipelines.steps.detect import FRESH_FILE, FRESH_N, FRESH_SEED_OFFSET
     from pipelines.steps.plan import plan_for
+    from pipelines.steps.sampling import SampleOptions, pool_size
 
     results = json.loads((compared_once / "results.json").read_text())
     sig = results["signature"]
@@ -243,17 +246,62 @@ def test_the_signature_is_each_classifier_on_fresh_samples_of_the_class_generato
     plan = plan_for(read_config_file(compared_once / "experiment.json"))
     k = plan.dataset.class_index("vasc")
     ckpt = results["synthetic_sets"]["vasc"]["gan"]["checkpoint"]
-    fresh = fresh_samples(compared_once / "gan" / "vasc" / Path(ckpt).name, 32, "cpu", "fp32")
+    options = results["synthetic_sets"]["vasc"]["gan"]["options"]
+    seed = sig["vasc"]["gan"]["fresh_seed"]
+    assert seed == FRESH_SEED_OFFSET  # the sets drew their pools on latent seed 0
+    fresh = fresh_samples(compared_once / "gan" / "vasc" / Path(ckpt).name, 32, "cpu", "fp32", seed)
     assert fresh.shape == (FRESH_N, 32, 32, 3)
-    kept = np.load(compared_once / "samples" / "filtered" / "vasc" / "samples.npz")["images"]
-    assert not {im.tobytes() for im in fresh} & {im.tobytes() for im in kept}  # never trained on
+    set_dir = compared_once / "samples" / "filtered" / "vasc"
+    kept = np.load(set_dir / "samples.npz")["images"]
+    with np.load(set_dir / FRESH_FILE) as z:
+        filtered, fresh_filter = z["images"], str(z["filter"])
+    assert fresh_filter == "fid" and len(filtered) == FRESH_N
+    kept_bytes = {im.tobytes() for im in kept}
+    assert not {im.tobytes() for im in fresh} & kept_bytes  # never trained on
+    assert not {im.tobytes() for im in filtered} & kept_bytes
+    assert {im.tobytes() for im in filtered} <= {  # the filter's choice out of a fresh pool
+        im.tobytes() for im in fresh_samples(
+            compared_once / "gan" / "vasc" / Path(ckpt).name, 32, "cpu", "fp32", seed,
+            pool_size(SampleOptions(**{**options, "n": FRESH_N})),
+        )
+    }  # fmt: skip
     folder = compared_once / "compare" / results["config_id"] / "gan" / "seed1"
     model = plan.new_classifier()
     model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
     tta = json.loads((folder / "result.json").read_text())["config"]["tta"]
-    probs = predict_proba(model, to_nchw(plan.classifier_inputs(fresh)), tta=tta)
-    called = float((probs.argmax(1) == k).float().mean())
-    assert sig["vasc"]["gan"]["fresh"][1] == pytest.approx(called, abs=1e-6)
+    for column, images in (("fresh", fresh), ("fresh_filtered", filtered)):
+        probs = predict_proba(model, to_nchw(plan.classifier_inputs(images)), tta=tta)
+        called = float((probs.argmax(1) == k).float().mean())
+        assert sig["vasc"]["gan"][column][1] == pytest.approx(called, abs=1e-6)
     assert sig["vasc"]["gan"]["real_recall"] == [
         r["test"]["recall"][k] for r in results["runs"]["gan"][0]
     ]
+
+
+def test_every_sample_set_reports_its_detectability(compared_once: Path):
+    """summary.json, the verdict and report.md carry each set's real-vs-generated test: the
+    class's validation reals (by lesion) against FRESH_N fresh samples, at the classifier's
+    input size, for no more steps than the classifiers train."""
+    from pipelines.config.experiment import read_config_file
+    from pipelines.steps.detect import FRESH_N
+    from pipelines.steps.plan import plan_for
+    from pipelines.steps.samples import detect_steps
+
+    results = json.loads((compared_once / "results.json").read_text())
+    plan = plan_for(read_config_file(compared_once / "experiment.json"))
+    for c in ("df", "vasc"):
+        summary = json.loads(
+            (compared_once / "samples" / "filtered" / c / "summary.json").read_text()
+        )
+        d = summary["detectability"]
+        n_val = int((plan.dataset.labels[plan.split.val] == plan.dataset.class_index(c)).sum())
+        size = plan.classifier_inputs(plan.dataset.images[:1]).shape[1]
+        assert d["n_test"] == [n_val, FRESH_N] and d["input_size"] == size
+        assert d["steps"] == detect_steps(plan) <= plan.classifier_config("baseline", 0).steps
+        lo, hi = d["ci95"]
+        assert 0 <= lo < hi <= 1 and lo <= d["accuracy"] <= hi
+        assert d["accuracy"] == pytest.approx((d["real_accuracy"] + d["generated_accuracy"]) / 2)
+        assert "a small CNN tells held-out reals from fresh samples" in summary["verdict"]
+        assert results["synthetic_sets"][c]["gan"]["detectability"] == d
+    report = (compared_once / "report.md").read_text()
+    assert "## Detectability" in report and f"| vasc | gan | {d['accuracy']:.3f}" in report

@@ -16,6 +16,7 @@ import torch
 from conftest import TINY, invoke_cli, one_line_error, run_killed, with_options
 
 from pipelines.cli import gan_sample, gan_train
+from pipelines.steps.detect import FRESH_N
 
 
 def test_fid_tracking_during_training(evaluated_once: Path):
@@ -221,8 +222,10 @@ def test_filter_none_does_not_train_the_feature_network(trained: Path):
     result = invoke_cli(gan_sample, ["--n", "4", "--run-dir", str(trained), "--filter", "none"])
     assert not (trained / "features").exists()
     summary = json.loads((trained / "samples" / "df" / "summary.json").read_text())
-    assert summary["kept"] == 4 and summary["verdict"].startswith("not measured")
-    assert "not measured" in result.output
+    assert summary["kept"] == 4 and summary["verdict"].startswith("FID/KID not measured")
+    assert "FID/KID not measured" in result.output
+    det = summary["detectability"]  # needs no feature network: measured all the same
+    assert det["n_test"][1] == FRESH_N and "small CNN tells" in summary["verdict"]
 
 
 def test_a_generator_trained_on_other_data_is_refused(trained: Path, tmp_path: Path):

@@ -82,14 +82,23 @@ def multiplicity_md(multiplicity: dict | None, where: str = "this test set") -> 
     ]
 
 
+def generator_md(results: dict) -> list[str]:
+    """What the classifiers and a two-sample test make of the generators' samples."""
+    return signature_md(results.get("signature")) + detectability_md(
+        results.get("synthetic_sets") or {}
+    )
+
+
 def signature_md(signature: dict | None) -> list[str]:
     """Per rare class and arm: recall on real test images next to the share of fresh,
-    never-trained-on samples of the class's generator that the arm's classifiers call the
-    class (results.signature)."""
+    never-trained-on samples of the class's generator (unfiltered, and filtered as the kept
+    ones were) that the arm's classifiers call the class (results.signature)."""
     if not signature:
         return []
+    na = "— (drawn before fresh filtered samples were kept)"
     rows = [
-        f"| {c} | {arm} | {mean_sd(v['real_recall'])} | {mean_sd(v['fresh'])} |"
+        f"| {c} | {arm} | {mean_sd(v['real_recall'])} | {mean_sd(v['fresh'])} | "
+        f"{mean_sd(v['fresh_filtered']) if 'fresh_filtered' in v else na} |"
         for c, arms in signature.items()
         for arm, v in arms.items()
     ]
@@ -98,15 +107,59 @@ def signature_md(signature: dict | None) -> list[str]:
         "## The generator's signature",
         "",
         f"Each arm's classifiers on {n} fresh samples of each rare class's generator (a new "
-        "latent seed, never trained on, unfiltered), next to their recall on the real test "
-        "images (mean ± sd over seeds). The baseline never saw a synthetic image: its column "
-        "is how real the samples look to a real-trained classifier (a per-class "
-        "Classification Accuracy Score). A synthetic arm that calls nearly every fresh sample "
-        "the class while finding fewer real ones has learnt the generator's signature, not "
-        "the lesion.",
+        "latent seed, never trained on; unfiltered, and passed through the set's filter as "
+        "its kept samples were), next to their recall on the real test images (mean ± sd "
+        "over seeds: the seeds' spread, not an interval). The baseline never saw a synthetic "
+        "image: its column is how real the samples look to a real-trained classifier (a "
+        "per-class Classification Accuracy Score). A synthetic arm that calls nearly every "
+        "fresh sample the class while finding fewer real ones has learnt the generator's "
+        "signature, not the lesion.",
         "",
-        "| class | arm | recall on real test images | fresh samples called the class |",
-        "| --- | --- | ---: | ---: |",
+        "| class | arm | recall on real test images | fresh samples called the class | "
+        "fresh filtered samples called the class |",
+        "| --- | --- | ---: | ---: | ---: |",
         *rows,
         "",
     ]
+
+
+def detectability_md(sample_summaries: dict) -> list[str]:
+    """Per rare class and sample set: can a small CNN tell the samples from real images?"""
+    rows = [
+        f"| {c} | {kind} | {_detect_cells(s.get('detectability'))} |"
+        for c, kinds in sample_summaries.items()
+        for kind, s in kinds.items()
+    ]
+    if not rows:
+        return []
+    return [
+        "## Detectability: can a classifier tell the samples from real images?",
+        "",
+        "A classifier two-sample test (Lopez-Paz & Oquab 2017): the project's small CNN at the "
+        "classifier's input size, trained on the class's training reals against the kept "
+        "samples, tested on its validation reals against fresh samples made the same way "
+        "(new latents, the same filter). Balanced accuracy 0.5: the two are "
+        "indistinguishable; 1.0: every sample gives itself away, and a synthetic arm can "
+        "learn 'looks generated' instead of the lesion. The 95 % interval is over new "
+        "validation lesions and new samples for this trained detector "
+        "(benchmarks/detectability_coverage.py measures its coverage).",
+        "",
+        "| class | set | balanced accuracy [95 % CI] | reals called real | samples called "
+        "generated | validation images (lesions) / fresh samples | steps |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+    ]
+
+
+def _detect_cells(d: dict | None) -> str:
+    if not d:
+        return "not measured (drawn before detectability was) | | | |"
+    if "skipped" in d:
+        return f"not measured ({d['skipped']}) | | | |"
+    lo, hi = d["ci95"]
+    (n_real, n_gen), lesions = d["n_test"], d["test_lesions"]
+    return (
+        f"{d['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] | {d['real_accuracy']:.3f} | "
+        f"{d['generated_accuracy']:.3f} | {n_real} ({lesions}) / {n_gen} | {d['steps']}"
+    )

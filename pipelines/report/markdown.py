@@ -20,7 +20,7 @@ from gan.conventions import atomic_write_text
 from pipelines.config.arms import ARM_SPECS, CONTROLS, HEADLINE_ARMS, SAMPLE_SETS
 from pipelines.format import gain, mean_sd, summary_table
 from pipelines.plots import confusion_pair, forest_plot, pr_curves, recall_bars
-from pipelines.report.controls import multiplicity_md, positive_control_md, signature_md
+from pipelines.report.controls import generator_md, multiplicity_md, positive_control_md
 
 
 def gain_table(gains: dict, arms: tuple[str, ...] | None = None) -> list[str]:
@@ -214,7 +214,7 @@ def _head_md(results: dict, ds, pooled) -> list[str]:
         "",
         *multiplicity_md(results["comparison"].get("multiplicity")),
         *positive_control_md(results["comparison"]["gains"]),
-        *signature_md(results.get("signature")),
+        *generator_md(results),
     ]
     for c, (got, want) in results.get("targets_short", {}).items():
         md += [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.config.arms import GAIN_METRICS
@@ -22,16 +24,36 @@ def scarcity_md(results: dict) -> list[str]:
         "level cut, where the synthetic arms add generated images: a perfect generator. Where "
         "an oracle gains nothing measurable at n, no generator could have.",
         "",
-        "| class | arm | n | kept KID | floor | recall gain | prior-matched recall gain "
-        "| AP gain |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| class | arm | n | kept KID | floor | detectability | recall gain "
+        "| prior-matched recall gain | AP gain |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for p in sorted(results["points"], key=lambda p: (p["class"], p["arm"], p["rare_n"])):
         cells = [gain(p.get(m)) for m in GAIN_METRICS]
         md.append(
             f"| {p['class']} | {p['arm']} | {p['rare_n']} | {kid_e3(p['kept_kid'])} | "
-            f"{kid_e3(p['floor_kid'])} | " + " | ".join(cells) + " |"
+            f"{kid_e3(p['floor_kid'])} | {detected(p.get('detectability'))} | "
+            + " | ".join(cells)
+            + " |"
         )
+    gaps = [p for p in results["points"] if "gap_to_oracle" in p]
+    if gaps:
+        md += [
+            "",
+            "**The gap to a perfect generator**: each synthetic arm against its oracle twin "
+            "(the same counts, real images of the cut lesions instead of generated ones) at "
+            "each n; below 0: the generator falls short of what real new lesions would buy.",
+            "",
+            "| class | arm | vs | n | recall | prior-matched recall | AP |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for p in sorted(gaps, key=lambda p: (p["class"], p["arm"], p["rare_n"])):
+            g = p["gap_to_oracle"]
+            md.append(
+                f"| {p['class']} | {p['arm']} | {g['vs']} | {p['rare_n']} | "
+                + " | ".join(gain(g[m]) for m in GAIN_METRICS)
+                + " |"
+            )
     md += ["", "![gains](figures/gains_vs_rare_n.png)", ""]
     md += [f"Level n = {n}: `{lvl['report']}/`" for n, lvl in results["levels"].items()]
     return md
@@ -76,9 +98,9 @@ def study_md(results: dict, synthetic_data: bool) -> list[str]:
         "(the one it gains least over) with its 95 % interval; n.s. = the interval holds 0. "
         "The controls were trained once and serve every dose.",
         "",
-        "| class | arm | source kimg | fine-tune kimg | raw KID | kept KID | floor | recall gain "
-        "| prior-matched recall gain | AP gain |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| class | arm | source kimg | fine-tune kimg | raw KID | kept KID | floor | "
+        "detectability | recall gain | prior-matched recall gain | AP gain |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     doses = results["doses"]
     for p in sorted(results["points"], key=lambda p: (p["class"], p["arm"], p["dose"])):
@@ -87,9 +109,22 @@ def study_md(results: dict, synthetic_data: bool) -> list[str]:
         md.append(
             f"| {p['class']} | {p['arm']} | {p['dose']:g} | "
             f"{dose['finetune_kimg'][p['class']]:.1f} | {kid_e3(p['raw_kid'])} | "
-            f"{kid_e3(p['kept_kid'])} | {kid_e3(p['floor_kid'])} | " + " | ".join(cells) + " |"
+            f"{kid_e3(p['kept_kid'])} | {kid_e3(p['floor_kid'])} | "
+            f"{detected(p.get('detectability'))} | " + " | ".join(cells) + " |"
         )
-    md += ["", "![gains](figures/gains_vs_kid.png)", "", "![kid](figures/kid_vs_dose.png)", ""]
+    md += [
+        "",
+        "Detectability: balanced accuracy [95 % CI] of a small CNN telling the class's "
+        "validation reals from fresh samples of the kept set's kind (0.5: indistinguishable; "
+        "report.md of each dose has the test's detail).",
+        "",
+        "![gains](figures/gains_vs_kid.png)",
+        "",
+        "![gains](figures/gains_vs_detectability.png)",
+        "",
+        "![kid](figures/kid_vs_dose.png)",
+        "",
+    ]
     md += [f"![{n}](figures/{n})" for n in results.get("grids", [])]
     md += ["", "Wall time per stage (s): "
            + ", ".join(f"{k} {v:.0f}" for k, v in results["wall_seconds"].items()), ""]  # fmt: skip
@@ -99,7 +134,10 @@ def study_md(results: dict, synthetic_data: bool) -> list[str]:
 def study_figures(out: Path, results: dict, cfg: ExperimentConfig) -> None:
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    _gains_figure(results["points"], cfg.classes, figures / "gains_vs_kid.png")
+    _gains_figure(results["points"], cfg.classes, figures / "gains_vs_kid.png", KID_AXIS)
+    _gains_figure(
+        results["points"], cfg.classes, figures / "gains_vs_detectability.png", DETECT_AXIS
+    )
     _kid_figure(results["points"], cfg.classes, figures / "kid_vs_dose.png")
     grids = []
     for d, dose in results["doses"].items():
@@ -112,10 +150,35 @@ def study_figures(out: Path, results: dict, cfg: ExperimentConfig) -> None:
     results["grids"] = grids
 
 
-def _gains_figure(points: list[dict], classes, path: Path) -> None:
-    """One panel per class and metric: each dose is a point at its kept set's KID, labelled
-    with its dose; the points are not joined (KID is not monotone in the dose, and a line in
-    KID order would draw a trajectory that no generator took). The arms are dodged apart."""
+@dataclass(frozen=True)
+class Axis:
+    """What a gains figure puts on x: a point's value of it (None: not measured)."""
+
+    value: Callable[[dict], float | None]
+    label: str
+    log: bool
+
+
+KID_AXIS = Axis(
+    lambda p: None if p["kept_kid"] is None else 1e3 * p["kept_kid"],
+    "kept set's held-out KID ×1e3 (log)", True,
+)  # fmt: skip
+DETECT_AXIS = Axis(
+    lambda p: (p.get("detectability") or {}).get("accuracy"),
+    "detectability (balanced accuracy; 0.5: indistinguishable)", False,
+)  # fmt: skip
+
+
+def detected(d: dict | None) -> str:
+    """A set's detectability as a table cell."""
+    return "—" if not d else f"{d['accuracy']:.2f} [{d['ci95'][0]:.2f}, {d['ci95'][1]:.2f}]"
+
+
+def _gains_figure(points: list[dict], classes, path: Path, axis: Axis) -> None:
+    """One panel per class and metric: each dose is a point at its kept set's KID (or
+    detectability), labelled with its dose; the points are not joined (neither is monotone in
+    the dose, and a line in x order would draw a trajectory that no generator took). The arms
+    are dodged apart."""
     arms = sorted({p["arm"] for p in points})
     fig, axes = plt.subplots(len(GAIN_METRICS), len(classes), figsize=(4.6 * len(classes), 9.5),
                              squeeze=False, layout="constrained")  # fmt: skip
@@ -124,9 +187,10 @@ def _gains_figure(points: list[dict], classes, path: Path) -> None:
             ax = axes[i][j]
             for k, arm in enumerate(arms):
                 ps = [p for p in points if p["class"] == c and p["arm"] == arm and m in p
-                      and p["kept_kid"] is not None]  # fmt: skip
-                dodge = 1.04 ** (k - (len(arms) - 1) / 2)  # on a log axis: a factor
-                x = [1e3 * p["kept_kid"] * dodge for p in ps]
+                      and axis.value(p) is not None]  # fmt: skip
+                shift = k - (len(arms) - 1) / 2  # dodge: a factor on a log axis, else a step
+                x = [axis.value(p) * 1.04**shift if axis.log else axis.value(p) + 0.004 * shift
+                     for p in ps]  # fmt: skip
                 y = [p[m]["gain"] for p in ps]
                 err = [[p[m]["gain"] - p[m]["ci95"][0] for p in ps],
                        [p[m]["ci95"][1] - p[m]["gain"] for p in ps]]  # fmt: skip
@@ -136,12 +200,15 @@ def _gains_figure(points: list[dict], classes, path: Path) -> None:
                         ax.annotate(f"{p['dose']:g}", (xi, 0.02), xycoords=ax.get_xaxis_transform(),
                                     fontsize=7, ha="center", color="dimgrey")  # fmt: skip
             floors = [p["floor_kid"] for p in points if p["class"] == c and p["floor_kid"]]
-            if floors:
+            if axis.log and floors:
                 ax.axvline(1e3 * floors[0], color="grey", ls=":", label="real floor")
+            if not axis.log:
+                ax.axvline(0.5, color="grey", ls=":", label="indistinguishable")
             ax.axhline(0, color="black", lw=0.8)
-            _plain_log_x(ax)
+            if axis.log:
+                _plain_log_x(ax)
             ax.set_title(f"{c}: {m.replace('_', ' ')} (grey: source kimg)", fontsize=9)
-            ax.set_xlabel("kept set's held-out KID ×1e3 (log)", fontsize=8)
+            ax.set_xlabel(axis.label, fontsize=8)
             ax.set_ylabel("gain over the best control", fontsize=8)
     axes[0][0].legend(fontsize=7)
     save_figure(fig, path)

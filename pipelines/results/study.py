@@ -13,7 +13,7 @@ import json
 import time
 
 from gan.conventions import atomic_write_text
-from pipelines.config.arms import ARM_SPECS, CONTROLS, GAIN_METRICS
+from pipelines.config.arms import ARM_SPECS, CONTROLS, GAIN_METRICS, oracle_twin
 from pipelines.config.experiment import ExperimentConfig, config_to_json, scarcity_config
 from pipelines.report.study import scarcity_figure, scarcity_md, study_figures, study_md
 from pipelines.results.collect import headline, public, publish, read_result
@@ -82,8 +82,9 @@ def study_points(doses: dict, classes, synthetic: list[str]) -> list[dict]:
 
 
 def point(gains: dict, sets: dict, c: str, arm: str) -> dict:
-    """A synthetic arm's standing for class c: its sample set's held-out KIDs and, per
-    metric, its gain over the best control (the one it gains least over)."""
+    """A synthetic arm's standing for class c: its sample set's held-out KIDs and
+    detectability, per metric its gain over the best control (the one it gains least over),
+    and, where its oracle twin ran, its gain against it (the gap to a perfect generator)."""
     s = sets.get(c, {}).get(ARM_SPECS[arm].synthetic, {})
     held = s.get("heldout_sets", {})
     out = {
@@ -92,6 +93,7 @@ def point(gains: dict, sets: dict, c: str, arm: str) -> dict:
         "kept_kid": held.get("kept", {}).get("kid"),
         "raw_kid": held.get("pool", {}).get("kid"),
         "floor_kid": s.get("floor", {}).get("kid"),
+        "detectability": _detected(s.get("detectability")),
     }
     for m in GAIN_METRICS:
         vs = [g for g in gains.values()
@@ -99,7 +101,17 @@ def point(gains: dict, sets: dict, c: str, arm: str) -> dict:
         if vs:
             best = min(vs, key=lambda g: g[m]["gain"])
             out[m] = {"vs": best["reference"], **_interval(best[m])}
+    twin = oracle_twin(arm)
+    gaps = [g for g in gains.values()
+            if g["arm"] == arm and g["class"] == c and g["reference"] == twin]  # fmt: skip
+    if gaps:  # the arm against a perfect generator's images in the same counts
+        out["gap_to_oracle"] = {"vs": twin, **{m: _interval(gaps[0][m]) for m in GAIN_METRICS}}
     return out
+
+
+def _detected(d: dict | None) -> dict | None:
+    """The set's detectability (balanced accuracy and its interval), where it was measured."""
+    return {"accuracy": d["accuracy"], "ci95": d["ci95"]} if d and "accuracy" in d else None
 
 
 def write_scarcity(cfg: ExperimentConfig, wall: dict, t0: float) -> dict:
@@ -137,4 +149,6 @@ def write_scarcity(cfg: ExperimentConfig, wall: dict, t0: float) -> dict:
 
 
 def _interval(g: dict) -> dict:
-    return {"gain": g["gain"], "ci95": g["ci95"], "excludes_zero": g["excludes_zero"]}
+    """A gain as the study tables show it: with its verdict in words and what it could detect."""
+    keep = ("gain", "ci95", "excludes_zero", "verdict", "mdg")
+    return {k: g[k] for k in keep if k in g}

@@ -9,6 +9,7 @@ import torch
 
 from pipelines.config.arms import SampleSet
 from pipelines.errors import UserError
+from pipelines.steps.detect import DETECT_STEPS, Detector
 from pipelines.steps.gan_run import class_run
 from pipelines.steps.plan import ExperimentPlan, feature_space
 from pipelines.steps.sampling import SampleOptions, sample_class
@@ -42,11 +43,17 @@ def sample_set(plan: ExperimentPlan, sset: SampleSet, cls: str) -> dict:
     for pool_factor in POOL_FACTORS:
         summary = sample_class(
             run, options(pool_factor), space, folder.parent, torch.device(cfg.device),
-            ds.record(), True,
+            ds.record(), True, Detector(plan.classifier_inputs, detect_steps(plan)),
         )  # fmt: skip
         if summary["kept"] >= need:
             break
     return {"kept": summary["kept"]}
+
+
+def detect_steps(plan: ExperimentPlan) -> int:
+    """The detector trains no longer than the arms' classifiers do (nor than DETECT_STEPS): the
+    question is what a classifier of this budget can pick up."""
+    return min(DETECT_STEPS, plan.classifier_config("baseline", 0).steps)
 
 
 SUMMARY_ADVICE = (

@@ -16,6 +16,8 @@ saw: summary.json leads with the held-out one, and the training numbers carry no
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
 import glob
 import json
 import os
@@ -38,12 +40,21 @@ from gan.networks import Generator
 from gan.training import sample
 from pipelines.errors import UserError
 from pipelines.format import fid, kid_e3
+from pipelines.steps.detect import (
+    FRESH_FILE,
+    FRESH_N,
+    Detector,
+    detect_phrase,
+    fresh_seed,
+    measure,
+)
 from pipelines.steps.gan_run import ClassRun, write_grid
 from pipelines.store import checkpoints
 from pipelines.store.checkpoints import GanFolder
 from pipelines.store.records import run_record
 
 VERDICT_REPLICATES = 1000  # bootstrap replicates of the held-out filter verdict
+AS_SAMPLED = Detector()  # detectability on the images as sampled, DETECT_STEPS steps
 
 
 @dataclass
@@ -56,6 +67,16 @@ class SampleOptions:
     fmt: str = "png"
     seed: int = 0
     precision: str = "fp32"
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What one class's sampling drew: the pool, the filter's selection from it, and the
+    fresh samples (never trained on) that detectability and the signature test with."""
+
+    pool: torch.Tensor
+    sel: Selection
+    fresh: torch.Tensor
 
 
 def pool_size(opts: SampleOptions) -> int:
@@ -125,6 +146,7 @@ def sample_class(
     device: torch.device,
     data: dict,
     overwrite: bool = False,
+    detector: Detector = AS_SAMPLED,
 ) -> dict:
     """Sample, filter and write one class; returns its summary."""
     target = out_root / run.class_name
@@ -136,10 +158,16 @@ def sample_class(
     t0 = time.perf_counter()
     _remove_stale_temporaries(out_root, run.class_name)
     check_memory(opts, run.images.shape[1], space.dim if space else 0, len(run.images))
-    ckpt_path, ckpt, pool = _draw_pool(run, opts, device, data)
+    ckpt_path, ckpt, G = _generator(run, opts, device, data)
+    pool = _draw(G, pool_size(opts), opts.seed, opts.precision)
     pool_n = len(pool)
+    detect = functools.partial(measure, run, detector, opts.seed)
     if space is None:  # --filter none without a trained feature network: no FID/KID
-        return _unmeasured(run, opts, ckpt_path, ckpt, pool, data, out_root / run.class_name, t0)
+        drawn = Drawn(
+            pool, _keep_all(pool_n), _draw(G, FRESH_N, fresh_seed(opts.seed), opts.precision)
+        )
+        found = detect(pool, drawn.fresh)
+        return _unmeasured(run, opts, (ckpt_path, ckpt), drawn, data, target, t0, found)
     real = extract_features(space, to_nchw(run.images))
     heldout = extract_features(space, to_nchw(run.heldout))
     feats = extract_features(space, pool)
@@ -158,23 +186,41 @@ def sample_class(
             f"only {len(kept)} of {opts.n} samples passed the filter; raise "
             "--pool-factor or train the generator longer"
         )
+    drawn = Drawn(pool, sel, _fresh_set(G, opts, space, real, run.lesions))
+    summary["detectability"] = detect(pool[kept], drawn.fresh)
+    summary["verdict"] = "; ".join(
+        v for v in (summary.get("verdict"), detect_phrase(summary["detectability"])) if v
+    )
     summary["seconds"] = {"sample_and_features": t_sample, "total": time.perf_counter() - t0}
     summary["record"] = run_record(summary["options"], data)
-    _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path)
+    _write_class_dir(target, run, drawn, summary, opts, ckpt_path)
     return summary
 
 
-def _draw_pool(
+def _fresh_set(G, opts: SampleOptions, space, real, lesions) -> torch.Tensor:
+    """FRESH_N new samples made as the kept set was made (the same filter on a pool of the same
+    factor, on fresh latents): what the set's generator and filter give that no arm saw."""
+    fresh_opts = dataclasses.replace(opts, n=FRESH_N, seed=fresh_seed(opts.seed))
+    pool = _draw(G, pool_size(fresh_opts), fresh_opts.seed, opts.precision)
+    if opts.filter == "none":
+        return pool
+    return pool[_select(fresh_opts, extract_features(space, pool), real, lesions).kept]
+
+
+def _generator(
     run: ClassRun, opts: SampleOptions, device: torch.device, data: dict
-) -> tuple[Path, dict, torch.Tensor]:
-    """The pool, from the generator of opts.checkpoint (checked against the run's data) on
-    latents of opts.seed, and the checkpoint it came from."""
+) -> tuple[Path, dict, Generator]:
+    """The generator of opts.checkpoint (checked against the run's data) and its checkpoint."""
     ckpt_path, ckpt = checkpoints.read_chosen(run.folder, opts.checkpoint)
     G = checkpoints.generator(ckpt, ckpt_path, run.images.shape[1], device)
     checkpoints.check_data(ckpt, ckpt_path, data)
-    n = pool_size(opts)
-    z = torch.randn(n, G.nz, generator=torch.Generator().manual_seed(opts.seed)).to(device)
-    return ckpt_path, ckpt, sample(G, z, precision=opts.precision).cpu()
+    return ckpt_path, ckpt, G
+
+
+def _draw(G: Generator, n: int, seed: int, precision: str) -> torch.Tensor:
+    """n uint8 N×3×S×S samples on latents of `seed`."""
+    z = torch.randn(n, G.nz, generator=torch.Generator().manual_seed(seed))
+    return sample(G, z.to(next(G.parameters()).device), precision=precision).cpu()
 
 
 def _select(opts: SampleOptions, feats: torch.Tensor, real: torch.Tensor, lesions) -> Selection:
@@ -243,18 +289,19 @@ def _summary(run: ClassRun, opts: SampleOptions, checkpoint, sel: Selection, poo
     }
 
 
-def _unmeasured(run, opts, ckpt_path, ckpt, pool, data, target, t0) -> dict:
-    """Write --filter none samples without measuring them: there is no feature network, and
-    training one only to measure would be the slow part of the command."""
-    sel = _keep_all(len(pool))
-    summary = _summary(run, opts, (ckpt_path, ckpt), sel, len(pool), None)
+def _unmeasured(run, opts, checkpoint, drawn, data, target, t0, found) -> dict:
+    """Write --filter none samples without FID/KID: there is no feature network, and training
+    one only to measure would be the slow part of the command (detectability needs none)."""
+    summary = _summary(run, opts, checkpoint, drawn.sel, len(drawn.pool), None)
+    summary["detectability"] = found
     summary["verdict"] = (
-        "not measured: --filter none, and no feature network is trained in this run "
-        "(gan-train with --eval-every, or gan-sample --filter fid, trains one)"
+        "FID/KID not measured: --filter none, and no feature network is trained in this run "
+        "(gan-train with --eval-every, or gan-sample --filter fid, trains one); "
+        + detect_phrase(found)
     )
     summary["seconds"] = {"total": time.perf_counter() - t0}
     summary["record"] = run_record(summary["options"], data)
-    _write_class_dir(target, run, pool, sel.kept, sel, summary, opts, ckpt_path)
+    _write_class_dir(target, run, drawn, summary, opts, checkpoint[0])
     return summary
 
 
@@ -293,12 +340,14 @@ def _training_note(sets: dict) -> str:
     )
 
 
-def _write_class_dir(target, run, pool, kept, sel, summary, opts, ckpt_path) -> None:
+def _write_class_dir(target, run, drawn: Drawn, summary, opts, ckpt_path) -> None:
     with writing(target):  # a full disk's error names the class's folder
-        _write_class_files(target, run, pool, kept, sel, summary, opts, ckpt_path)
+        _write_class_files(target, run, drawn, summary, opts, ckpt_path)
 
 
-def _write_class_files(target, run, pool, kept, sel, summary, opts, ckpt_path) -> None:
+def _write_class_files(target, run, drawn: Drawn, summary, opts, ckpt_path) -> None:
+    pool, sel, fresh = drawn.pool, drawn.sel, drawn.fresh
+    kept = sel.kept
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = new_temp_dir(target.parent, f".{run.class_name}.tmp-")
     try:
@@ -344,6 +393,10 @@ def _write_class_files(target, run, pool, kept, sel, summary, opts, ckpt_path) -
                         sel.verdict[i],
                     ]
                 )
+        np.savez(
+            tmp / FRESH_FILE, images=fresh.permute(0, 2, 3, 1).numpy(), seed=fresh_seed(opts.seed),
+            filter=opts.filter,
+        )  # fmt: skip
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
         _comparison_grid(tmp / "grid.png", run, pool, kept, sel)
         replace_dir(tmp, target)
