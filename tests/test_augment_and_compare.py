@@ -276,6 +276,17 @@ def test_the_signature_is_each_classifier_on_fresh_samples_of_the_class_generato
     assert sig["vasc"]["gan"]["real_recall"] == [
         r["test"]["recall"][k] for r in results["runs"]["gan"][0]
     ]
+    test = plan.split.test[plan.dataset.labels[plan.split.test] == k]
+    seeds = len(results["runs"]["gan"][0])
+    for column, images, units in (
+        ("fresh", FRESH_N, FRESH_N),
+        ("fresh_filtered", FRESH_N, FRESH_N),
+        ("real_recall", len(test), len({plan.dataset.lesion_ids[i] for i in test})),
+    ):  # pooled over the seeds, with an interval over new seeds and images (lesions)
+        iv = sig["vasc"]["gan"]["intervals"][column]
+        assert iv["share"] == pytest.approx(np.mean(sig["vasc"]["gan"][column]))
+        assert (iv["images"], iv["units"], iv["seeds"]) == (images, units, seeds)
+        assert iv["ci95"][0] <= iv["share"] <= iv["ci95"][1] and iv["ci95"][0] < iv["ci95"][1]
 
 
 def test_every_sample_set_reports_its_detectability(compared_once: Path):

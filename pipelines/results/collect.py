@@ -50,7 +50,7 @@ def write_results(cfg: ExperimentConfig, ids: list[str], wall: dict, t0: float) 
         "synthetic_sets": summaries,
         "targets_short": short,
         "external_test": _external(plans[0], parts),
-        "signature": signature(plans, parts, fold_sets),
+        "signature": signature(plans, parts, fold_sets, pooled),
         "data": {**ds.record(), "class_names": ds.class_names},
         "versions": versions(),
         "wall_seconds": wall,

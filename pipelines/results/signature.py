@@ -9,7 +9,9 @@ calls nearly all of them the class while finding fewer real ones than the baseli
 learnt the generator's signature, not the lesion. The baseline's row (a classifier that never
 saw a synthetic image) is the samples' fidelity as a real-trained classifier sees it: a
 per-class Classification Accuracy Score (Ravuri & Vinyals 2019).
-Figures are mean ± sd over seeds (and folds): the seeds' spread, not an interval.
+Each column is kept per model (fold, seed) and pooled with a 95 % interval over new training
+seeds and new images (classifier.shares: a Wilson interval at the crossed design's effective
+n, covering down to shares of 0.999 in benchmarks/share_coverage.py).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from classifier.gains import resamples
+from classifier.shares import share_interval
 from gan.conventions import to_nchw
 from gan.training import sample
-from pipelines.results.compare import predict_probs
+from pipelines.results.compare import Pooled, predict_probs
 from pipelines.steps.detect import FRESH_FILE, FRESH_N, fresh_seed
 from pipelines.steps.sampling import load_generator
 
@@ -46,11 +50,16 @@ def filtered_fresh(folder: Path) -> np.ndarray | None:
         return z["images"] if str(z["filter"]) != "none" else None
 
 
-def signature(plans: list, parts: list, summaries: list[dict], set_name: str = "gan") -> dict:
+def signature(
+    plans: list, parts: list, summaries: list[dict], pooled: Pooled, set_name: str = "gan"
+) -> dict:
     """Per rare class and arm: recall on the real test images and the share of fresh samples
-    called the class, per (fold, seed) model. plans, parts and summaries are per fold
-    (summaries: class -> sample set -> its summary, as steps.samples.synthetic_sets gives)."""
+    called the class, per (fold, seed) model, and each pooled over the folds with its interval
+    over new seeds and new images (classifier.shares). plans, parts and summaries are per fold
+    (summaries: class -> sample set -> its summary, as steps.samples.synthetic_sets gives);
+    pooled: every arm's test predictions (results.compare.pool_predictions)."""
     out: dict[str, dict] = {}
+    calls: dict[tuple, list[np.ndarray]] = {}  # (class, arm, column) -> per fold S×n
     for plan, (_, arms), sets in zip(plans, parts, summaries):
         cfg, ds = plan.cfg, plan.dataset
         device = torch.device(cfg.device)
@@ -75,11 +84,34 @@ def signature(plans: list, parts: list, summaries: list[dict], set_name: str = "
                 row = out.setdefault(c, {}).setdefault(
                     arm, {"real_recall": [], **{name: [] for name in inputs}, "fresh_seed": seed}
                 )
-                for r in results:
-                    for name, x in inputs.items():
-                        called = predict_probs(r, x, plan.new_classifier, device, cfg.precision)
-                        row[name].append(float((called.argmax(1) == k).mean()))
-                    row["real_recall"].append(float(r["test"]["recall"][k]))
+                for name, x in inputs.items():
+                    called = np.stack([
+                        predict_probs(r, x, plan.new_classifier, device, cfg.precision).argmax(1)
+                        == k for r in results
+                    ])  # fmt: skip
+                    row[name] += [float(v) for v in called.mean(1)]
+                    calls.setdefault((c, arm, name), []).append(called)
+                row["real_recall"] += [float(r["test"]["recall"][k]) for r in results]
+    for (c, arm, name), per_fold in calls.items():
+        out[c][arm].setdefault("intervals", {})[name] = _fresh_interval(per_fold)
+    for c, arms in out.items():
+        for arm, row in arms.items():
+            row["intervals"]["real_recall"] = _recall_interval(pooled, arm, c, plans[0].dataset)
     return {
         c: {arm: {**v, "fresh_n": FRESH_N} for arm, v in arms.items()} for c, arms in out.items()
     }
+
+
+def _fresh_interval(per_fold: list[np.ndarray]) -> dict:
+    """The share of fresh samples called the class over every fold's samples (each sample its
+    own unit; a fold's seed-s model calls its own fold's samples)."""
+    units = [f"{f}:{i}" for f, x in enumerate(per_fold) for i in range(x.shape[1])]
+    return share_interval(np.concatenate(per_fold, axis=1), resamples(units))
+
+
+def _recall_interval(pooled: Pooled, arm: str, c: str, ds) -> dict:
+    """Recall on the real test images of class c, units their lesions."""
+    k = ds.class_index(c)
+    mine = pooled.labels == k
+    hits = pooled.probs[arm][:, mine].argmax(-1) == k
+    return share_interval(hits, resamples([i for i, m in zip(pooled.lesion_ids, mine) if m]))
