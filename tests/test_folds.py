@@ -15,6 +15,7 @@ from pipelines.cli import augment_and_compare
 from pipelines.data.load import load_dataset
 from pipelines.data.splits import SPLITS, kfold_lesions, load_or_make_split
 from pipelines.errors import UserError
+from pipelines.steps.detect import FRESH_N
 
 
 def lesions_and_labels(n_lesions: int = 300, seed: int = 0):
@@ -95,10 +96,12 @@ def test_gans_of_a_fold_never_see_its_test_or_validation_lesions(tmp_path: Path,
     forest = next(line for line in report.splitlines() if "/figures/forest.png)" in line)
     assert "pooled over 2 folds, 1 seed" in forest  # the K-fold pooled gains
     assert (run_dir / forest.split("](")[1].split(")")[0]).is_file()
+    mel_lesions = {les for les, y in zip(ds.lesion_ids, ds.labels) if y == ds.class_index("mel")}
     gains = results["comparison"]["gains"]["gan vs baseline: mel"]
-    assert gains["recall"]["test_lesions"] == len(
-        {les for les, y in zip(ds.lesion_ids, ds.labels) if y == ds.class_index("mel")}
-    )
+    assert gains["recall"]["test_lesions"] == len(mel_lesions)
+    signature = results["signature"]["mel"]["gan"]  # each fold's generator and classifiers
+    assert len(signature["fresh"]) == 2 and signature["intervals"]["fresh"]["images"] == 2 * FRESH_N
+    assert signature["intervals"]["real_recall"]["units"] == len(mel_lesions)
 
 
 def test_more_folds_than_a_rare_class_has_lesions_are_refused_before_any_work(tmp_path: Path):
