@@ -1,7 +1,7 @@
 """Does the minimum detectable gain mean what it says? Simulated comparisons with known gains.
 
     python benchmarks/power.py [--reps 400] [--boot 500] [--metric recall|ap|both]
-                               [--lesions 11,73,92]
+                               [--lesions 11,73,92] [--spread 1.0]
 
 For each design (a rare class's test lesions and the other test images: df with 11 lesions
 and mel with 92 on HAM10000's single split, df with 73 when K-fold tests every lesion once;
@@ -21,8 +21,9 @@ recall ~0.5, as for mel and df on HAM10000's quick profile. AP: the class's imag
 every other test image (lesions built the same way, scores centred 0), the class's scores
 centred so that the reference arm's population AP is 0.5 (HAM10000's quick-profile df and mel
 baselines), the better arm's raised until its population AP (an infinite test set at the
-design's prevalence, by quadrature) is `gain` higher. The truth is the population gain, so a
-small test set's bias toward 0 shows as a detection rate below the formula's.
+design's prevalence, by quadrature) is `gain` higher; with --spread R its class scores also
+spread R times as wide (score shapes that differ between the arms). The truth is the
+population gain, so a small test set's bias shows as "estimate − truth".
 """
 
 from __future__ import annotations
@@ -74,23 +75,27 @@ def _lift_for(gain: float, rng: np.random.Generator) -> float:
     return optimize.brentq(lambda d: special.expit(z + d).mean() - base - gain, -10, 10)
 
 
-def population_ap(centre: float, prevalence: float) -> float:
-    """AP on an infinite test set: the class's scores N(centre, SD_SCORE), the others'
-    N(0, SD_SCORE); the mean over the class's scores of the precision at that threshold."""
-    s = np.linspace(centre - 8 * SD_SCORE, centre + 8 * SD_SCORE, 20_001)
-    tp = prevalence * stats.norm.sf(s, centre, SD_SCORE)
+def population_ap(centre: float, prevalence: float, spread: float = 1.0) -> float:
+    """AP on an infinite test set: the class's scores N(centre, spread * SD_SCORE), the
+    others' N(0, SD_SCORE); the mean over the class's scores of the precision there."""
+    sd = spread * SD_SCORE
+    s = np.linspace(centre - 8 * sd, centre + 8 * sd, 20_001)
+    tp = prevalence * stats.norm.sf(s, centre, sd)
     fp = (1 - prevalence) * stats.norm.sf(s, 0, SD_SCORE)
-    density = stats.norm.pdf(s, centre, SD_SCORE)
+    density = stats.norm.pdf(s, centre, sd)
     return float(np.trapezoid(density * tp / (tp + fp), s))
 
 
-def ap_centres(d: Design, gain: float) -> tuple[float, float]:
-    """The class's score centre for the reference arm (population AP 0.5) and the better arm."""
+def ap_centres(d: Design, gain: float, spread: float = 1.0) -> tuple[float, float]:
+    """The class's score centre for the reference arm (population AP 0.5) and the better arm,
+    whose class scores spread `spread` times as wide."""
     prevalence = d.prevalence()
     base = optimize.brentq(lambda c: population_ap(c, prevalence) - BASE_AP, 0, 15)
-    if gain == 0:
+    if gain == 0 and spread == 1:
         return base, base
-    better = optimize.brentq(lambda c: population_ap(c, prevalence) - BASE_AP - gain, base, 20)
+    better = optimize.brentq(
+        lambda c: population_ap(c, prevalence, spread) - BASE_AP - gain, -20, 20
+    )
     return base, better
 
 
@@ -112,22 +117,26 @@ def simulate_recall(d: Design, seeds: int, lift: float, rng, n_boot: int) -> dic
     return recall_gain(hits(0.0), hits(lift), np.ones(n, bool), rs)
 
 
-def simulate_ap(d: Design, seeds: int, centres: tuple[float, float], rng, n_boot: int) -> dict:
+def simulate_ap(
+    d: Design, seeds: int, centres: tuple[float, float], rng, n_boot: int, spread: float = 1.0
+) -> dict:
     """One comparison: the class's lesions and every other test lesion, each arm's seeds
-    scoring all of them (the lesion effects shared by both arms, as one test set is)."""
+    scoring all of them (the lesion effects shared by both arms, as one test set is); the
+    better arm's class scores spread `spread` times as wide."""
     cls = _lesions(d.lesions, rng)
     other = _lesions(int(round(d.other_images / PHOTOS_MEAN)), rng) + d.lesions
     lesion_of = np.r_[cls, other]
     is_class = np.r_[np.ones(len(cls), bool), np.zeros(len(other), bool)]
     z = rng.normal(0, SD_LESION, lesion_of.max() + 1)[lesion_of]
 
-    def scores(centre: float) -> np.ndarray:
+    def scores(centre: float, k: float) -> np.ndarray:
         n_lesions, n = lesion_of.max() + 1, len(lesion_of)
         seed_fx = rng.normal(0, SD_SEED, (seeds, n_lesions))[:, lesion_of]
-        return z + seed_fx + rng.normal(0, SD_IMAGE, (seeds, n)) + centre * is_class
+        noise = z + seed_fx + rng.normal(0, SD_IMAGE, (seeds, n))
+        return np.where(is_class, centre + k * noise, noise)
 
     rs = resamples([f"L{i}" for i in lesion_of], n_boot, seed=int(rng.integers(1 << 31)))
-    return ap_gain(scores(centres[0]), scores(centres[1]), is_class, rs)
+    return ap_gain(scores(centres[0], 1.0), scores(centres[1], spread), is_class, rs)
 
 
 def _row(d: Design, seeds: int, gain: float, runs: list[dict], mdg: float, mark: str) -> str:
@@ -138,30 +147,38 @@ def _row(d: Design, seeds: int, gain: float, runs: list[dict], mdg: float, mark:
             f"| {mdg:.3f} | {bias:+.3f} |")  # fmt: skip
 
 
-def run_metric(
-    metric: str, designs: list[Design], reps: int, n_boot: int, rng: np.random.Generator
-) -> None:
+@dataclass(frozen=True)
+class Budget:
+    reps: int  # comparisons per cell
+    n_boot: int  # lesion draws per comparison
+    spread: float = 1.0  # AP: the better arm's class scores spread this many times as wide
+
+
+def run_metric(metric: str, designs: list[Design], budget: Budget, rng) -> None:
     print(f"\n{metric}:\n")
     print("| test lesions | seeds | true gain | detected (95 % CI excludes 0, right sign) "
           "| predicted MDG (mean) | estimate − truth |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for d in designs:
         for seeds in (3, 5):
-            null = comparisons(metric, d, seeds, 0.0, reps, n_boot, rng)
+            null = comparisons(metric, d, seeds, 0.0, budget, rng)
             mdg = float(np.nanmean([g["mdg"] for g in null]))
             for gain in (*GAINS, mdg):
-                runs = null if gain == 0 else comparisons(metric, d, seeds, gain, reps, n_boot, rng)
+                runs = null if gain == 0 else comparisons(metric, d, seeds, gain, budget, rng)
                 print(_row(d, seeds, gain, runs, mdg, " (= MDG)" if gain == mdg else ""),
                       flush=True)  # fmt: skip
 
 
-def comparisons(metric: str, d: Design, seeds: int, gain: float, reps: int, n_boot: int, rng):
+def comparisons(metric: str, d: Design, seeds: int, gain: float, budget: Budget, rng):
     """`reps` simulated comparisons of one cell: each a gain summary (classifier.gains)."""
     if metric == "recall":
         lift = _lift_for(gain, rng)
-        return [simulate_recall(d, seeds, lift, rng, n_boot) for _ in range(reps)]
-    centres = ap_centres(d, gain)
-    return [simulate_ap(d, seeds, centres, rng, n_boot) for _ in range(reps)]
+        return [simulate_recall(d, seeds, lift, rng, budget.n_boot) for _ in range(budget.reps)]
+    centres = ap_centres(d, gain, budget.spread)
+    return [
+        simulate_ap(d, seeds, centres, rng, budget.n_boot, budget.spread)
+        for _ in range(budget.reps)
+    ]
 
 
 def main() -> None:
@@ -170,13 +187,20 @@ def main() -> None:
     parser.add_argument("--boot", type=int, default=500)
     parser.add_argument("--metric", choices=("recall", "ap", "both"), default="both")
     parser.add_argument("--lesions", default="11,73,92", help="the designs, by test lesions")
+    parser.add_argument(
+        "--spread", type=float, default=1.0,
+        help="AP: the better arm's class scores spread this many times as wide (score "
+        "shapes that differ between the arms; 1: a pure shift)",
+    )  # fmt: skip
     args = parser.parse_args()
     designs = [d for d in DESIGNS if str(d.lesions) in args.lesions.split(",")]
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
-    print(f"CPU: {cpu_name()}; {args.reps} comparisons per cell, {args.boot} lesion draws each")
+    print(f"CPU: {cpu_name()}; {args.reps} comparisons per cell, {args.boot} lesion draws each; "
+          f"AP spread {args.spread:g}")  # fmt: skip
+    budget = Budget(args.reps, args.boot, args.spread)
     for metric in ("recall", "ap") if args.metric == "both" else (args.metric,):
-        run_metric(metric, designs, args.reps, args.boot, rng)
+        run_metric(metric, designs, budget, rng)
     print(f"\n{time.perf_counter() - t0:.0f} s")
 
 

@@ -39,3 +39,16 @@ def test_the_ap_centres_give_the_base_ap_and_the_gain(power):
     base, better = power.ap_centres(design, 0.1)
     assert power.population_ap(base, prevalence) == pytest.approx(power.BASE_AP, abs=1e-6)
     assert power.population_ap(better, prevalence) == pytest.approx(power.BASE_AP + 0.1, abs=1e-6)
+
+
+def test_a_wider_better_arm_still_gains_exactly_the_asked_ap(power):
+    """--spread: the better arm's class scores spread 1.5 times as wide, its centre solved so
+    that the population AP gain is still the one asked for (0 included)."""
+    design = power.DESIGNS[2]
+    prevalence = design.prevalence()
+    for gain in (0.0, 0.1):
+        base, better = power.ap_centres(design, gain, spread=1.5)
+        assert better != base
+        assert power.population_ap(better, prevalence, 1.5) == pytest.approx(
+            power.population_ap(base, prevalence) + gain, abs=1e-6
+        )
