@@ -1,31 +1,12 @@
-"""Paired gains of one arm over another, with an interval whose coverage was measured.
+"""Paired gains of one arm over another, with intervals whose coverage was measured.
 
-A gain measured with S training seeds on one test set has three sources of noise, crossed
-rather than nested: the test lesions (shared by every seed and arm), the seeds (each trains
-new models), and their interaction (a seed's model does well on some lesions, another seed's
-on others). With per-lesion differences d[s, l] = gain + a_l + b_s + e_sl the seed-averaged
-gain has variance
-
-    Var = sigma_a^2 / L + sigma_b^2 / S + sigma_e^2 / (L S).
-
-Resampling seeds and then lesions (a two-level bootstrap) counts sigma_e^2 twice and, with
-three seeds, cannot see sigma_b at all in 2 of 9 draws; simulation showed it covering 0.77-0.88
-where it claimed 0.95. Crossed designs have no exact bootstrap (McCullagh 2000; Owen 2007,
-"The pigeonhole bootstrap"), so the interval here splits the variance by moments:
-
-- the per-seed gains g_s (each on the full test set) vary by sigma_b^2 + sigma_e^2/L, which is
-  exactly the seed-specific part: their sample variance over S is the second and third terms,
-  with S - 1 degrees of freedom, as in a one-sample t-test over seeds;
-- what the seeds cannot show is the lesions they share, sigma_a^2/L: the covariance between two
-  seeds' gains over a lesion bootstrap (lesions are the unit: a lesion's images are not
-  independent), averaged over seed pairs and scaled by L/(L-1) for the bootstrap's bias. The
-  same lesion draw serves both arms (paired) and every metric;
-- the interval is gain +- t(df) * sqrt(sum), df by Welch-Satterthwaite from S - 1 and L - 1.
-  Three seeds with a real seed spread get a t with ~2 df: wide, because three values are all
-  there is to know the seed spread from.
-
-benchmarks/interval_coverage.py measures its coverage with known answers (the README quotes
-the table). With one seed the seed part is unknown and the interval covers test noise only.
+The variance of a seed-averaged gain is the crossed seed x lesion one of classifier.crossed:
+the per-seed gains' spread plus the part the seeds share over a paired lesion bootstrap (the
+same lesion draw serves both arms and every metric). A recall gain's interval is the adjusted
+Wald one of classifier.crossed, from the two arms' own recalls at their effective n (it stays
+in [-1, 1] and keeps its width near recall 1); an AP gain's is gain +- t * SE. With one seed
+the seed part is unknown and the interval covers test noise only.
+benchmarks/interval_coverage.py measures the coverage with known answers.
 
 Three metrics of one rare class c:
 - recall: share of c's images whose argmax prediction is c;
@@ -43,91 +24,64 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-N_BOOT = 2000
-LEVEL = 0.95
+from classifier.crossed import (
+    LEVEL,
+    N_BOOT,
+    Resamples,
+    adjusted_difference,
+    crossed_interval,
+    proportion,
+    resamples,
+)
+
+__all__ = ["N_BOOT", "Resamples", "crossed_interval", "resamples"]  # re-exported
+
 METHOD = (
-    "gain ± t·SE; SE² = per-seed gains' variance / S (S − 1 df) + the lesion part the seeds "
-    "share (seed-pair covariance over a paired lesion bootstrap); Welch-Satterthwaite df"
+    "recall: Agresti-Caffo adjusted Wald at each arm's effective n (crossed seed x lesion "
+    "variance; prior matching's validation lesions resampled too); AP: gain ± t·SE; SE² = "
+    "per-seed gains' variance / S + the lesion part the seeds share; Welch-Satterthwaite df, "
+    "seed part at its 80 % upper bound"
 )
 
 
 @dataclass(frozen=True)
-class Resamples:
-    """One lesion bootstrap, shared by every arm and metric of a comparison (paired)."""
+class ArmRecall:
+    """One arm's recall of a class per seed, on the full test set and on each resample."""
 
-    image_weights: np.ndarray  # B×N: how often each test image's lesion is drawn
-    image_lesion: np.ndarray  # N: the lesion index of each test image
-
-
-def resamples(lesion_ids: list[str], n_boot: int = N_BOOT, seed: int = 0) -> Resamples:
-    rng = np.random.default_rng(seed)
-    lesions, image_lesion = np.unique(np.asarray(lesion_ids), return_inverse=True)
-    L = len(lesions)
-    lesion_counts = rng.multinomial(L, np.full(L, 1.0 / L), size=n_boot)
-    return Resamples(lesion_counts[:, image_lesion].astype(float), image_lesion)
-
-
-@dataclass(frozen=True)
-class GainInterval:
-    """The components behind one interval, kept so a reader can see what drives its width."""
-
-    gain: float
-    low: float
-    high: float
-    se: float
-    df: float
-    lesion_var: float  # sigma_a^2 / L: the test lesions' part, shared by every seed
-    seed_var: float  # (sigma_b^2 + sigma_e^2 / L) / S (0 when S = 1: unknown, not absent)
-
-
-def crossed_interval(
-    per_seed: np.ndarray, boot: np.ndarray, n_lesions: int, level: float = LEVEL
-) -> GainInterval:
-    """Interval for the mean of per_seed (S gains on the full test set), given boot (B×S: the
-    same gains on B paired lesion resamples). See the module docstring for the estimator."""
-    per_seed = np.asarray(per_seed, dtype=float)
-    boot = boot[np.isfinite(boot).all(1)]  # a replicate without the class has no value
-    S, L = len(per_seed), max(n_lesions, 2)
-    gain = float(per_seed.mean())
-    if len(boot) < 2:
-        return GainInterval(gain, gain, gain, 0.0, float("inf"), 0.0, 0.0)
-    cov = np.atleast_2d(np.cov(boot, rowvar=False)) * L / (L - 1)  # bootstrap's (L-1)/L bias
-    if S == 1:  # seed spread unknown: test-set noise only
-        lesion_var, seed_var = float(cov[0, 0]), 0.0
-    else:
-        shared = (cov.sum() - np.trace(cov)) / (S * (S - 1))  # sigma_a^2 / L
-        lesion_var = max(0.0, float(shared))
-        seed_var = float(per_seed.var(ddof=1)) / S  # (sigma_b^2 + sigma_e^2 / L) / S
-    var = lesion_var + seed_var
-    if var <= 0:
-        return GainInterval(gain, gain, gain, 0.0, float("inf"), 0.0, 0.0)
-    parts = [(lesion_var, L - 1)] + ([(seed_var, S - 1)] if S > 1 else [])
-    df = var**2 / sum(v**2 / d for v, d in parts if v > 0)
-    se = float(np.sqrt(var))
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
-    return GainInterval(gain, gain - half, gain + half, se, float(df), lesion_var, seed_var)
+    per_seed: np.ndarray  # S
+    boot: np.ndarray  # B×S
 
 
 @dataclass(frozen=True)
 class GainDraws:
-    """A gain per seed on the full test set and on each paired lesion resample."""
+    """A gain per seed on the full test set and on each paired lesion resample; for a recall
+    gain also the two arms' own recalls (its interval is built from theirs)."""
 
     per_seed: np.ndarray  # S
     boot: np.ndarray  # B×S
     n_lesions: int  # the class's test lesions
+    arms: tuple[ArmRecall, ArmRecall] | None = None  # (a, b) of b - a
+    n_images: int = 0  # the class's test images
 
 
 def gain_summary(d: GainDraws, is_class: np.ndarray, rs: Resamples) -> dict:
-    """The gain, its interval and what the interval could detect. With fewer than 2 test
-    lesions of the class, or no spread at all (SE 0), the interval is not estimable: it has
-    no width, and it never declares a gain (it would, at any nonzero gain)."""
+    """The gain, its interval, p-value and what the interval could detect. With fewer than 2
+    test lesions of the class, or no spread at all (SE 0), the interval is not estimable: it
+    has no width, and it never declares a gain (it would, at any nonzero gain)."""
     iv = crossed_interval(d.per_seed, d.boot, d.n_lesions)
     estimable = iv.se > 0 and d.n_lesions >= 2
+    low, high = iv.low, iv.high
+    p = p_value({"gain": iv.gain, "se": iv.se, "df": iv.df}) if estimable else float("nan")
+    if estimable and d.arms is not None:
+        n_max = len(d.per_seed) * d.n_images
+        pa, pb = (proportion(arm.per_seed, arm.boot, d.n_lesions, n_max) for arm in d.arms)
+        low, high, p = adjusted_difference(pa, pb, iv.se**2, iv.df)
     return {
         "gain": iv.gain,
-        "ci95": [iv.low, iv.high],
-        "excludes_zero": bool(estimable and (iv.low > 0 or iv.high < 0)),
+        "ci95": [low, high],
+        "excludes_zero": bool(estimable and (low > 0 or high < 0)),
         "estimable": bool(estimable),
+        "p_value": p,
         "se": iv.se,
         "df": iv.df,
         "mdg": minimum_detectable_gain(iv.se, iv.df) if estimable else float("nan"),
@@ -144,16 +98,33 @@ def _class_lesions(is_class: np.ndarray, rs: Resamples) -> int:
     return len(np.unique(rs.image_lesion[is_class]))
 
 
+def arm_recall(hits: np.ndarray, is_class: np.ndarray, rs: Resamples) -> ArmRecall:
+    """hits: S×N booleans (image flagged as the class by the seed-s model); each seed's recall
+    is over the class's images, on the full test set and on each lesion resample."""
+    h = hits[:, is_class].astype(float)  # S×Nc
+    w = rs.image_weights[:, is_class]  # B×Nc
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ArmRecall(h.mean(1), (w @ h.T) / w.sum(1, keepdims=True))
+
+
+def recall_difference(a: ArmRecall, b: ArmRecall, is_class: np.ndarray, rs: Resamples) -> GainDraws:
+    """Recall of arm b minus arm a, both measured on the same resamples (paired)."""
+    return GainDraws(
+        b.per_seed - a.per_seed,
+        b.boot - a.boot,
+        _class_lesions(is_class, rs),
+        arms=(a, b),
+        n_images=int(is_class.sum()),
+    )
+
+
 def recall_draws(
     hits_a: np.ndarray, hits_b: np.ndarray, is_class: np.ndarray, rs: Resamples
 ) -> GainDraws:
-    """Recall of arm b minus arm a. hits_*: S×N booleans (image flagged as the class by the
-    seed-s model); each seed's recall is over the class's images."""
-    diff = hits_b[:, is_class].astype(float) - hits_a[:, is_class]  # S×Nc
-    w = rs.image_weights[:, is_class]  # B×Nc
-    with np.errstate(invalid="ignore", divide="ignore"):
-        boot = (w @ diff.T) / w.sum(1, keepdims=True)  # B×S
-    return GainDraws(diff.mean(1), boot, _class_lesions(is_class, rs))
+    """Recall of arm b minus arm a from their S×N hits."""
+    return recall_difference(
+        arm_recall(hits_a, is_class, rs), arm_recall(hits_b, is_class, rs), is_class, rs
+    )
 
 
 def recall_gain(
@@ -199,10 +170,17 @@ def ap_draws(
     return GainDraws(per_seed, boot, _class_lesions(is_class, rs))
 
 
+# AP on fewer test lesions than this is biased toward 0 where the arms' score shapes differ
+# (a third of a +0.05 gain at 11 lesions; benchmarks/power.py --spread 1.5, and
+# benchmarks/interval_coverage.py's score-shape cells): such gains are marked, not corrected.
+AP_MIN_LESIONS = 20
+
+
 def ap_gain(
     scores_a: np.ndarray, scores_b: np.ndarray, is_class: np.ndarray, rs: Resamples
 ) -> dict:
-    return gain_summary(ap_draws(scores_a, scores_b, is_class, rs), is_class, rs)
+    g = gain_summary(ap_draws(scores_a, scores_b, is_class, rs), is_class, rs)
+    return g | {"few_lesions": g["test_lesions"] < AP_MIN_LESIONS}
 
 
 def p_value(gain: dict) -> float:

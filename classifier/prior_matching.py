@@ -97,11 +97,29 @@ def matched_hits(
 ) -> np.ndarray:
     """S×N: test images whose calibrated class-k score reaches the threshold that flags as many
     validation images as class k has there."""
-    n_k = int((val_labels == k).sum())
-    if n_k == 0:
+    if not (val_labels == k).any():
         raise ValueError("no validation image of this class: cannot match its prior")
-    thresholds = np.sort(val_calibrated[..., k], axis=1)[:, -n_k]
+    ones = np.ones((1, len(val_labels)))
+    thresholds = matched_thresholds(val_calibrated[..., k], val_labels == k, ones)[0]
     return test_calibrated[..., k] >= thresholds[:, None]
+
+
+def matched_thresholds(
+    val_scores: np.ndarray, val_is_class: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """B×S thresholds, one per row of validation image weights (B×Nv, e.g. a lesion
+    bootstrap's counts) and per seed's class scores (S×Nv): the highest score at which the
+    images scoring at least that much weigh as much as the class's images. With unit weights
+    it is the n_k-th largest score, n_k = the class's validation images; with no class image
+    in a row, NaN (that draw has no threshold)."""
+    n_k = weights @ val_is_class.astype(float)  # B
+    out = np.full((len(weights), len(val_scores)), np.nan)
+    for s, scores in enumerate(val_scores):
+        order = np.argsort(-scores, kind="stable")
+        reached = np.cumsum(weights[:, order], axis=1) >= n_k[:, None] - 1e-9
+        first = reached.argmax(1)
+        out[:, s] = np.where(n_k > 0, scores[order][first], np.nan)
+    return out
 
 
 def prior_matched_hits(

@@ -20,9 +20,8 @@ coverage with known answers, down to shares of 0.999.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
-from classifier.gains import LEVEL, Resamples, crossed_interval
+from classifier.crossed import LEVEL, Resamples, proportion, proportion_bounds
 
 
 def share_interval(hits: np.ndarray, rs: Resamples, level: float = LEVEL) -> dict:
@@ -34,28 +33,13 @@ def share_interval(hits: np.ndarray, rs: Resamples, level: float = LEVEL) -> dic
     w = rs.image_weights
     with np.errstate(invalid="ignore", divide="ignore"):
         boot = (w @ hits.T) / w.sum(1, keepdims=True)  # B×S
-    iv = crossed_interval(hits.mean(1), boot, units, level)
-    p = iv.gain
-    spread = iv.se > 0 and 0 < p < 1
-    n_eff = min(p * (1 - p) / iv.se**2, S * N) if spread else float(units)
-    df = iv.df if spread else float(max(units - 1, 1))
-    low, high = _wilson(p, n_eff, float(stats.t.ppf(0.5 + level / 2, df)) ** 2)
-    for x, side in ((p * n_eff, 0), ((1 - p) * n_eff, 1)):  # 1-3 hits or misses: Poisson ends
-        if 0 < x <= 3:
-            bound = stats.chi2.ppf(1 - level, 2 * x) / 2 / n_eff
-            low, high = (min(low, bound), high) if side == 0 else (low, max(high, 1 - bound))
-    return {  # Wilson's interval holds p; the min/max only undo rounding
-        "share": p,
-        "ci95": [min(max(0.0, low), p), max(min(1.0, high), p)],
-        "n_eff": float(n_eff),
-        "df": float(df),
+    pr = proportion(hits.mean(1), boot, units, S * N)
+    return {
+        "share": pr.p,
+        "ci95": list(proportion_bounds(pr, level)),
+        "n_eff": float(pr.n_eff),
+        "df": float(pr.df),
         "seeds": S,
         "images": N,
         "units": units,
     }
-
-
-def _wilson(p: float, n: float, t2: float) -> tuple[float, float]:
-    centre = (p + t2 / (2 * n)) / (1 + t2 / n)
-    half = np.sqrt(t2) / (1 + t2 / n) * np.sqrt(p * (1 - p) / n + t2 / (4 * n**2))
-    return float(centre - half), float(centre + half)

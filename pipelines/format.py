@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from classifier.gains import AP_MIN_LESIONS
+
 
 def kid_e3(value: float | None, tag: bool = False) -> str:
     """KID in units of 1e-3 (its values are ~1e-3 to 1e-1): '12.34', or '12.34e-3' with tag."""
@@ -54,7 +56,23 @@ def gain(g: dict | None) -> str:
     lo, hi = g["ci95"]
     mark = "" if g["excludes_zero"] else f" ({g.get('verdict', 'n.s.')}{_detects(g)})"
     vs = f" vs {g['vs']}" if "vs" in g else ""
-    return f"{g['gain']:+.3f} [{lo:+.3f}, {hi:+.3f}]{mark}{vs}"
+    few = FEW_LESIONS_MARK if g.get("few_lesions") else ""
+    return f"{g['gain']:+.3f}{few} [{lo:+.3f}, {hi:+.3f}]{mark}{vs}"
+
+
+FEW_LESIONS_MARK = "‡"
+
+
+def few_lesions_note(cells: list[dict | None]) -> list[str]:
+    """The footnote for AP gains marked FEW_LESIONS_MARK, where any of `cells` is one."""
+    if not any(c and c.get("few_lesions") for c in cells):
+        return []
+    return [
+        "",
+        f"{FEW_LESIONS_MARK} AP gain on fewer than {AP_MIN_LESIONS} test lesions: where the "
+        "arms' score shapes differ it is biased toward 0 by up to a third of the gain "
+        "(docs/what_could_be_detected.md): its size tends to be understated.",
+    ]
 
 
 def summary_table(summaries: list[dict]) -> str:

@@ -9,12 +9,17 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_average_precision
 
-from classifier.gains import holm, verdict
-from classifier.prior_matching import prior_matched_hits
+from classifier.gains import Resamples, holm, resamples, verdict
+from classifier.prior_matching import matched_hits, prior_matched_hits
 from pipelines.config.arms import GAIN_METRICS
 from pipelines.data.dataset import Dataset
 from pipelines.data.splits import Split
-from pipelines.results.compare import paired_gains, pool_predictions, with_multiplicity
+from pipelines.results.compare import (
+    matched_recall,
+    paired_gains,
+    pool_predictions,
+    with_multiplicity,
+)
 
 CLASSES = ["nv", "mel", "df"]
 
@@ -147,3 +152,32 @@ def test_the_margin_reaches_every_verdict(tmp_path: Path):
         assert [c["verdict"] for c in cells] == [verdict(c, margin) for c in cells]
         words[margin] = [c["verdict"] for c in cells]
     assert words[0.05] != words[0.99] and "no gain larger than 0.99" in words[0.99]
+
+
+def test_prior_matched_draws_refit_the_threshold_on_redrawn_validation_lesions(tmp_path):
+    """The validation lesions that set an arm's thresholds are shared by all its seeds, so
+    their sampling noise must be in the draws: with the test set held fixed (unit weights),
+    each draw's prior-matched recall is the one thresholded on that draw's validation images
+    repeated, and the draws vary; with validation held fixed too, every draw is the estimate."""
+    ds, folds, parts = _two_folds(tmp_path, {"baseline": 1.0}, seeds=2)
+    pooled = pool_predictions(ds, parts, ["mel", "df"])
+    k, B = 1, 6
+    is_class = pooled.labels == k
+    fixed_test = Resamples(np.ones((B, len(is_class))), np.arange(len(is_class)))
+    val_rs = [resamples(f.lesion_ids, B, seed=5 + i) for i, f in enumerate(pooled.validation)]
+    got = matched_recall(pooled, "baseline", k, is_class, fixed_test, val_rs)
+    for b in range(B):
+        hits = []
+        for fold, vrs in zip(pooled.validation, val_rs):
+            w = vrs.image_weights[b].astype(int)
+            val = np.repeat(fold.calibrated["baseline"], w, axis=1)
+            test = pooled.calibrated["baseline"][:, fold.part]
+            hits.append(matched_hits(val, np.repeat(fold.labels, w), test, k))
+        want = np.concatenate(hits, axis=1)[:, is_class].mean(1)
+        assert got.boot[b] == pytest.approx(want)
+    assert got.boot.std(0).min() > 0
+    unit = [
+        Resamples(np.ones((B, len(f.labels))), np.arange(len(f.labels))) for f in pooled.validation
+    ]
+    still = matched_recall(pooled, "baseline", k, is_class, fixed_test, unit)
+    assert still.boot == pytest.approx(np.tile(still.per_seed, (B, 1)))

@@ -7,16 +7,19 @@ from scipy import stats
 from torchmetrics.functional.classification import binary_average_precision
 
 from classifier.gains import (
+    AP_MIN_LESIONS,
     ap_gain,
     crossed_interval,
     holm,
     minimum_detectable_gain,
     p_value,
+    recall_draws,
     recall_gain,
     resamples,
     verdict,
     weighted_average_precision,
 )
+from pipelines.config.arms import GAIN_METRICS
 
 
 def test_recall_gain_known_answers():
@@ -32,13 +35,15 @@ def test_recall_gain_known_answers():
     same = recall_gain(always, always, is_class, rs)
     assert same["gain"] == 0.0 and same["ci95"] == [0.0, 0.0] and not same["excludes_zero"]
     # b is right on exactly half of the lesions (every seed), a never: gain 0.5; no seed
-    # spread, so the interval is the lesion one, t with 99 df on SE sqrt(0.25 / 99) = 0.05
+    # spread, so only the lesions vary (99 df). The adjusted interval adds a hit and a miss to
+    # each arm at its effective n (100 lesions): centre 51/102 - 1/102 = 0.4902, SE
+    # sqrt(0.5 * 0.5 / 102 + (1/102)(101/102) / 102) = 0.0505, t = 1.984
     half = np.zeros((3, 200), bool)
     half[:, :100] = True
     r = recall_gain(never, half, is_class, rs)
     assert r["gain"] == 0.5 and r["test_lesions"] == 100 and r["seed_var"] == 0.0
-    assert r["ci95"][0] == pytest.approx(0.5 - 1.984 * 0.05, abs=0.01)
-    assert r["ci95"][1] == pytest.approx(0.5 + 1.984 * 0.05, abs=0.01)
+    assert r["ci95"][0] == pytest.approx(0.4902 - 1.984 * 0.0505, abs=0.005)
+    assert r["ci95"][1] == pytest.approx(0.4902 + 1.984 * 0.0505, abs=0.005)
 
 
 def test_a_worse_arm_has_a_negative_gain_whose_interval_excludes_zero():
@@ -84,8 +89,9 @@ def test_identical_arms_that_vary_by_lesion_have_a_zero_width_interval():
 def test_interval_is_the_t_interval_of_the_seeds_when_seeds_dominate():
     """Same mean gain (0.5) over 3 seeds; in one case every seed agrees, in the other the
     seeds gain 0, 0.5 and 1 on every lesion. The seed part is then the variance of (0, 0.5, 1)
-    over 3 (the lesion part is negligible on 400 lesions), with a t of ~2 df: 0.5 +- 4.30 *
-    sqrt(0.25 / 3)."""
+    over 3 (the lesion part is negligible on 400 lesions), with a t of 2 df: 0.5 +- 4.30 *
+    sqrt(0.25 / 3), which reaches past [-1, 1]. The recall interval (MOVER, from each arm's
+    score interval) stays inside, and is still far wider than the steady arm's."""
     n = 400
     lesions = [f"L{i}" for i in range(n)]
     is_class = np.ones(n, bool)
@@ -96,13 +102,16 @@ def test_interval_is_the_t_interval_of_the_seeds_when_seeds_dominate():
     shaky = np.zeros((3, n), bool)
     shaky[1, ::2] = True  # seed 0: none, seed 1: half, seed 2: all
     shaky[2] = True
+    d = recall_draws(never, shaky, is_class, rs)
+    iv = crossed_interval(d.per_seed, d.boot, d.n_lesions)
+    half = 4.303 * np.sqrt(0.25 / 3)
+    assert [iv.low, iv.high] == pytest.approx([0.5 - half, 0.5 + half], abs=0.01)
+    assert iv.df == pytest.approx(2.0, abs=0.05)
     r_steady = recall_gain(never, steady, is_class, rs)
     r_shaky = recall_gain(never, shaky, is_class, rs)
     assert r_steady["gain"] == r_shaky["gain"] == 0.5
     assert r_shaky["per_seed"] == [0.0, 0.5, 1.0]
-    half = 4.303 * np.sqrt(0.25 / 3)
-    assert r_shaky["ci95"] == pytest.approx([0.5 - half, 0.5 + half], abs=0.01)
-    assert r_shaky["df"] == pytest.approx(2.0, abs=0.05)
+    assert -1 <= r_shaky["ci95"][0] < 0.1 and 0.9 < r_shaky["ci95"][1] <= 1
     assert r_steady["ci95"][1] - r_steady["ci95"][0] < 0.15
 
 
@@ -259,3 +268,26 @@ def test_a_zero_width_interval_declares_nothing():
     assert g["gain"] == 1.0 and not g["excludes_zero"] and not g["estimable"]
     assert np.isnan(g["mdg"]) and np.isnan(p_value(g))
     assert verdict(g, 0.05) == "not estimable"
+
+
+def test_ap_gains_on_few_test_lesions_are_marked_in_every_table():
+    """AP on fewer than AP_MIN_LESIONS test lesions is biased toward 0 where the arms' score
+    shapes differ: the gain says so, and a table showing it carries the footnote."""
+    from pipelines.format import FEW_LESIONS_MARK, few_lesions_note, gain
+    from pipelines.report.markdown import gain_table
+
+    rng = np.random.default_rng(5)
+    out = {}
+    for L in (AP_MIN_LESIONS - 1, AP_MIN_LESIONS):
+        lesions = [f"L{i}" for i in range(L)] + [f"N{i}" for i in range(100)]
+        is_class = np.r_[np.ones(L, bool), np.zeros(100, bool)]
+        scores = rng.random((2, 3, L + 100)) + is_class
+        out[L] = ap_gain(scores[0], scores[1], is_class, resamples(lesions, 200))
+    assert out[AP_MIN_LESIONS - 1]["few_lesions"] and not out[AP_MIN_LESIONS]["few_lesions"]
+    assert FEW_LESIONS_MARK in gain(out[AP_MIN_LESIONS - 1])
+    assert FEW_LESIONS_MARK not in gain(out[AP_MIN_LESIONS])
+    assert few_lesions_note([out[AP_MIN_LESIONS]]) == []
+    row = {"arm": "gan", "reference": "baseline", "class": "df"}
+    few = {"x": row | dict.fromkeys(GAIN_METRICS, out[AP_MIN_LESIONS - 1])}
+    table = "\n".join(gain_table(few))
+    assert table.count(FEW_LESIONS_MARK) == 4  # three gains in the row and the footnote

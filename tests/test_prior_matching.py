@@ -5,7 +5,12 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_average_precision
 
-from classifier.prior_matching import calibrated_probs, fit_class_bias, prior_matched_hits
+from classifier.prior_matching import (
+    calibrated_probs,
+    fit_class_bias,
+    matched_thresholds,
+    prior_matched_hits,
+)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -128,3 +133,22 @@ def test_ap_on_the_validation_prior_ignores_a_pure_logit_adjustment():
         assert abs(cal[1] - cal[0]) < 0.005
         if k == 1:
             assert abs(raw[1] - raw[0]) > 0.05
+
+
+def test_weighted_thresholds_are_those_of_the_repeated_images():
+    """A lesion bootstrap's weights (how often each validation image is drawn) give the
+    threshold of the validation set with the images repeated; unit weights the n_k-th
+    largest score; a draw without the class has no threshold."""
+    rng = np.random.default_rng(1)
+    scores = rng.random((3, 40))  # S×Nv
+    is_class = np.zeros(40, bool)
+    is_class[:7] = True
+    weights = rng.multinomial(40, np.full(40, 1 / 40), size=5).astype(float)
+    weights[4, :7] = 0.0  # this draw holds no image of the class
+    got = matched_thresholds(scores, is_class, np.vstack([np.ones(40), weights]))
+    assert (got[0] == np.sort(scores, axis=1)[:, -7]).all()
+    for b, w in enumerate(weights[:4], start=1):
+        repeated = np.repeat(scores, w.astype(int), axis=1)
+        n_k = int(w[:7].sum())
+        assert (got[b] == np.sort(repeated, axis=1)[:, -n_k]).all()
+    assert np.isnan(got[5]).all()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipelines.config.arms import GAIN_METRICS
 from pipelines.config.experiment import ExperimentConfig
-from pipelines.format import gain, kid_e3
+from pipelines.format import few_lesions_note, gain, kid_e3
 from pipelines.plots import plt, save_figure
 
 
@@ -54,6 +54,7 @@ def scarcity_md(results: dict) -> list[str]:
                 + " | ".join(gain(g[m]) for m in GAIN_METRICS)
                 + " |"
             )
+    md += few_lesions_note([p.get("average_precision") for p in results["points"]])
     md += ["", "![gains](figures/gains_vs_rare_n.png)", ""]
     md += [f"Level n = {n}: `{lvl['report']}/`" for n, lvl in results["levels"].items()]
     return md
@@ -112,6 +113,7 @@ def study_md(results: dict, synthetic_data: bool) -> list[str]:
             f"{kid_e3(p['kept_kid'])} | {kid_e3(p['floor_kid'])} | "
             f"{detected(p.get('detectability'))} | " + " | ".join(cells) + " |"
         )
+    md += few_lesions_note([p.get("average_precision") for p in results["points"]])
     md += [
         "",
         "Detectability: balanced accuracy [95 % CI] of a small CNN telling the class's "

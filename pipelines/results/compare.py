@@ -15,15 +15,18 @@ from torchmetrics.functional.classification import binary_average_precision
 from classifier.gains import (
     METHOD,
     N_BOOT,
+    ArmRecall,
+    Resamples,
     ap_gain,
+    arm_recall,
+    gain_summary,
     holm,
-    p_value,
-    recall_gain,
+    recall_difference,
     resamples,
     verdict,
 )
 from classifier.metrics import classification_metrics
-from classifier.prior_matching import calibrate, matched_hits
+from classifier.prior_matching import calibrate, matched_hits, matched_thresholds
 from classifier.training import predict_proba
 from gan.conventions import to_nchw
 from pipelines.config.arms import ARM_SPECS, GAIN_METRICS, GAIN_PAIRS, oracle_twin
@@ -45,6 +48,21 @@ class Pooled:
     matched: dict[str, dict[int, np.ndarray]]
     calibrated: dict[str, np.ndarray]  # arm -> S×N×K
     train_images: dict[str, list[int]]  # arm -> training-set size of every fold
+    validation: list[ValidationFold]  # per fold: what its prior-matched thresholds came from
+
+
+@dataclass
+class ValidationFold:
+    """One fold's validation set, kept so that prior matching's thresholds can be refitted on
+    each lesion resample (its lesions are shared by every seed of an arm: their sampling noise
+    moves all of them together, and only redrawing them shows it). `part` selects the pooled
+    columns (images, axis 1) or rows (models, axis 0) this fold's thresholds serve."""
+
+    lesion_ids: list[str]
+    labels: np.ndarray  # Nv
+    calibrated: dict[str, np.ndarray]  # arm -> S×Nv×K on the validation prior
+    part: slice
+    axis: int
 
 
 def _fold_probs(rs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -66,65 +84,96 @@ def pool_predictions(ds: Dataset, parts: list[tuple[Split, dict]], classes: list
 
 def _fold_scores(ds: Dataset, parts: list, classes: list[str], axis: int, predict=None) -> dict:
     """Every arm's test scores (S×N×K), on its fold's validation prior too, and prior-matched
-    hits per rare class, joined over folds along `axis` (1: images, 0: seeds). The scores are
-    the stored test predictions, or predict(results) for another test set."""
+    hits per rare class, joined over folds along `axis` (1: images, 0: seeds), with each
+    fold's validation set. The scores are the stored test predictions, or predict(results)
+    for another test set."""
     rare = [ds.class_index(c) for c in classes]
     arms = list(parts[0][1])
     probs: dict[str, list] = {a: [] for a in arms}
     calibrated: dict[str, list] = {a: [] for a in arms}
     matched: dict[str, dict[int, list]] = {a: {k: [] for k in rare} for a in arms}
+    validation, start = [], 0
     for split, results in parts:
+        val_labels = ds.labels[split.val]
+        fold = ValidationFold([ds.lesion_ids[i] for i in split.val], val_labels, {}, slice(0), axis)
         for arm in arms:
             test, val = _fold_probs(results[arm])
             test = test if predict is None else predict(results[arm])
             probs[arm].append(test)
-            _add_calibrated(calibrated[arm], matched[arm], val, ds.labels[split.val], test)
+            val_calibrated, test_calibrated = calibrate(val, val_labels, test)
+            calibrated[arm].append(test_calibrated)
+            fold.calibrated[arm] = val_calibrated
+            for k, hits in matched[arm].items():
+                hits.append(matched_hits(val_calibrated, val_labels, test_calibrated, k))
+        size = test.shape[axis]
+        fold.part, start = slice(start, start + size), start + size
+        validation.append(fold)
     return {
         "probs": {a: np.concatenate(p, axis=axis) for a, p in probs.items()},
         "matched": {
             a: {k: np.concatenate(m, axis=axis) for k, m in d.items()} for a, d in matched.items()
         },
         "calibrated": {a: np.concatenate(c, axis=axis) for a, c in calibrated.items()},
+        "validation": validation,
     }
 
 
-def _add_calibrated(
-    calibrated: list, matched: dict[int, list], val: np.ndarray, val_labels, test: np.ndarray
-) -> None:
-    """Append one fold's test probabilities on the validation prior (S×N×K) and its prior-
-    matched hits of every class in `matched` (S×N each), from one bias fit per seed."""
-    val_calibrated, test_calibrated = calibrate(val, val_labels, test)
-    calibrated.append(test_calibrated)
-    for k, hits in matched.items():
-        hits.append(matched_hits(val_calibrated, val_labels, test_calibrated, k))
+def matched_recall(
+    pooled: Pooled, arm: str, k: int, is_class: np.ndarray, rs: Resamples, val_rs: list
+) -> ArmRecall:
+    """Prior-matched recall of class k per seed, on the full sets and on each resample, whose
+    thresholds are refitted on each fold's validation lesions redrawn (val_rs, paired over
+    arms) while rs redraws the test lesions. The calibration bias stays the full validation
+    set's: it is fitted on every validation image, the threshold on the class's few."""
+    scores = pooled.calibrated[arm][..., k]  # S×N
+    w = rs.image_weights
+    num = np.zeros((len(w), scores.shape[0]))
+    for fold, vrs in zip(pooled.validation, val_rs):
+        val = fold.calibrated[arm][..., k]
+        thresholds = matched_thresholds(val, fold.labels == k, vrs.image_weights)  # B×S_f
+        if fold.axis == 1:  # this fold's images, every seed
+            cols = np.flatnonzero(is_class[fold.part]) + fold.part.start
+            hits = scores[None, :, cols] >= thresholds[:, :, None]  # B×S×n
+            num += np.einsum("bsn,bn->bs", hits, w[:, cols])
+        else:  # this fold's models, every image
+            hits = scores[None, fold.part][:, :, is_class] >= thresholds[:, :, None]
+            num[:, fold.part] += np.einsum("bsn,bn->bs", hits, w[:, is_class])
+        num[np.isnan(thresholds).any(1)] = np.nan  # a draw without the class on validation
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = num / w[:, is_class].sum(1, keepdims=True)
+    return ArmRecall(pooled.matched[arm][k][:, is_class].mean(1), boot)
 
 
-def class_evidence(pooled: Pooled, arm: str, k: int) -> dict[str, np.ndarray]:
-    """What each gain metric needs for class k, per seed (S×N): argmax hits, prior-matched
-    hits and the class's scores on the validation prior."""
+def class_evidence(
+    pooled: Pooled, arm: str, k: int, is_class: np.ndarray, draws: tuple, n: int
+) -> dict:
+    """What each gain metric needs of one arm for class k, for its first n seeds: argmax and
+    prior-matched recall on the full sets and each resample, and the class's scores on the
+    validation prior (AP). draws: the test resamples and each fold's validation ones."""
+    rs, val_rs = draws
+    recall = arm_recall(pooled.probs[arm].argmax(2) == k, is_class, rs)
+    matched = matched_recall(pooled, arm, k, is_class, rs, val_rs)
     return {
-        "recall": pooled.probs[arm].argmax(2) == k,
-        "prior_matched_recall": pooled.matched[arm][k],
-        "average_precision": pooled.calibrated[arm][..., k],
+        "recall": ArmRecall(recall.per_seed[:n], recall.boot[:, :n]),
+        "prior_matched_recall": ArmRecall(matched.per_seed[:n], matched.boot[:, :n]),
+        "average_precision": pooled.calibrated[arm][:n, :, k],
     }
 
 
 def paired_gains(pooled: Pooled, classes: dict[str, int], n_boot: int = N_BOOT) -> dict:
     """Every GAIN_PAIRS gain of every rare class and metric, with crossed seed × lesion
-    intervals (one lesion draw shared by all of them, so they are paired)."""
-    n_seeds = min(len(p) for p in pooled.probs.values())
+    intervals (one draw of the test lesions, and of each fold's validation lesions, shared by
+    all of them, so they are paired)."""
+    n = min(len(p) for p in pooled.probs.values())
     rs = resamples(pooled.lesion_ids, n_boot)
-    gain_of = {
-        "recall": recall_gain,
-        "prior_matched_recall": recall_gain,
-        "average_precision": ap_gain,
-    }
+    val_rs = [resamples(f.lesion_ids, n_boot, seed=1 + i) for i, f in enumerate(pooled.validation)]
     gains = {}
     for c, k in classes.items():
         is_class = pooled.labels == k
         if not is_class.any():
             continue
-        ev = {a: class_evidence(pooled, a, k) for a in pooled.probs}
+
+        ev = {a: class_evidence(pooled, a, k, is_class, (rs, val_rs), n) for a in pooled.probs}
         for arm, ref in GAIN_PAIRS:
             if arm in ev and ref in ev:
                 gains[f"{arm} vs {ref}: {c}"] = {
@@ -132,9 +181,14 @@ def paired_gains(pooled: Pooled, classes: dict[str, int], n_boot: int = N_BOOT) 
                     "reference": ref,
                     "class": c,
                     **{
-                        m: f(ev[ref][m][:n_seeds], ev[arm][m][:n_seeds], is_class, rs)
-                        for m, f in gain_of.items()
+                        m: gain_summary(
+                            recall_difference(ev[ref][m], ev[arm][m], is_class, rs), is_class, rs
+                        )
+                        for m in ("recall", "prior_matched_recall")
                     },
+                    "average_precision": ap_gain(
+                        ev[ref]["average_precision"], ev[arm]["average_precision"], is_class, rs
+                    ),
                 }
     return gains
 
@@ -204,9 +258,9 @@ def with_multiplicity(gains: dict, margin: float) -> dict:
         twin = oracle_twin(g["arm"]) if ARM_SPECS[g["arm"]].synthetic else None
         oracle = gains.get(f"{twin} vs {g['reference']}: {g['class']}") if twin else None
         g[m]["verdict"] = verdict(g[m], margin, oracle[m]["gain"] if oracle else None)
-    p = [p_value(gains[k][m]) for k, m in cells]
-    for (k, m), p_k, (adjusted, survives) in zip(cells, p, holm(p)):
-        gains[k][m] |= {"p_value": p_k, "holm_p": adjusted, "survives_holm": survives}
+    p = [gains[k][m]["p_value"] for k, m in cells]  # each agrees with its own interval
+    for (k, m), (adjusted, survives) in zip(cells, holm(p)):
+        gains[k][m] |= {"holm_p": adjusted, "survives_holm": survives}
     return {
         "gains": gains,
         "margin": margin,
