@@ -51,3 +51,18 @@ def test_scarcity_md_shows_detectability_and_the_gap_table():
     assert "**The gap to a perfect generator**" in md
     assert "| df | gan | oracle | 10 | -0.400 [-0.500, -0.300] |" in md
     assert "(cannot tell; detects ≥ 0.300)" in md  # the verdict words survive the study
+
+
+def test_study_tables_mark_ap_gains_on_few_test_lesions():
+    """An AP gain on fewer than 20 test lesions keeps its mark through the study's point and
+    the table carries the footnote."""
+    few = {k: g | {"average_precision": g["average_precision"] | {"few_lesions": True}}
+           for k, g in GAINS.items()}  # fmt: skip
+    p = point(few, SETS, "df", "gan")
+    assert (
+        p["average_precision"]["few_lesions"]
+        and p["gap_to_oracle"]["average_precision"]["few_lesions"]
+    )
+    md = "\n".join(scarcity_md({"points": [{"rare_n": 10, **p}], "levels": {10: {"report": "x"}}}))
+    assert md.count("‡") == 3  # the point's AP gain, its gap's, and the footnote
+    assert "fewer than 20 test lesions" in md

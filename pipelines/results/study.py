@@ -150,5 +150,5 @@ def write_scarcity(cfg: ExperimentConfig, wall: dict, t0: float) -> dict:
 
 def _interval(g: dict) -> dict:
     """A gain as the study tables show it: with its verdict in words and what it could detect."""
-    keep = ("gain", "ci95", "excludes_zero", "verdict", "mdg")
+    keep = ("gain", "ci95", "excludes_zero", "verdict", "mdg", "few_lesions")
     return {k: g[k] for k in keep if k in g}
