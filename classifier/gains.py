@@ -2,10 +2,10 @@
 
 The variance of a seed-averaged gain is the crossed seed x lesion one of classifier.crossed:
 the per-seed gains' spread plus the part the seeds share over a paired lesion bootstrap (the
-same lesion draw serves both arms and every metric). A recall gain's interval is the adjusted
-Wald one of classifier.crossed, from the two arms' own recalls at their effective n (it stays
-in [-1, 1] and keeps its width near recall 1); an AP gain's is gain +- t * SE. With one seed
-the seed part is unknown and the interval covers test noise only.
+same lesion draw serves both arms and every metric); the interval is gain +- t * SE. A recall
+gain's SE is floored at the one of the two arms' Agresti-Caffo adjusted recalls at their
+effective n (classifier.crossed), so it keeps its width near recall 1, and stays in [-1, 1].
+With one seed the seed part is unknown and the interval covers test noise only.
 benchmarks/interval_coverage.py measures the coverage with known answers.
 
 Three metrics of one rare class c:
@@ -37,10 +37,10 @@ from classifier.crossed import (
 __all__ = ["N_BOOT", "Resamples", "crossed_interval", "resamples"]  # re-exported
 
 METHOD = (
-    "recall: Agresti-Caffo adjusted Wald at each arm's effective n (crossed seed x lesion "
-    "variance; prior matching's validation lesions resampled too); AP: gain ± t·SE; SE² = "
-    "per-seed gains' variance / S + the lesion part the seeds share; Welch-Satterthwaite df, "
-    "seed part at its 80 % upper bound"
+    "gain ± t·SE; SE² = per-seed gains' variance / S + the lesion part the seeds share (paired "
+    "lesion bootstrap; prior matching's validation lesions redrawn too); Welch-Satterthwaite "
+    "df, seed part at its 80 % upper bound; recall: SE at least the Agresti-Caffo adjusted one "
+    "at each arm's effective n"
 )
 
 

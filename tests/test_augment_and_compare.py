@@ -73,7 +73,9 @@ def test_report_and_results(compared_once: Path):
             m = g[metric]
             assert m["ci95"][0] <= m["gain"] <= m["ci95"][1], (g["arm"], metric)
             assert len(m["per_seed"]) == 2 and m["gain"] == pytest.approx(np.mean(m["per_seed"]))
-    assert results["comparison"]["interval"].startswith("gain ± t·SE")
+    method = results["comparison"]["interval"]  # what the intervals are, in words
+    assert "Agresti-Caffo" in method and "80 % upper bound" in method
+    assert method.startswith("gain ± t·SE")
     assert all(len(folds) == 1 and len(folds[0]) == 2 for folds in results["runs"].values())
     out = compared_once / "compare" / results["config_id"]
     for fig in ("recall_per_class", "confusion_baseline_vs_gan", "pr_curves", "samples_df"):

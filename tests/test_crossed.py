@@ -22,14 +22,17 @@ def test_the_seed_part_enters_the_df_at_its_upper_bound():
 
 
 def test_adjusted_difference_by_hand():
-    """Agresti-Caffo at n = 10 with independent arms: 8/10 against 10/10. Adjusted shares
-    9/12 and 11/12, variances 0.75 * 0.25 / 12 and (11/12)(1/12) / 12, so the interval is
-    1/6 +- 1.959964 * sqrt(0.0219907) = [-0.12398, +0.45731]; the plain Wald interval of an
-    arm at 10/10 would have had no variance from it at all."""
+    """8/10 against 10/10, independent arms, n = 10: the plug-in SE (0.126) would count no
+    variance for the arm at 10/10; Agresti-Caffo's adjusted shares 9/12 and 11/12 give
+    variances 0.75 * 0.25 / 12 and (11/12)(1/12) / 12, SE sqrt(0.0219907) = 0.148293, which
+    is the floor here: 0.2 +- 1.959964 * 0.148293 = [-0.09065, +0.49065]."""
     a, b = Proportion(0.8, 0.016, 10.0, 9.0), Proportion(1.0, 0.0, 10.0, 9.0)
     low, high, p = adjusted_difference(a, b, 0.016, float("inf"))
-    assert (low, high) == pytest.approx((-0.12398, 0.45731), abs=1e-5)
-    assert p == pytest.approx(2 * stats.norm.sf((1 / 6) / np.sqrt(0.0219907)), rel=1e-4)
+    assert (low, high) == pytest.approx((-0.09065, 0.49065), abs=1e-5)
+    assert p == pytest.approx(2 * stats.norm.sf(0.2 / np.sqrt(0.0219907)), rel=1e-4)
+    # where the crossed variance is the larger, it is the SE
+    low, high, _ = adjusted_difference(a, b, 0.04, float("inf"))
+    assert (low, high) == pytest.approx((0.2 - 1.959964 * 0.2, 0.2 + 1.959964 * 0.2), abs=1e-5)
 
 
 def test_adjusted_difference_is_the_t_interval_far_from_the_bounds():
@@ -52,7 +55,7 @@ def test_at_the_ceiling_the_interval_keeps_its_width_and_stays_in_bounds():
     assert high - low > 2 * t_half
     assert -1 <= low < 0.05 < high <= 1
     low, high, _ = adjusted_difference(Proportion(0.0, 0.0, 11.0, 10.0), top, 0.0, 10.0)
-    assert 0 < low < high == 1.0
+    assert 0 < low < high == 1.0  # centred on the gain, 1.0, and clipped
 
 
 def test_p_value_below_005_exactly_where_the_interval_excludes_zero():

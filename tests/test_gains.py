@@ -35,15 +35,15 @@ def test_recall_gain_known_answers():
     same = recall_gain(always, always, is_class, rs)
     assert same["gain"] == 0.0 and same["ci95"] == [0.0, 0.0] and not same["excludes_zero"]
     # b is right on exactly half of the lesions (every seed), a never: gain 0.5; no seed
-    # spread, so only the lesions vary (99 df). The adjusted interval adds a hit and a miss to
-    # each arm at its effective n (100 lesions): centre 51/102 - 1/102 = 0.4902, SE
+    # spread, so only the lesions vary (99 df). The SE is floored at the one of each arm's
+    # recall with a hit and a miss added at its effective n (100 lesions):
     # sqrt(0.5 * 0.5 / 102 + (1/102)(101/102) / 102) = 0.0505, t = 1.984
     half = np.zeros((3, 200), bool)
     half[:, :100] = True
     r = recall_gain(never, half, is_class, rs)
     assert r["gain"] == 0.5 and r["test_lesions"] == 100 and r["seed_var"] == 0.0
-    assert r["ci95"][0] == pytest.approx(0.4902 - 1.984 * 0.0505, abs=0.005)
-    assert r["ci95"][1] == pytest.approx(0.4902 + 1.984 * 0.0505, abs=0.005)
+    assert r["ci95"][0] == pytest.approx(0.5 - 1.984 * 0.0505, abs=0.005)
+    assert r["ci95"][1] == pytest.approx(0.5 + 1.984 * 0.0505, abs=0.005)
 
 
 def test_a_worse_arm_has_a_negative_gain_whose_interval_excludes_zero():
