@@ -22,7 +22,7 @@ many rare lesions as test.
 
 True values: arms of the same make are exchangeable, so every gain's truth is 0; where they
 differ (a ceiling cell, a score-shape cell) recall's and AP's truths are population values
-from 4 million simulated images (prior-matched recall is not scored there: its population
+from a million simulated images (prior-matched recall is not scored there: its population
 value depends on the validation set's size).
 """
 

@@ -34,11 +34,10 @@ interval, taken at each arm's n_eff: one hit and one miss added to each arm, the
 the adjusted shares, the arms' correlation recovered from the difference's crossed variance.
 The interval stays centred on the gain (Agresti-Caffo's shifted centre covered no better in
 simulation and cost power at 11 lesions: the demo's oracle gain of +0.27 lost its
-significance).
-Wilson's score interval, used for single shares (with the Poisson end for 1-3 effective hits
-or misses, Brown, Cai & DasGupta 2001), was tried for gains combined by MOVER (Zou & Donner
-2008) and rejected: at mid-range recall with a t of 4 df it is 7 % narrower than the t
-interval and covered 0.91. benchmarks/interval_coverage.py and share_coverage.py measure the
+significance). Wilson's score interval, used for single shares (with the Poisson end for 1-3
+effective hits or misses, Brown, Cai & DasGupta 2001), was tried for gains combined by MOVER
+(Zou & Donner 2008) and rejected: at mid-range recall with a t of 4 df it is 7 % narrower than
+the t interval and covered 0.91. benchmarks/interval_coverage.py and share_coverage.py measure the
 coverage with known answers.
 """
 
