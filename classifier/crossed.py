@@ -155,22 +155,16 @@ def proportion_bounds(pr: Proportion, level: float = LEVEL) -> tuple[float, floa
     return min(max(0.0, low), p), max(min(1.0, high), p)  # Wilson holds p: undo rounding
 
 
-def adjusted_difference(
-    a: Proportion, b: Proportion, diff_var: float, df: float, level: float = LEVEL
-) -> tuple[float, float, float]:
-    """Interval and p-value for b.p - a.p: the t interval around the difference whose SE is
-    never below the one at Agresti and Caffo's adjusted shares (one hit and one miss added to
-    each arm at its effective n, the arms' correlation from the crossed variances), clipped to
-    [-1, 1]. Returns (low, high, p); p < 1 - level exactly where the interval excludes 0."""
+def floored_difference_se(a: Proportion, b: Proportion, diff_var: float) -> float:
+    """The SE of b.p - a.p, never below the one at Agresti and Caffo's adjusted shares (one hit
+    and one miss added to each arm at its effective n, the arms' correlation from the crossed
+    variances): the plug-in variance of a share near 0 or 1 shrinks with the few misses (or
+    hits) a run happens to see."""
     va, vb = _adjusted(a)[1], _adjusted(b)[1]
     r = 0.0
     if a.var > 0 and b.var > 0:
         r = float(np.clip((a.var + b.var - diff_var) / (2 * np.sqrt(a.var * b.var)), -1, 1))
-    se = float(np.sqrt(max(va + vb - 2 * r * np.sqrt(va * vb), diff_var)))
-    gain = b.p - a.p
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
-    p = float(2 * stats.t.sf(abs(gain) / se, df))
-    return max(-1.0, gain - half), min(1.0, gain + half), p
+    return float(np.sqrt(max(va + vb - 2 * r * np.sqrt(va * vb), diff_var)))
 
 
 def _adjusted(pr: Proportion) -> tuple[float, float]:

@@ -28,8 +28,8 @@ from classifier.crossed import (
     LEVEL,
     N_BOOT,
     Resamples,
-    adjusted_difference,
     crossed_interval,
+    floored_difference_se,
     proportion,
     resamples,
 )
@@ -65,26 +65,31 @@ class GainDraws:
 
 
 def gain_summary(d: GainDraws, is_class: np.ndarray, rs: Resamples) -> dict:
-    """The gain, its interval, p-value and what the interval could detect. With fewer than 2
-    test lesions of the class, or no spread at all (SE 0), the interval is not estimable: it
-    has no width, and it never declares a gain (it would, at any nonzero gain)."""
+    """The gain, its interval gain +- t * SE (a recall gain's SE floored, see
+    classifier.crossed), p-value and what the interval could detect, all from the same SE and
+    df. With fewer than 2 test lesions of the class, or no spread at all (SE 0), the interval
+    is not estimable: it has no width, and it never declares a gain (it would, at any nonzero
+    gain)."""
     iv = crossed_interval(d.per_seed, d.boot, d.n_lesions)
     estimable = iv.se > 0 and d.n_lesions >= 2
-    low, high = iv.low, iv.high
-    p = p_value({"gain": iv.gain, "se": iv.se, "df": iv.df}) if estimable else float("nan")
+    se = iv.se
     if estimable and d.arms is not None:
         n_max = len(d.per_seed) * d.n_images
         pa, pb = (proportion(arm.per_seed, arm.boot, d.n_lesions, n_max) for arm in d.arms)
-        low, high, p = adjusted_difference(pa, pb, iv.se**2, iv.df)
+        se = floored_difference_se(pa, pb, iv.se**2)
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, iv.df)) * se
+    low, high = max(-1.0, iv.gain - half), min(1.0, iv.gain + half)  # a difference of shares
+    if not estimable:
+        low = high = iv.gain
     return {
         "gain": iv.gain,
         "ci95": [low, high],
         "excludes_zero": bool(estimable and (low > 0 or high < 0)),
         "estimable": bool(estimable),
-        "p_value": p,
-        "se": iv.se,
+        "p_value": p_value({"gain": iv.gain, "se": se, "df": iv.df}) if estimable else float("nan"),
+        "se": se,
         "df": iv.df,
-        "mdg": minimum_detectable_gain(iv.se, iv.df) if estimable else float("nan"),
+        "mdg": minimum_detectable_gain(se, iv.df) if estimable else float("nan"),
         "per_seed": [float(x) for x in d.per_seed],
         "seed_var": iv.seed_var,
         "lesion_var": iv.lesion_var,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from classifier.crossed import Proportion, adjusted_difference, crossed_df, crossed_interval
+from classifier.crossed import Proportion, crossed_df, crossed_interval, floored_difference_se
 from classifier.gains import recall_draws, recall_gain, resamples
 
 
@@ -21,54 +21,47 @@ def test_the_seed_part_enters_the_df_at_its_upper_bound():
     assert crossed_df(1e-3, 0.0, 11, 1) == pytest.approx(10.0)
 
 
-def test_adjusted_difference_by_hand():
-    """8/10 against 10/10, independent arms, n = 10: the plug-in SE (0.126) would count no
-    variance for the arm at 10/10; Agresti-Caffo's adjusted shares 9/12 and 11/12 give
-    variances 0.75 * 0.25 / 12 and (11/12)(1/12) / 12, SE sqrt(0.0219907) = 0.148293, which
-    is the floor here: 0.2 +- 1.959964 * 0.148293 = [-0.09065, +0.49065]."""
+def test_floored_se_by_hand():
+    """8/10 against 10/10, independent arms, n = 10: the plug-in SE (sqrt(0.016) = 0.126)
+    counts no variance for the arm at 10/10; Agresti-Caffo's adjusted shares 9/12 and 11/12
+    give variances 0.75 * 0.25 / 12 and (11/12)(1/12) / 12, SE sqrt(0.0219907) = 0.148293,
+    which is the floor here. Where the crossed variance is the larger, it is the SE."""
     a, b = Proportion(0.8, 0.016, 10.0, 9.0), Proportion(1.0, 0.0, 10.0, 9.0)
-    low, high, p = adjusted_difference(a, b, 0.016, float("inf"))
-    assert (low, high) == pytest.approx((-0.09065, 0.49065), abs=1e-5)
-    assert p == pytest.approx(2 * stats.norm.sf(0.2 / np.sqrt(0.0219907)), rel=1e-4)
-    # where the crossed variance is the larger, it is the SE
-    low, high, _ = adjusted_difference(a, b, 0.04, float("inf"))
-    assert (low, high) == pytest.approx((0.2 - 1.959964 * 0.2, 0.2 + 1.959964 * 0.2), abs=1e-5)
+    assert floored_difference_se(a, b, 0.016) == pytest.approx(0.148293, abs=1e-6)
+    assert floored_difference_se(a, b, 0.04) == pytest.approx(0.2)
 
 
-def test_adjusted_difference_is_the_t_interval_far_from_the_bounds():
-    """With many effective images and recalls near 0.5 the adjustment vanishes: the interval
-    is d +- t * sqrt(Var(b - a)), whatever the correlation."""
+def test_the_floor_vanishes_far_from_the_bounds():
+    """With many effective images and recalls near 0.5 the adjustment is negligible: the SE
+    is the difference's crossed one, whatever the correlation."""
     a, b = Proportion(0.45, 2.5e-4, 990.0, 50.0), Proportion(0.55, 2.5e-4, 990.0, 50.0)
     for diff_var in (1e-4, 5e-4, 9e-4):
-        low, high, _ = adjusted_difference(a, b, diff_var, 50.0)
-        half = stats.t.ppf(0.975, 50) * np.sqrt(diff_var)
-        assert low == pytest.approx(0.1 - half, abs=0.003)
-        assert high == pytest.approx(0.1 + half, abs=0.003)
+        assert floored_difference_se(a, b, diff_var) == pytest.approx(np.sqrt(diff_var), rel=0.01)
 
 
-def test_at_the_ceiling_the_interval_keeps_its_width_and_stays_in_bounds():
+def test_at_the_ceiling_the_floor_keeps_the_width_of_possible_misses():
     """Arm b found every image with every seed (no spread: its plug-in variance is 0), arm a
-    nearly all: the interval still has the width of b's possible misses, within [-1, 1]."""
+    nearly all: the SE still counts the misses b could have had."""
     a, top = Proportion(0.95, 0.0019, 25.0, 10.0), Proportion(1.0, 0.0, 11.0, 10.0)
-    low, high, _ = adjusted_difference(a, top, 0.0019, 10.0)
-    t_half = stats.t.ppf(0.975, 10) * np.sqrt(0.0019)
-    assert high - low > 2 * t_half
-    assert -1 <= low < 0.05 < high <= 1
-    low, high, _ = adjusted_difference(Proportion(0.0, 0.0, 11.0, 10.0), top, 0.0, 10.0)
-    assert 0 < low < high == 1.0  # centred on the gain, 1.0, and clipped
+    assert floored_difference_se(a, top, 0.0019) > 1.2 * np.sqrt(0.0019)
+    # both arms without spread (0 of 11 against 11 of 11): (1/13)(12/13)/13 each
+    none = Proportion(0.0, 0.0, 11.0, 10.0)
+    assert floored_difference_se(none, top, 0.0) == pytest.approx(np.sqrt(2 * 12 / 13**3))
 
 
-def test_p_value_below_005_exactly_where_the_interval_excludes_zero():
+def test_recall_gain_p_value_agrees_with_its_interval():
+    """The p-value, the interval and the minimum detectable gain come from one SE and df."""
     rng = np.random.default_rng(2)
-    for _ in range(40):
-        pa, pb = rng.uniform(0.5, 0.99, 2)
-        va, vb = pa * (1 - pa) / 40, pb * (1 - pb) / 40
-        a, b = Proportion(pa, va, 40.0, 12.0), Proportion(pb, vb, 40.0, 12.0)
-        diff_var = va + vb - 2 * 0.3 * np.sqrt(va * vb)
-        low, high, p = adjusted_difference(a, b, diff_var, 12.0)
-        assert (p < 0.05) == (low > 0 or high < 0)
-        lo_p, hi_p, _ = adjusted_difference(a, b, diff_var, 12.0, level=1 - p)
-        assert min(abs(lo_p), abs(hi_p)) < 1e-9  # at the 1 - p level it touches 0
+    lesions = [f"L{i}" for i in range(30)]
+    is_class = np.ones(30, bool)
+    rs = resamples(lesions, 500)
+    for _ in range(10):
+        a = rng.random((5, 30)) < rng.uniform(0.3, 0.95)
+        b = rng.random((5, 30)) < rng.uniform(0.3, 0.99)
+        g = recall_gain(a, b, is_class, rs)
+        assert (g["p_value"] < 0.05) == g["excludes_zero"]
+        t = stats.t.ppf(0.975, g["df"])
+        assert g["ci95"][1] == pytest.approx(min(1.0, g["gain"] + t * g["se"]))
 
 
 def test_recall_gain_near_the_ceiling_is_wider_than_the_plug_in_t_interval():
