@@ -34,6 +34,7 @@ class ClassifierConfig:
     seed: int = 0
     eval_every: int = 250
     tta: bool = False  # predict with the mean softmax over the 8 dihedral views (see below)
+    real_only_steps: int = 0  # the last this many steps draw real images only (see below)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +91,8 @@ def predict_proba(
 
 
 def _sampling_weights(labels: torch.Tensor, num_classes: int, mode: str) -> torch.Tensor:
+    if len(labels) == 0:
+        raise ValueError("no training images to sample from")
     if mode == "uniform":
         return torch.ones(len(labels), device=labels.device)
     if mode == "balanced":
@@ -112,9 +115,31 @@ def logit_adjusted_loss(
     return F.cross_entropy(logits + tau * log_prior, labels, label_smoothing=label_smoothing)
 
 
+def _phase_weights(
+    train: tuple[torch.Tensor, ...], num_classes: int, cfg: ClassifierConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sampling weights of the main steps and of the last cfg.real_only_steps: those draw
+    from the real images only (train's optional third tensor marks the synthetic ones), at
+    the same sampling rule over what is left. Why: a classifier that saw synthetic images of
+    the rare classes only learns "looks generated" as a cue for them; ending on real images
+    is one way to unlearn it (the gan-then-real arm)."""
+    labels = train[1]
+    weights = _sampling_weights(labels, num_classes, cfg.sampling)
+    if cfg.real_only_steps <= 0:
+        return weights, weights
+    if not 0 < cfg.real_only_steps <= cfg.steps:
+        raise ValueError(f"real_only_steps {cfg.real_only_steps} outside 1..{cfg.steps}")
+    if len(train) < 3:
+        raise ValueError("real_only_steps needs the mask of synthetic training images")
+    real = ~train[2].to(labels.device, torch.bool)
+    tail = torch.zeros_like(weights)
+    tail[real] = _sampling_weights(labels[real], num_classes, cfg.sampling)
+    return weights, tail
+
+
 def train_classifier(
     model: nn.Module,
-    train: tuple[torch.Tensor, torch.Tensor],
+    train: tuple[torch.Tensor, ...],
     val: tuple[torch.Tensor, torch.Tensor],
     num_classes: int,
     cfg: ClassifierConfig,
@@ -122,16 +147,21 @@ def train_classifier(
     desc: str = "classifier",
     log: Callable[[dict], None] | None = None,
 ) -> TrainedClassifier:
-    """Train for exactly cfg.steps optimiser steps on train = (uint8 images, labels); return
-    the weights of the best balanced accuracy on val (evaluated every cfg.eval_every steps and
-    at the end). `log` gets each evaluation's history row as it happens (TensorBoard)."""
-    (train_x, train_y), (val_x, val_y) = train, val
+    """Train for exactly cfg.steps optimiser steps on train = (uint8 images, labels[, bool
+    mask of the synthetic ones]); return the weights of the best balanced accuracy on val
+    (evaluated every cfg.eval_every steps and at the end; with real_only_steps, only the
+    evaluations after the real-only phase began are candidates: the arm is the model after
+    it). `log` gets each evaluation's history row as it happens (TensorBoard)."""
+    (train_x, train_y), (val_x, val_y) = train[:2], val
     device = train_x.device
     g = torch.Generator(device=device).manual_seed(cfg.seed)
     model = model.to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
-    weights = _sampling_weights(train_y, num_classes, cfg.sampling)
+    weights, tail_weights = _phase_weights(train, num_classes, cfg)
+    tail_from = cfg.steps - cfg.real_only_steps  # steps after this one draw real images only
+    # an arm that ends on real images is the model after that phase: no earlier step is chosen
+    selectable_after = tail_from if cfg.real_only_steps else 0
     prior = torch.bincount(train_y, minlength=num_classes).float() / len(train_y)
     log_prior = prior.clamp(min=1e-12).log()
     mixed = autocast(device.type, cfg.precision)
@@ -140,7 +170,8 @@ def train_classifier(
     bar = progress_bar(range(1, cfg.steps + 1), desc=desc, disable=not progress, leave=False)
     model.train()
     for step in bar:
-        idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=g)
+        w = tail_weights if step > tail_from else weights
+        idx = torch.multinomial(w, cfg.batch_size, replacement=True, generator=g)
         x = augment(train_x[idx], g)
         with mixed:
             loss = logit_adjusted_loss(
@@ -161,7 +192,7 @@ def train_classifier(
             if log is not None:
                 log(history[-1])
             bar.set_postfix(loss=f"{loss.item():.3f}", val_bacc=f"{bacc:.3f}")
-            if bacc > best[0]:
+            if bacc > best[0] and step > selectable_after:
                 best = (bacc, step, copy.deepcopy(model.state_dict()), probs)
     model.load_state_dict(best[2])
     model.eval()

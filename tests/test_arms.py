@@ -162,3 +162,76 @@ def test_the_demo_oracle_paints_fresh_lesions(tmp_path: Path):
     assert len(added) == 50 - int((ds.labels[split.train] == ds.class_index("df")).sum())
     assert not any(im.tobytes() in known for im in added)  # new lesions, in no split
     assert (arm.rows[len(split.train) :] == -1).all()
+
+
+def test_gan_then_real_ends_on_real_images_within_the_same_budget(monkeypatch):
+    """gan-then-real trains on gan's set, the same number of steps as every arm, its last
+    real_only_steps batches hold no synthetic image (a spy on every batch drawn), and the
+    model it keeps is one that went through that phase."""
+    import classifier.training as training
+    from classifier.networks import make_classifier
+
+    batches: list[torch.Tensor] = []
+    real_augment = training.augment
+
+    def spy(images, g):
+        batches.append(images.clone())
+        return real_augment(images, g)
+
+    monkeypatch.setattr(training, "augment", spy)
+    scores = iter(np.linspace(0.9, 0.1, 100))  # every evaluation worse than the one before
+    monkeypatch.setattr(training, "balanced_accuracy", lambda *_: float(next(scores)))
+    g = torch.Generator().manual_seed(0)
+    y = torch.tensor([0] * 30 + [1] * 6 + [1] * 24)  # class 1: 6 real and 24 synthetic images
+    x = torch.randint(0, 200, (60, 3, 16, 16), dtype=torch.uint8, generator=g)
+    x[36:] = 255  # what marks a synthetic image in a batch
+    synthetic = torch.arange(60) >= 36
+    n = 40
+    cfgs = {a: classifier_config(PROFILES["smoke"], n, 0, "fp32", a) for a in ARM_SPECS}
+    assert len({c.steps for c in cfgs.values()}) == 1  # one step budget for every arm
+    cfg = dataclasses.replace(cfgs["gan-then-real"], batch_size=16)
+    assert cfg.real_only_steps == round(ARM_SPECS["gan-then-real"].real_tail * cfg.steps) > 0
+    assert all(c.real_only_steps == 0 for a, c in cfgs.items() if a != "gan-then-real")
+    trained = training.train_classifier(
+        make_classifier(2, 8), (x, y, synthetic), (x[:36], y[:36]), 2, cfg, progress=False
+    )
+    assert len(batches) == cfg.steps
+    assert trained.best_step > cfg.steps - cfg.real_only_steps  # chosen after the real phase
+    is_syn = [(b == 255).flatten(1).all(1) for b in batches]
+    tail = is_syn[cfg.steps - cfg.real_only_steps :]
+    assert not any(s.any() for s in tail)
+    assert sum(int(s.sum()) for s in is_syn[: cfg.steps - cfg.real_only_steps]) > 0
+
+
+def test_real_only_steps_refuses_what_it_cannot_do():
+    import classifier.training as training
+    from classifier.networks import make_classifier
+
+    x = torch.zeros(8, 3, 16, 16, dtype=torch.uint8)
+    y = torch.tensor([0, 1] * 4)
+    cfg = training.ClassifierConfig(steps=4, batch_size=4, eval_every=2, real_only_steps=2)
+    with pytest.raises(ValueError, match="mask of synthetic"):
+        training.train_classifier(make_classifier(2, 8), (x, y), (x, y), 2, cfg, progress=False)
+    too_long = dataclasses.replace(cfg, real_only_steps=5)
+    with pytest.raises(ValueError, match="outside 1..4"):
+        training.train_classifier(
+            make_classifier(2, 8), (x, y, torch.zeros(8, dtype=torch.bool)), (x, y), 2,
+            too_long, progress=False,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="no training images"):
+        training.train_classifier(
+            make_classifier(2, 8), (x, y, torch.ones(8, dtype=torch.bool)), (x, y), 2, cfg,
+            progress=False,
+        )  # fmt: skip
+
+
+def test_gan_then_real_trains_on_gans_set(tmp_path: Path):
+    ds = load_dataset("demo", 32, progress=False)
+    split = load_or_make_split(ds, tmp_path)
+    targets = targets_for(ds, split, ["df"], "50")
+    fake = {"gan": {"df": np.full((100, 32, 32, 3), 7, np.uint8)}}
+    gan = build_arm(ds, split, targets, fake, "gan", seed=0)
+    then_real = build_arm(ds, split, targets, fake, "gan-then-real", seed=0)
+    assert np.array_equal(gan.images, then_real.images)
+    assert np.array_equal(gan.synthetic_index, then_real.synthetic_index)
+    assert ((gan.synthetic_index >= 0) == (gan.images == 7).all((1, 2, 3))).all()

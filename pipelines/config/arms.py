@@ -9,6 +9,9 @@
                   needs to reach its target, a share --synthetic-share are (filtered)
                   synthetic and the rest resampled real ones (share 0 = oversample, 1 = gan);
   gan-unfiltered  the same count of synthetic images drawn without the filter;
+  gan-then-real   gan's training set, but the last REAL_TAIL of the step budget draws real
+                  images only: a classifier that learnt "looks generated" as a cue for the
+                  rare classes (the generator's signature) gets the chance to unlearn it;
   oracle          the positive control: as gan, but the added images are real images of
                   held-back training lesions (--oracle-share, or what a scarcity level cuts),
                   i.e. a perfect generator's output; oversample+oracle likewise for
@@ -23,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 REWEIGHT_TAU = 1.0  # Menon et al.'s default
+REAL_TAIL = 0.25  # gan-then-real: the share of the step budget, at its end, on real images only
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class ArmSpec:
     default: bool = True  # in --arms by default
     also_vs: tuple[str, ...] = ()  # gains over these arms too, after the headline ones
     held_back: bool = False  # adds held-back lesions' real images where gan adds synthetic ones
+    real_tail: float = 0.0  # the last share of the step budget sees real images only
 
     def synthetic_count(self, extra: int, synthetic_share: float) -> int:
         """Of the `extra` images a rare class needs to reach its target, how many are
@@ -84,6 +89,14 @@ ARM_SPECS = {
             also_vs=("oversample+oracle",),
         ),  # fmt: skip
         ArmSpec("gan-unfiltered", synthetic="gan-unfiltered", default=False, also_vs=("baseline",)),
+        ArmSpec(
+            "gan-then-real",
+            synthetic="gan",
+            real_tail=REAL_TAIL,
+            headline=True,
+            default=False,
+            also_vs=("gan", "oracle"),
+        ),  # fmt: skip
         ArmSpec("oracle", held_back=True, headline=True, default=False),
         ArmSpec(
             "oversample+oracle",

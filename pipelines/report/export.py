@@ -289,6 +289,16 @@ def dataset_card(
         *_counts_table(counts),
         "",
         *(_synthetic_section(plan, spec, summaries, counts) if spec.synthetic else []),
+        *(
+            [
+                f"The `{arm}` classifier drew from all of these images for the first "
+                f"{1 - spec.real_tail:.0%} of its steps and from the real ones only for the "
+                "rest: to train as it did, end on the real images.",
+                "",
+            ]
+            if spec.real_tail
+            else []
+        ),
         "## How it was made",
         "",
         f"- exported by: `{command}`",

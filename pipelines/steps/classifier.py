@@ -45,7 +45,11 @@ def train_arm(plan: ExperimentPlan, arm: str, seed: int, out: Path, tb: Path | N
     with tensorboard.writer(tb) as w:
         trained = train_classifier(
             plan.new_classifier(),
-            (inputs(train_set.images), torch.from_numpy(train_set.labels).to(device)),
+            (
+                inputs(train_set.images),
+                torch.from_numpy(train_set.labels).to(device),
+                torch.from_numpy(train_set.synthetic_index >= 0).to(device),
+            ),
             (inputs(ds.images[split.val]), torch.from_numpy(ds.labels[split.val]).to(device)),
             k,
             train_cfg,

@@ -30,7 +30,8 @@ def classifier_config(
     profile: Profile, n_train: int, seed: int, precision: str, arm: str = "baseline"
 ) -> ClassifierConfig:
     """The one classifier recipe of every arm (its step budget from the baseline's size);
-    only the loss of an arm with logit_adjust_tau (reweight) differs."""
+    only the loss of an arm with logit_adjust_tau (reweight) and the images the last steps
+    of an arm with a real_tail (gan-then-real) draw differ."""
     steps = int(
         min(
             profile.classifier_steps_cap,
@@ -47,4 +48,5 @@ def classifier_config(
         eval_every=max(steps // 5, 10),
         tta=profile.classifier_tta,
         logit_adjust_tau=ARM_SPECS[arm].logit_adjust_tau,
+        real_only_steps=round(ARM_SPECS[arm].real_tail * steps),
     )
