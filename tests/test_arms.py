@@ -235,3 +235,56 @@ def test_gan_then_real_trains_on_gans_set(tmp_path: Path):
     assert np.array_equal(gan.images, then_real.images)
     assert np.array_equal(gan.synthetic_index, then_real.synthetic_index)
     assert ((gan.synthetic_index >= 0) == (gan.images == 7).all((1, 2, 3))).all()
+
+
+def test_gan_all_classes_gives_every_class_the_rare_classes_synthetic_share(tmp_path: Path):
+    """Every class that is not rare gets synthetic images of its own class, as large a share
+    of its training images as the rare classes' added images are of theirs; the rare classes
+    get exactly gan's images."""
+    from pipelines.steps.training_set import companion_counts
+
+    ds = load_dataset("demo", 32, progress=False)
+    split = load_or_make_split(ds, tmp_path)
+    targets = targets_for(ds, split, ["df", "vasc"], "50")
+    marks = {c: 10 + i for i, c in enumerate(ds.class_names)}  # a class's synthetic pixels
+    fake = {"gan": {c: np.full((400, 32, 32, 3), v, np.uint8) for c, v in marks.items()}}
+    gan = build_arm(ds, split, targets, fake, "gan", seed=0)
+    every = build_arm(ds, split, targets, fake, "gan-all-classes", seed=0)
+    base = np.bincount(ds.labels[split.train], minlength=7)
+    real_rare = sum(base[ds.class_index(c)] for c in targets)
+    share = (sum(targets.values()) - real_rare) / sum(targets.values())
+    companions = companion_counts(ds, split, targets)
+    assert set(companions) == set(ds.class_names) - set(targets)
+    for c in ds.class_names:
+        k = ds.class_index(c)
+        syn = (every.labels == k) & (every.synthetic_index >= 0)
+        assert (every.images[syn] == marks[c]).all()  # its own class's generator
+        if c in targets:
+            assert syn.sum() == ((gan.labels == k) & (gan.synthetic_index >= 0)).sum()
+        else:
+            assert syn.sum() == companions[c] > 0
+            assert syn.sum() / (syn.sum() + base[k]) == pytest.approx(share, abs=0.5 / base[k])
+    for c, target in targets.items():  # the rare classes reach gan's target in both arms
+        assert (every.labels == ds.class_index(c)).sum() == target == 50
+
+
+def test_gan_all_classes_trains_a_gan_for_every_class_and_only_then(tmp_path: Path):
+    from conftest import SMOKE
+
+    from pipelines.cli import augment_and_compare
+    from pipelines.cli.augment_and_compare import experiment_config
+    from pipelines.graph.jobs import experiment_graph
+
+    def graph(arms: str) -> dict:
+        args = ["--run-dir", str(tmp_path / arms), *SMOKE, "--arms", arms]
+        ctx = augment_and_compare.make_context("augment-and-compare", args)
+        return {n.name: n for n in experiment_graph(experiment_config(ctx.params))}
+
+    plain, every = graph("baseline,gan"), graph("baseline,gan,gan-all-classes")
+    classes = {"akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"}
+    assert {n.split("/")[1] for n in plain if n.startswith("gan/")} == {"all", "df", "vasc"}
+    assert {n.split("/")[1] for n in every if n.startswith("gan/")} == {"all"} | classes
+    assert {n.split("/")[2] for n in every if n.startswith("samples/gan/")} == classes
+    assert "samples/gan/nv" in every["classifier/gan/seed0"].deps
+    for name in ("gan/df", "samples/gan/df", "gan/all"):  # the rare classes' work is shared
+        assert plain[name].key == every[name].key

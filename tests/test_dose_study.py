@@ -110,6 +110,7 @@ def test_a_study_killed_in_a_later_dose_reruns_to_the_numbers_of_an_unbroken_one
         (["--gan-doses", "0.1,-1"], "distinct kimg > 0"),
         (["--gan-doses", "0.1", "--folds", "2"], "one split"),
         (["--gan-doses", "0.1", "--arms", "baseline,oversample"], "synthetic images"),
+        (["--gan-doses", "0.1", "--arms", "baseline,gan-all-classes"], "not part of a dose"),
     ],
 )
 def test_a_bad_dose_study_is_refused_before_any_work(tmp_path: Path, extra, message):

@@ -12,6 +12,9 @@
   gan-then-real   gan's training set, but the last REAL_TAIL of the step budget draws real
                   images only: a classifier that learnt "looks generated" as a cue for the
                   rare classes (the generator's signature) gets the chance to unlearn it;
+  gan-all-classes gan's rare-class images, and every other class as large a share of
+                  synthetic images from its own fine-tune (training_set.companion_counts):
+                  "looks generated" then says little about the class;
   oracle          the positive control: as gan, but the added images are real images of
                   held-back training lesions (--oracle-share, or what a scarcity level cuts),
                   i.e. a perfect generator's output; oversample+oracle likewise for
@@ -54,6 +57,7 @@ class ArmSpec:
     also_vs: tuple[str, ...] = ()  # gains over these arms too, after the headline ones
     held_back: bool = False  # adds held-back lesions' real images where gan adds synthetic ones
     real_tail: float = 0.0  # the last share of the step budget sees real images only
+    all_classes: bool = False  # the classes that are not rare get synthetic images too
 
     def synthetic_count(self, extra: int, synthetic_share: float) -> int:
         """Of the `extra` images a rare class needs to reach its target, how many are
@@ -93,6 +97,14 @@ ARM_SPECS = {
             "gan-then-real",
             synthetic="gan",
             real_tail=REAL_TAIL,
+            headline=True,
+            default=False,
+            also_vs=("gan", "oracle"),
+        ),  # fmt: skip
+        ArmSpec(
+            "gan-all-classes",
+            synthetic="gan",
+            all_classes=True,
             headline=True,
             default=False,
             also_vs=("gan", "oracle"),
@@ -148,6 +160,12 @@ DEFAULT_MARGIN = 0.05
 def oracle_twin(arm: str) -> str | None:
     """The oracle arm a synthetic arm is measured against: its gap to a perfect generator."""
     return next((r for r in ARM_SPECS[arm].also_vs if ARM_SPECS[r].held_back), None)
+
+
+def companion_sets(arms: tuple[str, ...]) -> list[SampleSet]:
+    """The sample sets the classes that are not rare need (those of the all-classes arms)."""
+    wanted = {ARM_SPECS[a].synthetic for a in arms if ARM_SPECS[a].all_classes}
+    return [s for name, s in SAMPLE_SETS.items() if name in wanted]
 
 
 def sample_sets(arms: tuple[str, ...]) -> list[SampleSet]:

@@ -187,6 +187,12 @@ def check_doses(cfg: ExperimentConfig) -> None:
         raise UserError("--gan-doses runs on one split: drop --folds and --external-test")
     if not cfg.sample_sets:
         raise UserError("--gan-doses needs an arm with synthetic images, e.g. --arms ...,gan")
+    every_class = [a for a in cfg.arms if ARM_SPECS[a].all_classes]
+    if every_class:
+        raise UserError(
+            f"--gan-doses: {','.join(every_class)} is not part of a dose study (it would need "
+            "every class's fine-tune at every dose); drop it from --arms"
+        )
 
 
 def check_scarcity(cfg: ExperimentConfig) -> None:

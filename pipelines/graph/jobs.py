@@ -129,8 +129,11 @@ class SamplesJob:
         return (GanJob(self.cls, *here), *before)
 
     def reads(self, cfg: ExperimentConfig) -> dict:
-        target = plan_for(cfg, self.dose).targets[self.cls]
-        return {"set": self.set_name, "target": target, "precision": cfg.precision}
+        plan = plan_for(cfg, self.dose)
+        wanted = {"set": self.set_name, "precision": cfg.precision}
+        if self.cls in plan.companions:  # a class that is not rare (gan-all-classes)
+            return {**wanted, "n": plan.companions[self.cls]}
+        return {**wanted, "target": plan.targets[self.cls]}
 
     def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
         return samples.sample_set(plan_for(cfg, self.dose), SAMPLE_SETS[self.set_name], self.cls)
@@ -195,9 +198,11 @@ class ReportJob:
 
 
 def sample_jobs(cfg: ExperimentConfig, fold, dose=None, rare_n=None) -> tuple:
-    """The fold's (dose's) sample sets: every set the arms draw from, for every rare class."""
-    sets = cfg.sample_sets
-    return tuple(SamplesJob(s.name, c, fold, dose, rare_n) for c in cfg.classes for s in sets)
+    """The fold's (dose's) sample sets: every set the arms draw from, for every rare class
+    (and the all-classes arms' sets for the other classes)."""
+    plan = plan_for(cfg, dose)
+    where = (fold, dose, rare_n)
+    return tuple(SamplesJob(s.name, c, *where) for c in plan.gan_classes for s in plan.sets_of(c))
 
 
 def split_slice(cfg: ExperimentConfig) -> dict:
@@ -271,9 +276,10 @@ def _one_split(cfg: ExperimentConfig, n: int | None) -> list:
         jobs += [FeaturesJob(f, n)] if uses_gan else []  # only GANs and filters measure in it
         if uses_gan and cfg.profile.source_kimg > 0:
             jobs.append(GanJob(SOURCE, f, rare_n=n))
-        for c in cfg.classes if uses_gan else ():
+        plan = plan_for(fcfg) if uses_gan else None
+        for c in plan.gan_classes if plan else ():
             jobs.append(GanJob(c, f, rare_n=n))
-            jobs += [SamplesJob(s.name, c, f, rare_n=n) for s in cfg.sample_sets]
+            jobs += [SamplesJob(s.name, c, f, rare_n=n) for s in plan.sets_of(c)]
         jobs += [ClassifierJob(a, s, f, rare_n=n) for s in range(cfg.seeds) for a in cfg.arms]
     return jobs
 

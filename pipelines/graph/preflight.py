@@ -84,13 +84,16 @@ def check_target_memory(plan: ExperimentPlan) -> None:
     if not adds or max(extra.values(), default=0) <= 0:
         return
     size, side = ds.images.shape[1], cfg.profile.classifier_size or cfg.profile.size
-    n_train = len(split.train) + sum(max(e, 0) for e in extra.values())
+    added = {c: max(e, 0) for c, e in extra.items()} | plan.companions
+    n_train = len(split.train) + sum(added.values())
     needs = {"a training set": 2 * 3 * side * side * n_train * cfg.workers}  # arm + its copy
-    for sset in plan.sample_sets:
-        for c, e in extra.items():
-            opts = SampleOptions(n=max(e, 2), filter=sset.filter)
+    counts = np.bincount(ds.labels[split.train], minlength=len(ds.class_names))
+    for c in plan.gan_classes:
+        for sset in plan.sets_of(c):
+            opts = SampleOptions(n=max(added[c], 2), filter=sset.filter)
             dim = FEATURE_DIMS[cfg.feature_space]
-            needs[f"sampling {c}"] = memory_needed(opts, size, dim, plan.real_counts[c])
+            real = int(counts[ds.class_index(c)])
+            needs[f"sampling {c}"] = memory_needed(opts, size, dim, real)
     what, need = max(needs.items(), key=lambda kv: kv[1])
     have = available_memory()
     if need > 0.8 * have:

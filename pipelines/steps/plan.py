@@ -22,7 +22,7 @@ from classifier.training import ClassifierConfig
 from gan.conventions import atomic_write_text
 from gan.networks import Architecture
 from gan.training import TrainConfig
-from pipelines.config.arms import SampleSet
+from pipelines.config.arms import SampleSet, companion_sets
 from pipelines.config.experiment import (
     CONFIG_FORMAT,
     ExperimentConfig,
@@ -35,7 +35,7 @@ from pipelines.data.splits import Split, keep_for_share, load_or_make_split
 from pipelines.errors import UserError
 from pipelines.steps.feature_space import FeatureRequest, load_feature_space
 from pipelines.steps.recipe import classifier_config, classifier_inputs, classifier_network
-from pipelines.steps.training_set import targets_for
+from pipelines.steps.training_set import companion_counts, targets_for
 from pipelines.store.layout import SOURCE, RunLayout
 from pipelines.store.records import read_split_record, run_record
 
@@ -144,7 +144,8 @@ class ExperimentPlan:
     real_counts: dict[str, int]  # real training images per rare class
     targets: dict[str, int]  # training images per rare class that every arm grows to
     sample_sets: tuple[SampleSet, ...]  # the sets this comparison's arms draw from
-    gans: dict[str, GanSpec]  # the source (`all`, where the profile trains one) and each class
+    companions: dict[str, int]  # synthetic images per other class, where an arm adds them
+    gans: dict[str, GanSpec]  # the source (`all`, where the profile trains one), each GAN class
     features: ClassifierConfig  # how the domain feature network trains (its key hashes this)
 
     @property
@@ -155,6 +156,19 @@ class ExperimentPlan:
     @property
     def classes(self) -> list[str]:
         return list(self.cfg.classes)
+
+    @property
+    def gan_classes(self) -> list[str]:
+        """The classes with a GAN of their own: the rare ones, and the others where an arm
+        puts synthetic images in every class (gan-all-classes)."""
+        return self.classes + list(self.companions)
+
+    def sets_of(self, cls: str) -> tuple[SampleSet, ...]:
+        """The sample sets drawn for a class: every set for a rare one, for another class
+        those of the all-classes arms."""
+        if cls in self.cfg.classes:
+            return self.sample_sets
+        return tuple(s for s in self.sample_sets if s in companion_sets(self.cfg.arms))
 
     def new_classifier(self) -> torch.nn.Module:
         """The one classifier network of every arm, freshly initialised."""
@@ -186,15 +200,20 @@ def _plan(cfg: ExperimentConfig, progress: bool, dose: float | None) -> Experime
     counts = np.bincount(ds.labels[split.train], minlength=len(ds.class_names))
     real = {c: int(counts[ds.class_index(c)]) for c in cfg.classes}
     controls_only = bool(cfg.gan_doses) and dose is None
+    targets = targets_for(ds, split, list(cfg.classes), cfg.target)
+    wanted = bool(companion_sets(cfg.arms)) and not controls_only
+    companions = companion_counts(ds, split, targets) if wanted else {}
+    gan_real = real | {c: int(counts[ds.class_index(c)]) for c in companions}
     return ExperimentPlan(
         cfg=cfg,
         dose=dose,
         dataset=ds,
         split=split,
         real_counts=real,
-        targets=targets_for(ds, split, list(cfg.classes), cfg.target),
+        targets=targets,
         sample_sets=() if controls_only else cfg.sample_sets,
-        gans=_gans(cfg, dose, len(split.train), real),
+        companions=companions,
+        gans=_gans(cfg, dose, len(split.train), gan_real),
         features=_feature_training(cfg, len(split.train)),
     )
 

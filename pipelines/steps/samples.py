@@ -85,7 +85,10 @@ def _same_request(saved: dict, wanted: SampleOptions) -> bool:
 
 def _needed(plan: ExperimentPlan, sset: SampleSet, cls: str) -> int:
     """Synthetic images `sset` must add to `cls`: up to the target, or, for a set matched to
-    another (gan-unfiltered), up to what that set reached (every arm gets the same count)."""
+    another (gan-unfiltered), up to what that set reached (every arm gets the same count);
+    a class that is not rare, what the all-classes arms add to it."""
+    if cls in plan.companions:
+        return plan.companions[cls]
     n_real, target = plan.real_counts[cls], plan.targets[cls]
     matched = [s for s in plan.sample_sets if s.name == sset.matched_to]
     if matched:
@@ -96,18 +99,19 @@ def _needed(plan: ExperimentPlan, sset: SampleSet, cls: str) -> int:
 
 def synthetic_sets(plan: ExperimentPlan) -> tuple[dict, dict, dict[str, int]]:
     """(images per sample set and class, sample summaries, reached training count per class),
-    read back from the sample jobs' outputs (of the plan's dose, in a dose study)."""
+    read back from the sample jobs' outputs (of the plan's dose, in a dose study). The
+    classes that are not rare (gan-all-classes) have images and summaries, and no target."""
     reached = dict(plan.targets)
     synthetic: dict[str, dict[str, np.ndarray]] = {}
     summaries: dict[str, dict] = {}
-    for sset in plan.sample_sets:
-        synthetic[sset.name] = {}
-        for c in plan.classes:
-            n_real = plan.real_counts[c]
-            need = max(reached[c] - n_real, 0)
+    for c in plan.gan_classes:
+        for sset in plan.sets_of(c):
+            rare = c in reached
+            need = max(reached[c] - plan.real_counts[c], 0) if rare else plan.companions[c]
             folder = plan.layout.samples_dir(sset.folder, c)
             with np.load(folder / "samples.npz") as z:
-                synthetic[sset.name][c] = z["images"][:need]
+                images = synthetic.setdefault(sset.name, {})[c] = z["images"][:need]
             summaries.setdefault(c, {})[sset.name] = {**saved_summary(folder), "_dir": folder}
-            reached[c] = n_real + len(synthetic[sset.name][c])
+            if rare:
+                reached[c] = plan.real_counts[c] + len(images)
     return synthetic, summaries, reached

@@ -46,6 +46,21 @@ def targets_for(ds: Dataset, split: Split, classes: list[str], target: str) -> d
     return out
 
 
+def companion_counts(ds: Dataset, split: Split, targets: dict[str, int]) -> dict[str, int]:
+    """Synthetic images each class that is not rare gets in an all-classes arm: as large a
+    share of its training images as the rare classes' added images are of theirs (pooled),
+    i.e. real * s / (1 - s). Why: where only the rare classes hold synthetic images, "looks
+    generated" is a perfect cue for "rare"; at one share in every class it carries little
+    (no information where the rare classes' own shares are equal)."""
+    counts = np.bincount(ds.labels[split.train], minlength=len(ds.class_names))
+    real = {c: int(counts[ds.class_index(c)]) for c in targets}
+    share = sum(t - real[c] for c, t in targets.items()) / max(sum(targets.values()), 1)
+    if share <= 0:
+        return {}
+    others = [c for c in ds.class_names if c not in targets]
+    return {c: round(int(counts[ds.class_index(c)]) * share / (1 - share)) for c in others}
+
+
 def build_arm(
     ds: Dataset,
     split: Split,
@@ -83,17 +98,29 @@ def build_arm(
             rows.append(pool_rows[picked])
             syn.append(np.full(n_syn, -1))
         elif n_syn:
-            imgs = synthetic[spec.synthetic][c][:n_syn]
-            if len(imgs) < n_syn:
-                raise UserError(
-                    f"only {len(imgs)} synthetic {c!r} images for {n_syn} "
-                    "needed; rerun with a larger --pool-factor"
-                )
-            xs.append(imgs)
+            xs.append(_synthetic_images(synthetic[spec.synthetic], c, n_syn))
             rows.append(np.full(n_syn, -1))
             syn.append(np.arange(n_syn))
         ys.append(np.full(n_syn + n_over, label, dtype=base_y.dtype))
+    companions = companion_counts(ds, split, targets) if spec.all_classes else {}
+    for c, n in companions.items():
+        imgs = _synthetic_images(synthetic[spec.synthetic], c, n)
+        xs.append(imgs)
+        ys.append(np.full(n, ds.class_index(c), dtype=base_y.dtype))
+        rows.append(np.full(n, -1))
+        syn.append(np.arange(n))
     return Arm(arm, *(np.concatenate(part) for part in (xs, ys, rows, syn)))
+
+
+def _synthetic_images(per_class: dict[str, np.ndarray], cls: str, n: int) -> np.ndarray:
+    """The first n images of a class's sample set, or a one-line error if it has fewer."""
+    imgs = per_class[cls][:n]
+    if len(imgs) < n:
+        raise UserError(
+            f"only {len(imgs)} synthetic {cls!r} images for {n} needed; rerun with a larger "
+            "--pool-factor"
+        )
+    return imgs
 
 
 ORACLE_DEMO_SEED = 1  # the demo painter's seed for fresh lesions (the data are seed 0)
