@@ -27,7 +27,7 @@ from gan.metrics.precision_recall import precision_recall
 from gan.training import sample
 from pipelines.cli import load_run_data, resolve_precision
 from pipelines.steps.feature_space import FeatureRequest, load_feature_space
-from pipelines.steps.gan_run import class_run
+from pipelines.steps.gan_run import class_run, judging_images
 from pipelines.steps.sampling import SampleOptions, checkpoint_path, load_generator, sample_class
 
 
@@ -67,7 +67,7 @@ def main(run_dir: Path, cls: str, n: int, repeats: int) -> None:
     z = torch.randn(2 * n, G.nz, generator=torch.Generator().manual_seed(123))
     pool = extract_features(space, sample(G, z, precision=precision))
     real = extract_features(space, to_nchw(run.images))
-    held = extract_features(space, to_nchw(run.heldout))
+    held = extract_features(space, to_nchw(judging_images(run)))
     rand = torch.randperm(len(pool), generator=torch.Generator().manual_seed(1))[:n]
     print(
         f"\nfilter scores, {space.name}-{space.dim}d, real n={len(real)} train / {len(held)} "

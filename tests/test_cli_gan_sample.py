@@ -26,10 +26,12 @@ def test_fid_tracking_during_training(evaluated_once: Path):
     counts = json.loads((evaluated_once / "split.json").read_text())["counts"]
     n_train, n_val = counts["train"]["per_class"]["df"], counts["val"]["per_class"]["df"]
     assert (n_train, n_val) == (41, 10)  # demo df: training and validation images
-    assert rows[0]["train_fid_label"] == f"FID[domain-256d, n={n_train} vs 64]"
-    assert rows[0]["heldout_kid_label"] == f"KID[domain-256d, n={n_val} vs 64]"
-    assert rows[0]["floor_fid_label"] == f"FID[domain-256d, n={n_val} vs {n_train}]"
     best = torch.load(out / "best.pt", weights_only=True)
+    n_sel, n_judge = best["extra"]["n_heldout"], best["extra"]["n_judging"]
+    assert n_sel + n_judge == n_val and n_sel >= n_judge >= 2  # the halves of its lesions
+    assert rows[0]["train_fid_label"] == f"FID[domain-256d, n={n_train} vs 64]"
+    assert rows[0]["heldout_kid_label"] == f"KID[domain-256d, n={n_sel} vs 64]"
+    assert rows[0]["floor_fid_label"] == f"FID[domain-256d, n={n_sel} vs {n_train}]"
     assert best["extra"]["eval"]["heldout_kid"] == min(r["heldout_kid"] for r in rows)
     record = json.loads((out / "run.json").read_text())["runs"][-1]
     assert record["config"]["best_checkpoint"].startswith("lowest held-out KID")
@@ -55,17 +57,21 @@ def test_sample_all_classes_with_filter(evaluated: Path):
         assert set(summary["sets"]) == {"kept", "random", "pool"}
         label = summary["sets"]["kept"]["fid_label"]
         assert label == f"FID[domain-256d, n={summary['n_real']} vs {kept}]"
+        assert "verdict" in summary and "filter_beats_random" not in summary
+        assert summary["record"]["data"]["synthetic_demo_data"] is True
+        gan = torch.load(evaluated / "gan" / cls / "best.pt", weights_only=True)["extra"]
+        # judged on the judging half of the class's validation images, never the selection's
+        assert summary["n_heldout"] == gan["n_judging"]
+        if cls == "vasc":  # 3 validation lesions: 1 judges, too few images for a verdict
+            assert gan["n_judging"] < 2 and "filter_vs_random_heldout" not in summary
+            assert summary["verdict"].startswith("no held-out verdict: only 1 validation")
+            continue
         assert summary["filter_vs_random_heldout"]["verdict"] in ("beats", "no difference", "worse")
         assert summary["filter_vs_random_heldout"]["unit"] == "lesions"
-        assert "verdict" in summary and "filter_beats_random" not in summary
         held = summary["heldout_sets"]["kept"]
-        n_val = json.loads((evaluated / "split.json").read_text())["counts"]["val"]["per_class"][
-            cls
-        ]
-        assert held["n_reference"] == summary["n_heldout"] == n_val  # the class's validation images
+        assert held["n_reference"] == gan["n_judging"] >= 2
         assert summary["floor"]["n"] == summary["n_real"]
         assert summary["verdict"].startswith("on held-out reals, kept KID[")
-        assert summary["record"]["data"]["synthetic_demo_data"] is True
 
 
 def test_score_filter_keeps_the_best_scored_non_rejected(evaluated: Path):
@@ -271,3 +277,22 @@ def test_a_full_out_disk_is_a_one_line_error_and_leaves_no_temporary_folder(
     msg = one_line_error(invoke_cli(gan_sample, args, False))
     assert f"no space left on the device of {out / 'df'}" in msg and "free there" in msg
     assert [p.name for p in out.iterdir()] == [".raregan.lock"]
+
+
+def test_overwrite_never_deletes_a_generator_or_someone_elses_files(trained: Path, tmp_path):
+    """--out at the run's GAN folder (gan-sample would replace gan/df, the generator), or at
+    a folder whose df/ holds files this tool did not write, is refused in one line even
+    with --overwrite, and nothing there is touched."""
+    gan = trained / "gan" / "df"
+    before = {p: p.read_bytes() for p in gan.iterdir() if p.is_file()}
+    args = ["--n", "4", "--run-dir", str(trained), "--class", "df", "--quiet", "--overwrite"]
+    line = one_line_error(invoke_cli(gan_sample, [*args, "--out", str(trained / "gan")], ok=False))
+    assert "lies inside the GAN runs of the run directory" in line
+    assert {p: p.read_bytes() for p in gan.iterdir() if p.is_file()} == before
+    notes = tmp_path / "mine" / "df" / "notes.txt"
+    notes.parent.mkdir(parents=True)
+    notes.write_text("mine")
+    mine = [*args, "--out", str(tmp_path / "mine")]
+    line = one_line_error(invoke_cli(gan_sample, mine, ok=False))
+    assert "did not write as a sample set" in line and "notes.txt" in line
+    assert notes.read_text() == "mine"

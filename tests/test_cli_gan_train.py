@@ -249,3 +249,16 @@ def test_a_split_seed_other_than_the_stored_splits_is_said(tmp_path: Path):
     (run_dir / "split.json").write_text("")
     msg = one_line_error(run([*args, "--overwrite"], False))
     assert f"{run_dir / 'split.json'} is damaged (it is empty)" in msg
+
+
+def test_overwrite_never_deletes_files_it_did_not_write(tmp_path: Path):
+    """A class folder holding someone else's files is refused even with --overwrite, in one
+    line naming them, and nothing in it is touched."""
+    run_dir = tmp_path / "run"
+    mine = run_dir / "gan" / "df" / "thesis.tex"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("three years of work")
+    args = ["--class", "df", "--run-dir", str(run_dir), "--kimg", "0.02", *TINY, "--overwrite"]
+    line = one_line_error(run(args, False))
+    assert "raregan did not write as a GAN run" in line and "thesis.tex" in line
+    assert mine.read_text() == "three years of work"

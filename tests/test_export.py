@@ -117,3 +117,33 @@ def test_a_bad_export_arm_is_one_line_before_any_work(tmp_path: Path):
 def test_the_card_names_the_licence_of_the_source():
     assert "CC BY-NC-SA 4.0" in licence_line("ham10000", "/data/HAM10000")
     assert licence_line("isic", "/data/isic2019") == "licence of /data/isic2019: state it"
+
+
+def test_export_overwrite_never_deletes_the_data_a_gan_or_foreign_files(
+    ham_dir: Path, tmp_path: Path
+):
+    """--export DIR --export-overwrite, DIR the run's --data, its GAN or sample folders, or a
+    folder of someone else's files: refused in one line before any work, nothing deleted."""
+    run_dir = tmp_path / "run"
+    gan = run_dir / "gan" / "df" / "last.pt"
+    gan.parent.mkdir(parents=True)
+    gan.write_bytes(b"a generator")
+    foreign = tmp_path / "mine" / "thesis.tex"
+    foreign.parent.mkdir()
+    foreign.write_text("mine")
+    cases = {
+        ham_dir: "is the --data folder",
+        run_dir / "gan": "is the GAN runs of the run directory",
+        run_dir / "samples" / "x": "lies inside the sample sets of the run directory",
+        foreign.parent: "holds files raregan did not write as an export (e.g. thesis.tex)",
+    }
+    files = lambda: sorted(str(p) for p in tmp_path.rglob("*") if p.is_file())  # noqa: E731
+    before = files()
+    for target, said in cases.items():
+        args = ["--run-dir", str(run_dir), "--data", str(ham_dir), "--profile", "smoke",
+                "--classes", "df", "--quiet", "--export", "gan", str(target),
+                "--export-overwrite"]  # fmt: skip
+        line = one_line_error(invoke_cli(augment_and_compare, args, ok=False))
+        assert said in line, line
+        assert files() == before
+    assert gan.read_bytes() == b"a generator"

@@ -40,18 +40,45 @@ def _images(n: int, level: int, seed: int) -> np.ndarray:
     return np.clip(rng.normal(level, 30, (n, 32, 32, 3)), 0, 255).astype(np.uint8)
 
 
-def test_class_run_holds_the_class_validation_images(tmp_path):
+def test_class_run_halves_the_class_validation_lesions_into_selection_and_judging(tmp_path):
+    """best.pt is chosen on one half of a class's validation lesions and its samples judged
+    on the other: together they are its validation images, no lesion is in both, and the
+    source's halves cut every class."""
     ds = load_dataset("demo", 32, progress=False)
     split = load_or_make_split(ds, tmp_path)
-    run = class_run(ds, split, "df", tmp_path)
-    label = ds.class_index("df")
-    val = split.val[ds.labels[split.val] == label]
-    assert np.array_equal(run.heldout, ds.images[val]) and len(val) >= 2
-    train_lesions = {ds.lesion_ids[i] for i in split.train}
-    assert not train_lesions & {ds.lesion_ids[i] for i in val}
-    source = class_run(ds, split, "all", tmp_path)
-    assert np.array_equal(source.heldout, ds.images[split.val])
-    assert np.array_equal(source.labels, ds.labels[split.train])
+    lesion = np.asarray(ds.lesion_ids)
+    train_lesions = set(lesion[split.train])
+    for cls, val in (
+        ("df", split.val[ds.labels[split.val] == ds.class_index("df")]),
+        ("all", split.val),
+    ):
+        run = class_run(ds, split, cls, tmp_path)
+        both = np.concatenate([run.heldout, run.judging])
+        assert sorted(map(bytes, both)) == sorted(map(bytes, ds.images[val]))
+        picked, judged = set(run.heldout_lesions), set(run.judging_lesions)
+        assert not picked & judged and picked | judged == set(lesion[val])
+        assert not train_lesions & (picked | judged)
+        labels = ds.labels[val]
+        for k in np.unique(labels):  # each class's lesions halved (the larger half selects)
+            ids = set(lesion[val][labels == k])
+            n_judged = len(ids & judged)
+            assert n_judged == len(ids) // 2 and len(ids & picked) == len(ids) - n_judged
+    assert np.array_equal(run.labels, ds.labels[split.train])
+    assert len(run.heldout_labels) == len(run.heldout)
+    df = class_run(ds, split, "df", tmp_path)  # the source chose nothing on df's judging half
+    k = ds.class_index("df")
+    label_of = dict(zip(ds.lesion_ids, ds.labels))
+    source_judged = {les for les in run.judging_lesions if label_of[les] == k}
+    assert source_judged == set(df.judging_lesions)
+
+
+def test_a_gan_chosen_on_every_validation_image_is_refused(tmp_path):
+    from pipelines.errors import UserError
+    from pipelines.steps.gan_run import SELECTION_RULE, check_selection
+
+    check_selection({"extra": {"selection": SELECTION_RULE}}, tmp_path)
+    with pytest.raises(UserError, match="chosen on all validation images.*delete"):
+        check_selection({"extra": {"n_heldout": 12}}, tmp_path)
 
 
 def test_tracker_scores_the_generator_against_heldout_reals_only(tmp_path):
@@ -160,3 +187,50 @@ def test_filter_verdict_follows_the_heldout_reals_not_the_training_reals():
     assert filter_vs_random(pool[:100], pool, real, seed=1).verdict == "worse"
     assert out["sets"]["kept"]["fid"] > out["sets"]["random"]["fid"]
     assert "filter_beats_random" not in out and "filter_beats_random_heldout" not in out
+
+
+def test_the_selection_half_chooses_and_the_judging_half_reports(tmp_path, monkeypatch):
+    """A spy on every image set each step reads: the GAN's evaluations (which choose best.pt)
+    read the selection half and never the judging half; sampling's held-out KID, filter
+    verdict and detectability read the judging half and never the selection half."""
+    import pipelines.steps.detect as detect
+    import pipelines.steps.gan_run as gan_run
+    import pipelines.steps.sampling as sampling
+    from gan.checkpoint import save_checkpoint
+    from pipelines.steps.detect import Detector
+
+    ds = load_dataset("demo", 32, progress=False)
+    run = class_run(ds, load_or_make_split(ds, tmp_path), "df", tmp_path)
+    read: dict[str, list[bytes]] = {"gan": [], "sampling": [], "detect": []}
+
+    def spying(module, step: str, name: str, at: int):
+        real = getattr(module, name)
+
+        def spy(*args, **kwargs):
+            x = args[at]
+            read[step].append((x if isinstance(x, np.ndarray) else x.numpy()).tobytes())
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+
+    spying(gan_run, "gan", "extract_features", 1)
+    spying(sampling, "sampling", "extract_features", 1)
+    spying(detect, "detect", "detectability", 2)
+    nchw = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).numpy().tobytes()  # noqa: E731
+    select, judge = nchw(run.heldout), nchw(run.judging)
+
+    FidTracker(run, SPACE, 16, 100, 0, lambda s, row: None, "fp32")
+    assert select in read["gan"] and judge not in read["gan"]
+
+    cfg = TrainConfig()
+    state = new_state(Architecture(size=32), cfg, torch.device("cpu"))
+    extra = {"selection": gan_run.SELECTION_RULE, "eval": {"heldout_kid": 0.1}}
+    run.folder.path.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(run.folder.best, state, cfg, extra)
+    opts = sampling.SampleOptions(n=6, fmt="npz", pool_factor=2.0)
+    summary = sampling.sample_class(
+        run, opts, SPACE, tmp_path / "samples", torch.device("cpu"), {}, True, Detector(steps=4)
+    )
+    assert judge in read["sampling"] and select not in read["sampling"]
+    assert read["detect"] == [run.judging.tobytes()]  # the real test images of detectability
+    assert summary["n_heldout"] == len(run.judging) < len(run.heldout) + len(run.judging)

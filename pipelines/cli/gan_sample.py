@@ -24,6 +24,7 @@ from pipelines.cli.options import (
     feature_options,
     quiet_option,
 )
+from pipelines.data.dataset import default_cache_dir
 from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
 from pipelines.errors import UserError
@@ -32,6 +33,7 @@ from pipelines.steps.feature_space import FEATURE_DIMS, FeatureRequest, load_fea
 from pipelines.steps.gan_run import class_run
 from pipelines.steps.sampling import SampleOptions, check_memory, sample_class
 from pipelines.store.checkpoints import GanFolder, read_any
+from pipelines.store.guard import SAMPLE_SET, check_replaceable, protected_places
 from pipelines.store.layout import RunLayout
 from pipelines.store.lock import run_dir_lock
 from pipelines.store.records import check_output_dir, read_split_record
@@ -133,7 +135,7 @@ def gan_sample(**o) -> None:
         names = o["classes"] or trained_classes(run_dir)
         runs = [class_run(ds, split, c, run_dir) for c in names]
         for run in runs:  # every refusal before the first class's work
-            _check_target(out / run.class_name, o["overwrite"])
+            _check_target(out / run.class_name, o["overwrite"], _protected(ds, run_dir, o))
             check_memory(
                 opts, ds.images.shape[1], FEATURE_DIMS[o["feature_space"]], len(run.images)
             )
@@ -157,14 +159,24 @@ def _out_lock(out: Path, run_dir: Path):
     return contextlib.nullcontext() if inside else run_dir_lock(out, "--out")
 
 
-def _check_target(folder: Path, overwrite: bool) -> None:
+def _protected(ds, run_dir: Path, o: dict) -> dict[str, Path]:
+    """What a replaced sample folder may not touch: the data, the decode cache and the run
+    directory's managed folders other than its sample sets."""
+    layout = RunLayout(run_dir)
+    data = None if ds.synthetic else ds.source
+    cache = o["cache_dir"] or default_cache_dir()
+    return protected_places(data, None, cache, layout.managed(own=layout.samples_root))
+
+
+def _check_target(folder: Path, overwrite: bool, protected: dict[str, Path]) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a folder of samples; move it, or pass --out")
+    check_replaceable(folder, SAMPLE_SET, "--out", protected)
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
         raise UserError(
             f"{folder} already holds samples; pass --overwrite to replace them or "
             "--out for another directory"
         )
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder} is a file, not a folder of samples; move it, or pass --out")
 
 
 def _echo_summary(s: dict, folder: Path) -> None:

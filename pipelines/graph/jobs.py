@@ -33,6 +33,7 @@ from pipelines.graph import scheduler
 from pipelines.graph.scheduler import Node
 from pipelines.results.reports import write_reports
 from pipelines.steps import classifier, gan, samples
+from pipelines.steps.gan_run import SELECTION_RULE
 from pipelines.steps.plan import feature_space, plan_for
 from pipelines.store.layout import SOURCE
 from pipelines.store.records import key_of
@@ -100,7 +101,8 @@ class GanJob:
 
     def reads(self, cfg: ExperimentConfig) -> dict:
         spec = plan_for(cfg, self.dose).gans[self.cls]
-        return {"arch": spec.arch.as_dict(), "train": spec.train.as_dict(), "eval_n": spec.eval_n}
+        train = {"arch": spec.arch.as_dict(), "train": spec.train.as_dict(), "eval_n": spec.eval_n}
+        return {**train, "selection": SELECTION_RULE}
 
     def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
         return gan.train_gan(plan_for(cfg, self.dose), self.cls, tb)

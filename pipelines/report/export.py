@@ -29,12 +29,14 @@ from PIL import Image
 
 from gan.conventions import new_temp_dir, replace_dir, writing
 from pipelines.config.arms import ARM_SPECS, ARMS, SAMPLE_SETS
-from pipelines.config.experiment import ExperimentConfig
+from pipelines.config.experiment import ExperimentConfig, is_demo
+from pipelines.data.dataset import default_cache_dir
 from pipelines.errors import UserError
 from pipelines.format import kid_e3
 from pipelines.steps.classifier import arm_training_set
 from pipelines.steps.plan import ExperimentPlan, plan_for
 from pipelines.steps.training_set import Arm
+from pipelines.store.guard import EXPORT, check_replaceable, protected_places
 from pipelines.store.layout import SOURCE
 from pipelines.store.records import check_output_dir, file_sha256, versions
 
@@ -96,6 +98,10 @@ def check_export(cfg: ExperimentConfig, request: ExportRequest) -> None:
     run = Path(cfg.run_dir).resolve()
     if out.resolve() == run or run.is_relative_to(out.resolve()):
         raise UserError(f"--export {out} holds the run directory {cfg.run_dir}; pass another DIR")
+    data = None if is_demo(cfg.data) else cfg.data
+    cache = cfg.cache_dir or default_cache_dir()
+    places = protected_places(data, cfg.external, cache, cfg.layout.managed())
+    check_replaceable(out, EXPORT, "--export", places)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UserError(
             f"--export {out} already holds files; pass --export-overwrite to replace them, "

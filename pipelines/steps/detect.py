@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from classifier.two_sample import detectability
-from pipelines.steps.gan_run import ClassRun
+from pipelines.steps.gan_run import ClassRun, judging_images
 
 FRESH_N = 256  # fresh samples per set (detectability's and the signature's test images): a
 # share's sd <= 0.031 per model; the report predicts them with every model (8-view TTA)
@@ -38,14 +38,16 @@ def measure(
     run: ClassRun, detector: Detector, seed: int, kept: torch.Tensor, fresh: torch.Tensor
 ) -> dict:
     """Detectability of the kept samples: a small CNN trained on the class's training reals vs
-    the kept samples, tested on its validation reals (by lesion) vs the fresh samples."""
-    if len(run.heldout) < 2 or len(kept) < 2:
-        return {"skipped": f"{len(run.heldout)} validation images, {len(kept)} kept samples"}
+    the kept samples, tested on its validation reals of the judging half (by lesion) vs the
+    fresh samples."""
+    held = judging_images(run)
+    if len(held) < 2 or len(kept) < 2:
+        return {"skipped": f"{len(held)} judging validation images, {len(kept)} kept samples"}
     inputs = detector.inputs or (lambda x: x)
     nhwc = lambda t: inputs(t.permute(0, 2, 3, 1).numpy())  # noqa: E731
-    lesions = run.heldout_lesions or [str(i) for i in range(len(run.heldout))]
+    lesions = run.judging_lesions or [str(i) for i in range(len(held))]
     found = detectability(
-        inputs(run.images), nhwc(kept), inputs(run.heldout), nhwc(fresh), steps=detector.steps,
+        inputs(run.images), nhwc(kept), inputs(held), nhwc(fresh), steps=detector.steps,
         seed=seed, real_test_lesions=lesions,
     )  # fmt: skip
     return found | {"fresh_seed": fresh_seed(seed)}

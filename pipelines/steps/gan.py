@@ -28,6 +28,8 @@ def train_gan(plan: ExperimentPlan, cls: str, tb: Path | None = None) -> dict:
     snapshot = None if dose is None or cls != SOURCE else layout.source_snapshot(dose)
     if snapshot is not None and snapshot.is_file():
         return {"kimg": dose, "reused": True}
+    if run.folder.last.is_file():
+        gan_run.check_selection(checkpoints.read(run.folder.last), run.out)
     reused = checkpoints.trained_enough(run.folder, arch, train_cfg)
     if not reused:
         how = TrainPlan(

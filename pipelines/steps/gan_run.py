@@ -39,6 +39,7 @@ from pipelines.errors import UserError
 from pipelines.plots import fid_curve
 from pipelines.store import checkpoints, tensorboard
 from pipelines.store.checkpoints import GanFolder
+from pipelines.store.guard import GAN_RUN, check_replaceable
 from pipelines.store.layout import SOURCE, RunLayout
 from pipelines.store.records import read_jsonl, run_record
 
@@ -53,12 +54,14 @@ class ClassRun:
     class_name: str
     out: Path
     images: np.ndarray  # uint8 N×S×S×3, training split of the class only
-    heldout: np.ndarray  # uint8, the class's validation images: quality is judged on these
+    heldout: np.ndarray  # uint8, the selection half of its validation images: best.pt's choice
     labels: np.ndarray | None = None  # class labels of `images` (the all-classes source only)
     lesions: list[str] | None = None  # lesion id of each of `images`, where the data has them
     heldout_lesions: list[str] | None = None  # lesion id of each of `heldout`
     heldout_labels: np.ndarray | None = None  # class labels of `heldout` (the source only)
     run_dir: Path | None = None  # the run directory `out` belongs to, for the fixes it names
+    judging: np.ndarray | None = None  # the other half: the kept set's quality is reported here
+    judging_lesions: list[str] | None = None  # lesion id of each of `judging`
 
     @property
     def folder(self) -> GanFolder:
@@ -69,9 +72,53 @@ class ClassRun:
         return self.folder.last
 
 
+JUDGING_SEED = 0  # which validation lesions judge (the split's seed has shuffled them already)
+SELECTION_RULE = "best.pt on the selection half of the validation lesions, judged on the other"
+
+
+def selection_and_judging(
+    lesions: list[str], labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions, among a class's validation images, of the selection half (the GAN's
+    evaluations choose best.pt on them) and of the judging half (the kept set's KID, filter
+    verdict and detectability are reported on them): half of the lesions each (the larger
+    half selects), within every class of `labels` (the source's validation images hold all
+    classes). Why: best.pt is the lowest of a dozen noisy evaluations, so the images that
+    chose it flatter it; a checkpoint is scored on other real images. A class with a single
+    validation lesion has nothing to judge on (its reports say so)."""
+    labels = np.zeros(len(lesions), dtype=int) if labels is None else np.asarray(labels)
+    judge = np.zeros(len(lesions), dtype=bool)
+    for k in np.unique(labels):  # a fresh draw per class: the source's halves are the classes'
+        mine = labels == k
+        ids = sorted({lesions[i] for i in np.flatnonzero(mine)})
+        order = np.random.default_rng(JUDGING_SEED).permutation(len(ids))
+        judging = {ids[i] for i in order[: len(ids) // 2]}
+        judge |= mine & np.array([lesion in judging for lesion in lesions], dtype=bool)
+    return np.flatnonzero(~judge), np.flatnonzero(judge)
+
+
+def check_selection(ckpt: dict, out: Path) -> None:
+    """A GAN whose best.pt was chosen on every validation image (before the selection and
+    judging halves) is refused, never reused or continued: its kept set would be judged on
+    the images that chose it."""
+    if ckpt.get("extra", {}).get("selection") != SELECTION_RULE:
+        raise UserError(
+            f"{out} holds a GAN whose best.pt was chosen on all validation images (those its "
+            f"samples are judged on); delete {out} to train it again, or use another --run-dir"
+        )
+
+
+def judging_images(run: ClassRun) -> np.ndarray:
+    """The real images a class's kept set is judged on: its judging half (none for a run
+    made without one: never the selection half, which chose its checkpoint)."""
+    if run.judging is None:
+        return run.heldout[:0]
+    return run.judging
+
+
 def class_run(ds: Dataset, split: Split, class_name: str, run_dir: Path) -> ClassRun:
     """The class's GAN folder and images: its training split (every class's for the source
-    GAN) and, as held-out reals, its validation split."""
+    GAN) and its validation split, cut by lesion into a selection and a judging half."""
     out = RunLayout(run_dir).gan_dir(class_name)
     labels = heldout_labels = None
     if class_name == SOURCE:
@@ -87,9 +134,13 @@ def class_run(ds: Dataset, split: Split, class_name: str, run_dir: Path) -> Clas
             )
         val = split.val[ds.labels[split.val] == label]
     lesion = ds.lesion_ids
+    pick, judge = selection_and_judging([lesion[i] for i in val], heldout_labels)
+    pick, judge = val[pick], val[judge]
     return ClassRun(
-        class_name, out, ds.images[idx], ds.images[val], labels,
-        [lesion[i] for i in idx], [lesion[i] for i in val], heldout_labels, Path(run_dir),
+        class_name, out, ds.images[idx], ds.images[pick], labels,
+        [lesion[i] for i in idx], [lesion[i] for i in pick],
+        None if heldout_labels is None else ds.labels[pick], Path(run_dir),
+        ds.images[judge], [lesion[i] for i in judge],
     )  # fmt: skip
 
 
@@ -157,12 +208,12 @@ class FidTracker:
         n = len(self.heldout)
         if self.by == "heldout_mix_kid":
             return (
-                f"lowest held-out KID against the {n} validation images weighted to the class "
-                "mix the generator is trained on"
+                f"lowest held-out KID against the {n} validation images of the selection half, "
+                "weighted to the class mix the generator is trained on"
             )
         if self.by == "heldout_kid":
-            return f"lowest held-out KID (the class's {n} validation images)"
-        return f"lowest training KID (only {n} validation images)"
+            return f"lowest held-out KID (the class's {n} validation images of the selection half)"
+        return f"lowest training KID (only {n} validation images in the selection half)"
 
     def rows(self) -> list[dict]:
         if not self.log.is_file():
@@ -247,6 +298,8 @@ def _train_opened(run, ds, plan, state, source_entry, tb) -> GanState:
         "data_fingerprint": ds.fingerprint,
         "n_train": len(run.images),
         "n_heldout": len(run.heldout),
+        "n_judging": len(judging_images(run)),
+        "selection": SELECTION_RULE,
         "source": source_entry,
     }
 
@@ -279,6 +332,7 @@ def _open_run(run: ClassRun, plan: TrainPlan, resumed: dict | None) -> tuple[Gan
     if plan.resume:
         ckpt = checkpoints.read_latest(run.folder) if resumed is None else resumed
         checkpoints.check_resumable(ckpt, run.folder, plan.arch)
+        check_selection(ckpt, run.out)
         state = restore_state(ckpt, plan.cfg, plan.device)
         _truncate_log(run.out / "metrics.jsonl", state.step)
         _truncate_log(run.out / "eval.jsonl", state.step)
@@ -292,6 +346,7 @@ def _open_run(run: ClassRun, plan: TrainPlan, resumed: dict | None) -> tuple[Gan
                 f"{run.out} already holds a GAN run; pass --resume to continue it or "
                 "--overwrite to replace it (deletes its checkpoints and history)"
             )
+        check_replaceable(run.out, GAN_RUN, "--overwrite", {})  # never someone else's files
         shutil.rmtree(run.out)  # replaced on request, or a start that saved nothing
     run.out.mkdir(parents=True, exist_ok=True)  # empty: a start killed before its first file
     state = new_state(plan.arch, plan.cfg, plan.device)
@@ -356,7 +411,12 @@ def _append_record(run, ds, plan, resumed_from, source, evaluate) -> None:
             ),
             "evaluation": plan.evaluation if evaluate else None,
         },
-        {**ds.record(), "n_train_images": len(run.images), "n_heldout_images": len(run.heldout)},
+        {
+            **ds.record(),
+            "n_train_images": len(run.images),
+            "n_heldout_images": len(run.heldout),
+            "n_judging_images": len(judging_images(run)),
+        },
     )
     atomic_write_text(path, json.dumps({"runs": [*history, record]}, indent=1))
 

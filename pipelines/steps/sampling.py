@@ -48,7 +48,7 @@ from pipelines.steps.detect import (
     fresh_seed,
     measure,
 )
-from pipelines.steps.gan_run import ClassRun, write_grid
+from pipelines.steps.gan_run import ClassRun, check_selection, judging_images, write_grid
 from pipelines.store import checkpoints
 from pipelines.store.checkpoints import GanFolder
 from pipelines.store.records import run_record
@@ -169,7 +169,7 @@ def sample_class(
         found = detect(pool, drawn.fresh)
         return _unmeasured(run, opts, (ckpt_path, ckpt), drawn, data, target, t0, found)
     real = extract_features(space, to_nchw(run.images))
-    heldout = extract_features(space, to_nchw(run.heldout))
+    heldout = extract_features(space, to_nchw(judging_images(run)))
     feats = extract_features(space, pool)
     t_sample = time.perf_counter() - t0
 
@@ -180,7 +180,7 @@ def sample_class(
     summary = _summary(run, opts, (ckpt_path, ckpt), sel, pool_n, space)
     if len(kept) >= 2:
         subsets = {"kept": feats[kept], "random": feats[random_n], "pool": feats}
-        summary |= _set_quality(subsets, real, heldout, space, run.heldout_lesions, opts.seed)
+        summary |= _set_quality(subsets, real, heldout, space, run.judging_lesions, opts.seed)
     if len(kept) < opts.n:
         summary["warning"] = (
             f"only {len(kept)} of {opts.n} samples passed the filter; raise "
@@ -214,6 +214,8 @@ def _generator(
     ckpt_path, ckpt = checkpoints.read_chosen(run.folder, opts.checkpoint)
     G = checkpoints.generator(ckpt, ckpt_path, run.images.shape[1], device)
     checkpoints.check_data(ckpt, ckpt_path, data)
+    if "eval" in ckpt.get("extra", {}):  # a best.pt, chosen on validation images
+        check_selection(ckpt, run.out)
     return ckpt_path, ckpt, G
 
 
@@ -264,7 +266,7 @@ def _set_quality(
         label = metric_label("KID", space, len(heldout), len(subsets["kept"]))
         verdicts.insert(0, _heldout_verdict(fv, label, len(subsets["kept"])))
     else:
-        verdicts.insert(0, f"no held-out verdict: only {len(heldout)} validation images")
+        verdicts.insert(0, f"no held-out verdict: only {len(heldout)} validation images judge")
     out["verdict"] = "; ".join(verdicts)
     return out
 
@@ -278,7 +280,7 @@ def _summary(run: ClassRun, opts: SampleOptions, checkpoint, sel: Selection, poo
         "checkpoint_kimg": ckpt["nimg"] / 1000,
         "feature_space": None if space is None else f"{space.name}-{space.dim}d",
         "n_real": len(run.images),
-        "n_heldout": len(run.heldout),
+        "n_heldout": len(judging_images(run)),  # the judging half: best.pt was chosen on the other
         "requested": opts.n,
         "kept": len(sel.kept),
         "pool": pool_n,

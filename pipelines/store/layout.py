@@ -113,3 +113,26 @@ class RunLayout:
         """A job's TensorBoard events (gan/df, classifier/gan/seed0, fold0/gan/df): all under
         one tb/, so `tensorboard --logdir <run>/tb` shows every job of the run side by side."""
         return self.root / "tb" / job_name
+
+    # ------------------------------------------------------------------ protection
+    def managed(self, own: Path | None = None) -> dict[str, Path]:
+        """The folders this run directory's jobs write, by what they hold (pipelines.store.
+        guard keeps replaced folders out of them), less `own`: the one the replaced kind of
+        folder lives in (gan-train's GAN runs in gan/, gan-sample's sets in samples/)."""
+        folders = {
+            "the feature networks": self.feature_network(0, "").parent,
+            "the GAN runs": self.gan_root,
+            "the sample sets": self.samples_root,
+            "the classifiers": self.comparison_dir("x").parent,
+            "the done-markers": self.marker("").parent,
+            "the TensorBoard events": self.tensorboard_dir("x").parent,
+            "the folds": self.fold(0).root.parent,
+            "the dose study": self.dose(1.0).root.parent,
+            "the scarcity study": self.scarce(1).root.parent,
+        }
+        mine = None if own is None else Path(own).resolve()
+        return {
+            f"{what} of the run directory": path
+            for what, path in folders.items()
+            if mine is None or path.resolve() != mine
+        }
