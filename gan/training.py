@@ -95,6 +95,10 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN/inf; the last checkpoint on disk is the last good state."""
 
 
+class NonFiniteSamples(ValueError):
+    """A generator produced NaN/inf pixels (damaged or diverged weights)."""
+
+
 def new_state(arch: Architecture, cfg: TrainConfig, device: torch.device) -> GanState:
     torch.manual_seed(cfg.seed)  # weight init
     # channels_last: oneDNN's fast convolution layout on CPUs, tensor-core friendly on GPUs
@@ -239,7 +243,10 @@ def sample(
     out = []
     with _untouched_buffers(G), autocast(z.device.type, precision):
         for chunk in z.split(batch_size):
-            out.append(to_uint8(G(chunk)))
+            x = G(chunk)
+            if not torch.isfinite(x).all():  # would be black images, kept as if real samples
+                raise NonFiniteSamples("the generator's output is not finite (NaN or inf)")
+            out.append(to_uint8(x))
     return torch.cat(out)
 
 

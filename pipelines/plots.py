@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-import numpy as np
+if "MPLCONFIGDIR" not in os.environ and not os.access(Path.home(), os.W_OK):
+    # a read-only HOME: matplotlib would warn twice before the tool's own one-line error
+    os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="raregan-matplotlib-")
+
+import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

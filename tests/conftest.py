@@ -112,6 +112,19 @@ def imagefolder_dir(tmp_path: Path) -> Path:
     return root
 
 
+def demo_external_dir(root: Path, seed: int = 2) -> Path:
+    """An ImageFolder of freshly painted demo lesions (another painter seed than the demo
+    data's 0 and the oracle's 1): an external test set of other images of the same classes."""
+    from pipelines.data.demo import DEMO_CLASS_NAMES, make_demo
+
+    images, labels, image_ids, _ = make_demo(32, seed=seed)
+    for im, label, name in zip(images, labels, image_ids):
+        path = root / DEMO_CLASS_NAMES[label] / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(path)
+    return root
+
+
 def invoke_cli(command, args: list[str], ok: bool = True):
     """Run a click command in-process; with ok, fail the test on a non-zero exit."""
     from click.testing import CliRunner

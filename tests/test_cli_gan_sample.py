@@ -128,6 +128,9 @@ def test_refuses_to_overwrite_samples(evaluated: Path):
     invoke_cli(gan_sample, [*args, "--overwrite", "--seed", "3"])
     assert json.loads((evaluated / "samples/df/summary.json").read_text())["options"]["seed"] == 3
     assert not list((evaluated / "samples").glob(".df.*"))  # no temporary leftovers
+    every = ["--n", "8", "--run-dir", str(evaluated), "--quiet"]  # df and vasc; df is done
+    msg = one_line_error(invoke_cli(gan_sample, every, ok=False))  # as after a kill after df
+    assert "--class vasc to sample only those not sampled yet" in msg
 
 
 def test_bad_input(evaluated: Path, tmp_path: Path):
@@ -166,9 +169,10 @@ def test_checkpoint_of_another_size(evaluated: Path, tmp_path: Path):
         "--checkpoint",
         str(other / "gan" / "df" / "last.pt"),
     ]
-    assert "generates 64 px images but the data is loaded at 32 px" in one_line_error(
-        invoke_cli(gan_sample, args, ok=False)
-    )
+    msg = one_line_error(invoke_cli(gan_sample, args, ok=False))
+    assert "generates 64 px images but this run's data is loaded at 32 px" in msg
+    assert "--size" not in msg  # an option gan-sample does not have
+    assert "sample it in the run directory it was trained in" in msg
 
 
 def test_each_checkpoint_is_read_once(evaluated: Path, checkpoint_reads: list[Path]):
@@ -296,3 +300,48 @@ def test_overwrite_never_deletes_a_generator_or_someone_elses_files(trained: Pat
     line = one_line_error(invoke_cli(gan_sample, mine, ok=False))
     assert "did not write as a sample set" in line and "notes.txt" in line
     assert notes.read_text() == "mine"
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused_not_sampled_black(trained: Path):
+    """Bit rot that turns a weight into NaN used to give all-black "kept" samples and exit 0."""
+    path = trained / "gan" / "df" / "last.pt"
+    ckpt = torch.load(path, weights_only=True)
+    weights = ckpt["G_ema"] if ckpt["G_ema"] is not None else ckpt["G"]
+    name = next(k for k, v in weights.items() if v.is_floating_point())
+    weights[name][(0,) * weights[name].dim()] = float("nan")
+    torch.save(ckpt, path)
+    args = ["--n", "4", "--run-dir", str(trained), "--class", "df", "--quiet", "--filter", "none",
+            "--checkpoint", "last", "--out", str(trained / "new")]  # fmt: skip
+    line = one_line_error(invoke_cli(gan_sample, args, ok=False))
+    assert "non-finite generator weights" in line and name in line
+    assert not (trained / "new" / "df").exists()
+
+
+def test_a_generator_whose_output_is_not_finite_is_stopped():
+    from gan.training import NonFiniteSamples, sample
+
+    class Broken(torch.nn.Module):
+        def forward(self, z):
+            return torch.full((len(z), 3, 4, 4), float("nan"))
+
+    with pytest.raises(NonFiniteSamples, match="not finite"):
+        sample(Broken(), torch.zeros(2, 8))
+
+
+def test_a_damaged_checkpoint_is_refused_before_the_feature_network_trains(
+    trained: Path, monkeypatch
+):
+    """A truncated --checkpoint file was refused only after ~95 s of feature-network
+    training: it is read with the other refusals, before any work."""
+    gan_sample_module = sys.modules["pipelines.cli.gan_sample"]
+
+    def no_work(*a, **k):
+        raise AssertionError("the work started before the damaged checkpoint was refused")
+
+    monkeypatch.setattr(gan_sample_module, "load_feature_space", no_work)
+    cut = trained / "cut.pt"
+    cut.write_bytes((trained / "gan" / "df" / "last.pt").read_bytes()[:1000])
+    args = ["--n", "4", "--run-dir", str(trained), "--class", "df", "--quiet",
+            "--checkpoint", str(cut)]  # fmt: skip
+    msg = one_line_error(invoke_cli(gan_sample, args, False))
+    assert str(cut) in msg

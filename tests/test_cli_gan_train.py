@@ -52,6 +52,11 @@ def test_resume_continues_to_a_larger_budget(trained: Path):
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps))  # no duplicated rows across the resume
     assert len(json.loads((out / "run.json").read_text())["runs"]) == 2
+    before = (out / "last.pt").read_bytes()
+    smaller = run(["--class", "df", "--run-dir", str(trained), "--kimg", "0.1", "--resume",
+                   "--quiet"])  # fmt: skip
+    assert "already trained to 0.2 kimg, at least --kimg 0.1: nothing to train" in smaller.output
+    assert (out / "last.pt").read_bytes() == before
 
 
 def test_resume_refuses_changed_options(trained: Path):

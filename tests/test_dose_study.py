@@ -64,8 +64,9 @@ def test_controls_are_trained_once_and_serve_every_dose(study):
     points = results["points"]
     assert {(p["dose"], p["class"]) for p in points} == {(d, c) for d in (0.1, 0.2)
                                                          for c in ("df", "vasc")}  # fmt: skip
-    for p in points:
-        assert p["kept_kid"] is not None and p["floor_kid"] is not None
+    for p in points:  # demo vasc: 1 of its 3 validation lesions judges, too few for a KID
+        measured = p["kept_kid"] is not None and p["floor_kid"] is not None
+        assert measured == (p["class"] == "df")
         assert p["recall"]["vs"] in ("baseline", "oversample")
     assert (run_dir / "study.md").is_file() and "| df | gan | 0.1 |" in (
         run_dir / "study.md").read_text()  # fmt: skip

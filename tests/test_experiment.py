@@ -69,3 +69,52 @@ def test_the_feature_network_key_hashes_its_whole_training_config(tmp_path: Path
     assert network_key(split, 7, 32, DOMAIN_CONFIG) == key
     assert network_key(split, 7, 32, dataclasses.replace(DOMAIN_CONFIG, **change)) != key
     assert network_key(split, 7, 32, plan_for(cfg).features) != key  # gan-train's is another file
+
+
+@pytest.mark.parametrize(
+    "field, value, said",
+    [
+        ("seeds", "three", "seeds 'three': 'three' is not a valid integer"),
+        ("seeds", -2, "--seeds -2: need at least 1 seed"),
+        ("folds", 0, "folds 0:"),
+        ("arms", "gan", "arms 'gan' is not a list of names"),
+        ("arms", ["baseline", "nosuch"], "unknown arm(s) nosuch"),
+        ("rare_n", [10, "x"], "rare_n [10, 'x'] is not a list of numbers"),
+        ("synthetic_share", 7, "synthetic_share 7:"),
+    ],
+)
+def test_a_config_file_gets_the_checks_of_the_command_line(tmp_path: Path, field, value, said):
+    """--config used to skip every check: a string seed count was a TypeError traceback, a
+    negative one a ValueError in the report job, and the bad config replaced the run's
+    experiment.json. Now: the option's own check, in one line, and nothing written."""
+    cfg = _config(tmp_path / "run")
+    ds, _ = data_and_split(cfg)
+    path = write_experiment_record(cfg, ds)
+    record = json.loads(path.read_text())
+    record["config"][field] = value
+    path.write_text(json.dumps(record))
+    before = path.read_text()
+    line = one_line_error(invoke_cli(augment_and_compare, ["--config", str(path)], ok=False))
+    assert said in line and (str(path) in line or field.replace("_", "-") in line), line
+    assert path.read_text() == before and not (tmp_path / "run" / "jobs").exists()
+
+
+def test_paths_are_stored_absolute_and_the_config_runs_from_anywhere(tmp_path: Path, monkeypatch):
+    """A relative --run-dir or --data is stored absolute: --config from another working
+    directory plans the very same jobs; --run-dir (a copy elsewhere) and --data (the data
+    moved) may be given with it."""
+    monkeypatch.chdir(tmp_path)
+    cfg = _config(Path("run"))
+    assert cfg.run_dir == str(tmp_path / "run")
+    ds, _ = data_and_split(cfg)
+    path = write_experiment_record(cfg, ds)
+    listed = invoke_cli(augment_and_compare, ["--config", str(path), "--dry-run"]).output
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert invoke_cli(augment_and_compare, ["--config", str(path), "--dry-run"]).output == listed
+    copy = invoke_cli(
+        augment_and_compare,
+        ["--config", str(path), "--run-dir", "copy", "--data", "demo", "--dry-run"],  # fmt: skip
+    ).output
+    assert copy.replace(str(elsewhere / "copy"), str(tmp_path / "run")) == listed

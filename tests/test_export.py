@@ -79,6 +79,7 @@ def test_export_writes_exactly_the_arms_training_set(compared: Path, tmp_path: P
 
     base = tmp_path / "exports" / "baseline"
     base.mkdir()
+    (base / "DATASET_CARD.md").write_text("an older export")  # ours: may be replaced
     (base / "stale.txt").write_text("old")
     refused = invoke_cli(
         augment_and_compare,

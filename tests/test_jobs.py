@@ -240,8 +240,79 @@ def test_a_job_whose_output_is_gone_is_not_done(tmp_path: Path):
     assert graph.is_done(layout, node)
 
 
-def test_sample_jobs_declare_their_summary_as_an_output(tmp_path: Path):
+def test_an_output_cut_short_or_changed_after_its_job_finished_makes_it_run_again(
+    tmp_path: Path,
+):
+    """The marker records each output's size, time and SHA-256: a file cut short, or changed
+    at the same size, no longer counts as done (and run_graph says why); one only touched
+    (same bytes, new time) still does."""
+    import os
+
+    from pipelines.graph import scheduler as graph
+    from pipelines.store.layout import RunLayout
+
+    layout, out = RunLayout(tmp_path), tmp_path / "gan" / "all" / "doses" / "kimg0.3.pt"
+    out.parent.mkdir(parents=True)
+    out.write_bytes(b"a checkpoint")
+    node = graph.Node(job="g", name="gan/all", deps=(), key="k", stage="s", outputs=(out,))
+    graph.mark_done(layout, node, {})
+    assert graph.is_done(layout, node)
+    os.utime(out, ns=(1, 1))  # touched: the same bytes
+    assert graph.is_done(layout, node)
+    out.write_bytes(b"a checkpoinT")  # same size, other bytes
+    why = graph.changed_output(graph.read_marker(layout, node), node)
+    assert not graph.is_done(layout, node) and why == f"{out} changed content"
+    out.write_bytes(b"a check")  # cut short
+    assert "changed size (12 -> 7 bytes)" in graph.changed_output(
+        graph.read_marker(layout, node), node
+    )
+    lines: list[str] = []
+
+    class Ran:  # a backend that runs the job at once (it rewrites the output)
+        in_order, verb = True, "started"
+
+        def __init__(self):
+            self.finished = []
+
+        def is_running(self, node):
+            return False
+
+        def fits(self, node):
+            return True
+
+        def place(self, node):
+            return "here"
+
+        def submit(self, node):
+            out.write_bytes(b"a checkpoint")
+            self.finished.append(node)
+            return False
+
+        def busy(self):
+            return bool(self.finished)
+
+        def next_finished(self):
+            return self.finished.pop(), {}
+
+        def stop(self):
+            pass
+
+        def close(self):
+            pass
+
+    graph.run_graph(layout, [node], Ran(), lines.append, progress=False)
+    assert (
+        lines[0]
+        == f"note: gan/all runs again: {out} changed size (12 -> 7 bytes) since it finished"
+    )
+    assert graph.is_done(layout, node)
+
+
+def test_jobs_declare_what_later_jobs_read_as_outputs(tmp_path: Path):
     nodes = _graph(["--run-dir", str(tmp_path / "run"), *SMOKE])
-    want = tmp_path / "run" / "samples" / "filtered" / "df" / "summary.json"
-    assert want in nodes["samples/gan/df"].outputs
-    assert not (tmp_path / "run").exists()  # planning the graph writes nothing
+    run = tmp_path / "run"
+    assert run / "samples" / "filtered" / "df" / "summary.json" in nodes["samples/gan/df"].outputs
+    assert nodes["gan/df"].outputs == (run / "gan" / "df" / "last.pt",)
+    assert {p.name for p in nodes["classifier/gan/seed0"].outputs} == {
+        "model.pt", "test_probs.npz", "result.json"}  # fmt: skip
+    assert not run.exists()  # planning the graph writes nothing

@@ -70,3 +70,18 @@ def test_forest_plot_writes_a_png(tmp_path: Path):
     forest_plot(_gains(), path, "gains")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in path.parent.iterdir()] == ["forest.png"]  # no temporary left
+
+
+def test_a_home_that_cannot_be_written_gives_no_matplotlib_warnings(tmp_path):
+    """With HOME unwritable (here: absent), matplotlib warned twice about its config folder
+    before any of the tool's own output; the figures module gives it a temporary one."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MPLCONFIGDIR"}
+    env["HOME"] = str(tmp_path / "no-such-home")
+    code = "import os, pipelines.plots; print(os.environ['MPLCONFIGDIR'])"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "raregan-matplotlib-" in done.stdout

@@ -139,10 +139,30 @@ def test_each_level_has_its_own_controls_and_the_study_its_table(scarce_run):
         (["--rare-n", "0"], "distinct lesion counts >= 1"),
         (["--rare-n", "10", "--folds", "2"], "one split"),
         (["--rare-n", "10", "--gan-doses", "0.1,0.2"], "at most one --gan-doses"),
-        (["--rare-n", "10000"], "training lesions"),
+        (["--rare-n", "10000"], "--rare-n 10000: 'mel' has only"),
+        (["--rare-n", "8,8"], "--rare-n 8,8: give distinct lesion counts"),
     ],
 )
 def test_a_bad_scarcity_study_is_refused_before_any_work(tmp_path: Path, extra, message):
     args = ["--run-dir", str(tmp_path / "run"), *SCARCE, *extra]
     assert message in one_line_error(invoke_cli(augment_and_compare, args, ok=False))
     assert not (tmp_path / "run" / "jobs").exists()
+
+
+def test_another_rare_n_list_keeps_the_earlier_studys_summary(scarce_run):
+    """Each --rare-n list's scarcity.md, results.json and figure live in a folder of its own
+    (the top of the run shows the latest), as the dose study's do; on demo data they say
+    SYNTHETIC. Runs last: it changes the run's top-level summary."""
+    run_dir, _ = scarce_run
+    first = json.loads((run_dir / "results.json").read_text())
+    [both] = [p.parent for p in run_dir.glob("compare/*/scarcity.md")]
+    out = invoke_cli(augment_and_compare, ["--run-dir", str(run_dir), *SCARCE, "--rare-n", "10"])
+    assert "[SYNTHETIC demo data] scarcity study of n = 10;" in out.output
+    summaries = {p.parent for p in run_dir.glob("compare/*/scarcity.md")}
+    assert both in summaries and len(summaries) == 2
+    assert json.loads((both / "results.json").read_text())["levels"] == first["levels"]
+    assert (both / "figures" / "gains_vs_rare_n.png").is_file()
+    assert sorted(json.loads((run_dir / "results.json").read_text())["levels"]) == ["10"]
+    top = (run_dir / "scarcity.md").read_text()
+    assert "SYNTHETIC demo data" in top.splitlines()[2]
+    assert "](compare/" in top  # the figure link points into the study's own folder

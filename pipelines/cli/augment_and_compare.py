@@ -38,8 +38,10 @@ from pipelines.config.experiment import (
     ExperimentConfig,
     check_arms,
     check_classes,
+    check_counts,
+    config_from_json,
     is_demo,
-    read_config_file,
+    read_config_json,
 )
 from pipelines.config.profiles import PROFILES
 from pipelines.errors import UserError
@@ -252,6 +254,7 @@ def augment_and_compare(ctx: click.Context, **opts) -> None:
     click.echo(results["report"]["headline"])
 
 
+MOVABLE = ("data", "run_dir")  # where the experiment is, which --config may update
 RUN_OPTIONS = ("config_file", "executor", "ray_address", "dry_run", "quiet", "tensorboard",
                "export", "export_seed", "export_overwrite")  # fmt: skip  # not the experiment
 
@@ -282,21 +285,66 @@ def _export(cfg, ctx: click.Context, request) -> None:
 
 def saved_config(ctx: click.Context, opts: dict):
     """--config: the experiment of a run's experiment.json, exactly; an option that would
-    change it is refused rather than silently ignored."""
-
-    given = sorted(given_options(ctx) - set(RUN_OPTIONS))
+    change it is refused rather than silently ignored. --data and --run-dir may say where
+    the same experiment is now (data that moved: its split.json refuses other data by
+    fingerprint; a copy of the run directory elsewhere)."""
+    given = sorted(given_options(ctx) - set(RUN_OPTIONS) - set(MOVABLE))
     if given:
         flags = ", ".join("--" + n.replace("_", "-") for n in given)
         raise UserError(
             f"--config reruns the saved experiment as it was; drop {flags} (or drop --config "
             "and pass every option)"
         )
-    cfg = read_config_file(opts["config_file"])
+    path = opts["config_file"]
+    cfg = config_from_json(checked_like_options(ctx, read_config_json(path), path), path)
+    try:
+        check_arms(cfg.arms)
+        check_classes(cfg.classes)
+        check_counts(cfg.seeds, cfg.workers, cfg.threads)
+    except UserError as e:
+        raise UserError(f"--config {path}: {e.message}") from None
+    moved = given_options(ctx) & set(MOVABLE)
     return dataclasses.replace(
         cfg,
+        data=_path_or_demo(opts["data"]) if "data" in moved else cfg.data,
+        run_dir=absolute(opts["run_dir"]) if "run_dir" in moved else cfg.run_dir,
         progress=not opts["quiet"] and opts["executor"] == "local",
         tensorboard=tensorboard.resolve(opts["tensorboard"]),
     )
+
+
+TUPLES = {"classes": str, "arms": str, "gan_doses": (int, float), "rare_n": int}  # a, b, ...
+NOT_AS_GIVEN = ("profile", "tensorboard")  # stored resolved: the profile's fields, on or off
+
+
+def checked_like_options(ctx: click.Context, saved: dict, path: Path) -> dict:
+    """A --config file's values through the checks of the command line's own options (one
+    definition of each option's type and range): a field of the wrong type or out of range
+    is a one-line error naming it, as the option would be, not a traceback hours later."""
+    out = dict(saved)
+    for param in ctx.command.params:
+        name = param.name
+        if name not in saved or saved[name] is None or name in (*TUPLES, *NOT_AS_GIVEN):
+            continue
+        try:
+            value = param.type.convert(saved[name], param, ctx)
+            out[name] = saved[name] if isinstance(param.type, click.Path) else value
+        except click.BadParameter as e:
+            raise UserError(
+                f"--config {path}: {name} {saved[name]!r}: {e.message}; correct the file, or "
+                "rerun with options instead"
+            ) from None
+    for name, kind in TUPLES.items():
+        value = saved.get(name, [])
+        if not isinstance(value, list) or not all(
+            isinstance(v, kind) and not isinstance(v, bool) for v in value
+        ):
+            raise UserError(
+                f"--config {path}: {name} {value!r} is not a list of "
+                f"{'names' if kind is str else 'numbers'}; correct the file, or rerun with "
+                "options instead"
+            )
+    return out
 
 
 def experiment_config(opts: dict):
@@ -307,26 +355,21 @@ def experiment_config(opts: dict):
     arms = tuple(a.strip() for a in arms_text.split(",") if a.strip())
     check_arms(arms, arms_text)
     check_classes(classes, opts["classes"])
-    seeds = opts["seeds"] or (DEMO_SEEDS if is_demo(opts["data"]) else DEFAULT_SEEDS)
-    if opts["seeds"] is not None and opts["seeds"] < 1:
-        raise UserError(f"--seeds {opts['seeds']}: need at least 1 seed (3 or more for an sd)")
+    seeds = opts["seeds"]
+    if seeds is None:
+        seeds = DEMO_SEEDS if is_demo(opts["data"]) else DEFAULT_SEEDS
     dev = resolve_device(opts["device"])
     profile = PROFILES[opts["profile"] or ("full" if dev.type == "cuda" else "quick")]
     threads = opts["threads"] or torch.get_num_threads()
-    if opts["workers"] > threads:
-        raise UserError(
-            f"--workers {opts['workers']} is more than the {threads} thread(s) of a job "
-            f"(--threads): each classifier worker needs one of its own; use --workers "
-            f"{threads} or fewer, or raise --threads"
-        )
+    check_counts(seeds, opts["workers"], threads)
     if opts["size"] is not None:
         profile = dataclasses.replace(profile, size=int(opts["size"]), classifier_size=None)
     return ExperimentConfig(
-        run_dir=str(opts["run_dir"] or default_run_dir(opts["data"])),
+        run_dir=absolute(opts["run_dir"] or default_run_dir(opts["data"])),
         profile=profile,
-        data=opts["data"],
+        data=_path_or_demo(opts["data"]),
         fmt=opts["fmt"],
-        cache_dir=str(opts["cache_dir"]) if opts["cache_dir"] else None,
+        cache_dir=absolute(opts["cache_dir"]) if opts["cache_dir"] else None,
         skip_bad_images=opts["skip_bad_images"],
         allow_new_classes=opts["allow_new_classes"],
         split_seed=opts["split_seed"],
@@ -340,17 +383,30 @@ def experiment_config(opts: dict):
         rare_n=parse_counts(opts["rare_n"]),
         oracle_share=opts["oracle_share"],
         margin=opts["margin"],
-        external=opts["external_test"],
+        external=_path_or_demo(opts["external_test"]),
         device=str(dev),
         precision=resolve_precision(opts["precision"], dev),
         feature_space=opts["feature_space"],
-        inception_weights=str(opts["inception_weights"]) if opts["inception_weights"] else None,
+        inception_weights=absolute(opts["inception_weights"])
+        if opts["inception_weights"]
+        else None,
         pretrained=opts["pretrained"],
         threads=threads,
         workers=opts["workers"],
         progress=not opts["quiet"] and opts["executor"] == "local",
         tensorboard=tensorboard.resolve(opts["tensorboard"]),
     )
+
+
+def absolute(path) -> str:
+    """A path as experiment.json stores it: absolute, so that --config and every later
+    command find the same files from any working directory."""
+    return str(Path(path).resolve())
+
+
+def _path_or_demo(given: str | None) -> str | None:
+    """--data / --external-test: the built-in demo (or none) as given, a path absolute."""
+    return given if is_demo(given) else absolute(given)
 
 
 def parse_doses(text: str) -> tuple[float, ...]:

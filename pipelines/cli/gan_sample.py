@@ -32,7 +32,7 @@ from pipelines.format import summary_table
 from pipelines.steps.feature_space import FEATURE_DIMS, FeatureRequest, load_feature_space
 from pipelines.steps.gan_run import class_run
 from pipelines.steps.sampling import SampleOptions, check_memory, sample_class
-from pipelines.store.checkpoints import GanFolder, read_any
+from pipelines.store.checkpoints import GanFolder, read_any, read_chosen
 from pipelines.store.guard import SAMPLE_SET, check_replaceable, protected_places
 from pipelines.store.layout import RunLayout
 from pipelines.store.lock import run_dir_lock
@@ -134,8 +134,10 @@ def gan_sample(**o) -> None:
         note_skipped(ds, "each class's summary.json")
         names = o["classes"] or trained_classes(run_dir)
         runs = [class_run(ds, split, c, run_dir) for c in names]
+        names = [r.class_name for r in runs]
         for run in runs:  # every refusal before the first class's work
-            _check_target(out / run.class_name, o["overwrite"], _protected(ds, run_dir, o))
+            _check_target(out, run.class_name, names, o["overwrite"], _protected(ds, run_dir, o))
+            read_chosen(run.folder, opts.checkpoint)  # a damaged one, before the feature network
             check_memory(
                 opts, ds.images.shape[1], FEATURE_DIMS[o["feature_space"]], len(run.images)
             )
@@ -168,13 +170,24 @@ def _protected(ds, run_dir: Path, o: dict) -> dict[str, Path]:
     return protected_places(data, None, cache, layout.managed(own=layout.samples_root))
 
 
-def _check_target(folder: Path, overwrite: bool, protected: dict[str, Path]) -> None:
+def _check_target(
+    out: Path, cls: str, classes: list[str], overwrite: bool, protected: dict[str, Path]
+) -> None:
+    """A class's sample folder may be written: not a file, not a protected place, not
+    someone else's files, and (without --overwrite) empty; where other classes of the
+    command are not sampled yet (a gan-sample stopped after its first class), the refusal
+    names them."""
+    folder = out / cls
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder} is a file, not a folder of samples; move it, or pass --out")
     check_replaceable(folder, SAMPLE_SET, "--out", protected)
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        rest = [c for c in classes if not (out / c).is_dir() or not any((out / c).iterdir())]
+        going_on = (
+            f" --class {','.join(rest)} to sample only those not sampled yet," if rest else ""
+        )
         raise UserError(
-            f"{folder} already holds samples; pass --overwrite to replace them or "
+            f"{folder} already holds samples; pass{going_on} --overwrite to replace them, or "
             "--out for another directory"
         )
 

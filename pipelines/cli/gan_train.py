@@ -198,6 +198,12 @@ def _note_stored_seed(run_dir: Path, seed: int, asked: bool) -> None:
 def _train_and_report(plan: gan_resume.ClassPlan, ds, train: TrainPlan) -> None:
     """Train one class, saying what, where, how far it got and how good best.pt is."""
     run, cfg = plan.run, plan.cfg
+    if plan.resumed is not None and plan.resumed["nimg"] >= cfg.kimg * 1000:
+        click.echo(
+            f"{run.class_name}: already trained to {plan.resumed['nimg'] / 1000:g} kimg, at "
+            f"least --kimg {cfg.kimg:g}: nothing to train (pass a larger --kimg to go on)"
+        )
+        return
     click.echo(
         f"{run.class_name}: {len(run.images)} training images, {train.arch.size} px "
         f"{train.arch.kind}, {cfg.kimg:g} kimg, {cfg.precision}, {train.device} -> {run.out}"

@@ -106,14 +106,35 @@ def config_from_json(d: dict, source: Path) -> ExperimentConfig:
 
 
 def read_config_file(path: Path) -> ExperimentConfig:
+    return config_from_json(read_config_json(path), Path(path))
+
+
+def read_config_json(path: Path) -> dict:
+    """The "config" object of a run's experiment.json, or a one-line error."""
     try:
         saved = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise UserError(f"--config {path}: cannot be read as JSON ({e}); pass a run's "
                         "experiment.json") from None  # fmt: skip
-    if not isinstance(saved, dict) or saved.get("format") != CONFIG_FORMAT:
+    if (
+        not isinstance(saved, dict)
+        or saved.get("format") != CONFIG_FORMAT
+        or not isinstance(saved.get("config"), dict)
+    ):
         raise UserError(f"--config {path}: not a raregan experiment.json; pass a run's one")
-    return config_from_json(saved["config"], Path(path))
+    return saved["config"]
+
+
+def check_counts(seeds: int, workers: int, threads: int) -> None:
+    """--seeds and --workers (against --threads), from the command line or a --config."""
+    if seeds < 1:
+        raise UserError(f"--seeds {seeds}: need at least 1 seed (3 or more for an sd)")
+    if workers > threads:
+        raise UserError(
+            f"--workers {workers} is more than the {threads} thread(s) of a job "
+            f"(--threads): each classifier worker needs one of its own; use --workers "
+            f"{threads} or fewer, or raise --threads"
+        )
 
 
 def check_arms(arms: tuple[str, ...], given: str | None = None) -> None:
@@ -180,7 +201,8 @@ def check_doses(cfg: ExperimentConfig) -> None:
     if not cfg.gan_doses:
         return
     if any(not 0 < d < 1e6 for d in cfg.gan_doses) or len(set(cfg.gan_doses)) < len(cfg.gan_doses):
-        raise UserError(f"--gan-doses {cfg.gan_doses}: give distinct kimg > 0, e.g. 25,100,400")
+        doses = ",".join(f"{d:g}" for d in cfg.gan_doses)
+        raise UserError(f"--gan-doses {doses}: give distinct kimg > 0, e.g. 25,100,400")
     if cfg.profile.source_kimg <= 0:
         raise UserError("--gan-doses: this profile trains no source GAN; use --profile quick")
     if cfg.folds > 1 or cfg.external:
@@ -200,7 +222,8 @@ def check_scarcity(cfg: ExperimentConfig) -> None:
     if not cfg.rare_n:
         return
     if any(n < 1 for n in cfg.rare_n) or len(set(cfg.rare_n)) < len(cfg.rare_n):
-        raise UserError(f"--rare-n {cfg.rare_n}: give distinct lesion counts >= 1, e.g. 10,20,40")
+        levels = ",".join(str(n) for n in cfg.rare_n)
+        raise UserError(f"--rare-n {levels}: give distinct lesion counts >= 1, e.g. 10,20,40")
     if cfg.folds > 1 or cfg.external:
         raise UserError("--rare-n runs on one split: drop --folds and --external-test")
     if len(cfg.gan_doses) > 1:

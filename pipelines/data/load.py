@@ -62,7 +62,7 @@ def load_dataset(
         image_ids=[listing.image_ids[i] for i in keep],
         lesion_ids=[listing.lesion_ids[i] for i in keep],
         format=fmt,
-        source=str(path),
+        source=str(path.resolve()),  # the same from any working directory
         fingerprint=_fingerprint(fmt, listing, keep),
         skipped=skipped,
         content_hash=_content_hash(listing, crc, keep),

@@ -34,7 +34,7 @@ def load_medmnist(path: Path, size: int) -> Dataset:
         image_ids=ids,
         lesion_ids=ids,
         format="medmnist",
-        source=str(path),
+        source=str(Path(path).resolve()),
         fingerprint=file_sha256(path)[:16],
         official_split=split,
     )

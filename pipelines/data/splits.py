@@ -126,6 +126,7 @@ def keep_rare_lesions(
     labels: np.ndarray,
     keep: dict[int, int],
     seed: int = 0,
+    class_names: list[str] | None = None,
 ) -> dict[str, list[str]]:
     """The parts with the training lesions of each class in `keep` cut to its count (the
     scarcity study); validation and test stay whole, and the dropped lesions go nowhere.
@@ -138,8 +139,9 @@ def keep_rare_lesions(
     for label, n in sorted(keep.items()):
         mine = [les for les in by_class.get(label, []) if les in train]
         if n > len(mine):
+            name = repr(class_names[label]) if class_names else f"class {label}"
             raise UserError(
-                f"--rare-n {n}: class {label} has only {len(mine)} training lesions; "
+                f"--rare-n {n}: {name} has only {len(mine)} training lesions; "
                 f"choose at most {len(mine)}"
             )
         order = np.random.default_rng([seed, label, 17]).permutation(len(mine))
@@ -175,7 +177,7 @@ def load_or_make_split(
     lesions, kind = _make_lesions(ds, seed, fractions, fold)
     if keep:
         labels = {ds.class_index(c): n for c, n in keep.items()}
-        lesions = keep_rare_lesions(lesions, ds.lesion_ids, ds.labels, labels, seed)
+        lesions = keep_rare_lesions(lesions, ds.lesion_ids, ds.labels, labels, seed, ds.class_names)
         kind += ", rare classes cut to " + ", ".join(f"{n} {c} lesions" for c, n in keep.items())
     split = _indices(ds, lesions)
     record = {

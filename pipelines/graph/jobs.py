@@ -35,6 +35,7 @@ from pipelines.results.reports import write_reports
 from pipelines.steps import classifier, gan, samples
 from pipelines.steps.gan_run import SELECTION_RULE
 from pipelines.steps.plan import feature_space, plan_for
+from pipelines.store.checkpoints import GanFolder
 from pipelines.store.layout import SOURCE
 from pipelines.store.records import key_of
 
@@ -107,6 +108,13 @@ class GanJob:
     def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
         return gan.train_gan(plan_for(cfg, self.dose), self.cls, tb)
 
+    def outputs(self, cfg: ExperimentConfig) -> tuple:
+        """What later jobs read: the source's dose snapshot, else the run's last checkpoint."""
+        if self.cls == SOURCE and self.dose is not None:
+            return (cfg.layout.source_snapshot(self.dose),)
+        root = cfg.layout.root if self.cls == SOURCE else cfg.layout.dose(self.dose).root
+        return (GanFolder.of(root, self.cls).last,)
+
 
 @dataclass(frozen=True)
 class SamplesJob:
@@ -172,8 +180,15 @@ class ClassifierJob:
         return {**comparison_slice(cfg), "arm": self.arm, "seed": self.seed}
 
     def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
-        out = cfg.layout.classifier_dir(comparison_id(cfg, self.dose), self.arm, self.seed)
-        return classifier.train_arm(plan_for(cfg, self.dose), self.arm, self.seed, out, tb)
+        plan = plan_for(cfg, self.dose)
+        return classifier.train_arm(plan, self.arm, self.seed, self._dir(cfg), tb)
+
+    def outputs(self, cfg: ExperimentConfig) -> tuple:
+        """What the report reads."""
+        return tuple(self._dir(cfg) / name for name in classifier.OUTPUTS)
+
+    def _dir(self, cfg: ExperimentConfig) -> Path:
+        return cfg.layout.classifier_dir(comparison_id(cfg, self.dose), self.arm, self.seed)
 
 
 @dataclass(frozen=True)

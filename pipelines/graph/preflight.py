@@ -23,6 +23,7 @@ from pipelines.config.experiment import (
 )
 from pipelines.data.dataset import Dataset
 from pipelines.data.load import load_dataset
+from pipelines.data.overlap import without_home_images
 from pipelines.errors import UserError
 from pipelines.results.compare import check_external_classes
 from pipelines.steps.feature_space import FEATURE_DIMS
@@ -53,10 +54,10 @@ def check_inputs(cfg: ExperimentConfig) -> tuple[Dataset, list[str]]:
         plan.new_classifier()
     except PretrainedWeightsUnavailable as e:
         raise UserError(str(e)) from e
-    check_external(cfg, ds)
+    external = check_external(cfg, ds)
     notes = ["built-in SYNTHETIC demo data (pass --data for real data)"] if ds.synthetic else []
     skipped = ds.skipped_note(f"{cfg.run_dir}/split.json and results.json")
-    return ds, notes + ([skipped] if skipped else [])
+    return ds, notes + [n for n in (skipped, external) if n]
 
 
 def check_folds(cfg: ExperimentConfig, ds: Dataset) -> None:
@@ -106,12 +107,13 @@ def check_target_memory(plan: ExperimentPlan) -> None:
         )
 
 
-def check_external(cfg: ExperimentConfig, ds: Dataset) -> None:
-    """--external-test's path, layout and class names, before any work rather than at the
-    report job after all training (with --data's advice for a missing path)."""
+def check_external(cfg: ExperimentConfig, ds: Dataset) -> str | None:
+    """--external-test's path, layout and class names, and its images that are the home
+    data's (data.overlap), before any work rather than at the report job after all training
+    (with --data's advice for a missing path). Returns the note on images left out."""
     path = cfg.external
     if not path:
-        return
+        return None
     if path != "demo" and not Path(path).exists():
         raise UserError(
             f"--external-test {path} does not exist; pass the path of a dataset with the "
@@ -125,3 +127,4 @@ def check_external(cfg: ExperimentConfig, ds: Dataset) -> None:
     except UserError as e:
         raise UserError(f"--external-test {path}: {e.message}") from None
     check_external_classes(path, ds.class_names, ext.class_names)
+    return without_home_images(ds, ext)[1]

@@ -23,12 +23,14 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gan.conventions import atomic_write_text
 from gan.progress import for_job, progress_bar
 from pipelines.errors import UserError
 from pipelines.store.layout import RunLayout
+from pipelines.store.records import file_sha256
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,42 @@ def read_marker(layout: RunLayout, node: Node) -> dict | None:
 
 
 def is_done(layout: RunLayout, node: Node) -> bool:
-    """Its marker holds its key, and its outputs are there: a deleted (damaged) output makes
-    it run again instead of failing the jobs that read it."""
+    """Its marker holds its key, and its outputs are as it left them: a deleted, cut short
+    or changed output makes it run again instead of failing (or misleading) the jobs that
+    read it."""
     marker = read_marker(layout, node)
     done = marker is not None and marker.get("key") == node.key
-    return done and all(os.path.isfile(p) for p in node.outputs)
+    return done and changed_output(marker, node) is None
+
+
+def changed_output(marker: dict, node: Node) -> str | None:
+    """Why an output the marker vouches for cannot be trusted (None: all are as recorded).
+    Size and modification time are compared first; where only the time differs, the
+    SHA-256. A marker from before outputs were recorded vouches for their presence only."""
+    recorded = marker.get("outputs", {})
+    for path in map(str, node.outputs):
+        if not os.path.isfile(path):
+            return f"{path} is gone"
+        was = recorded.get(path)
+        if was is None:
+            continue
+        st = os.stat(path)
+        if st.st_size != was["size"]:
+            return f"{path} changed size ({was['size']} -> {st.st_size} bytes)"
+        if st.st_mtime_ns != was["mtime_ns"] and file_sha256(Path(path)) != was["sha256"]:
+            return f"{path} changed content"
+    return None
+
+
+def _output_record(node: Node) -> dict[str, dict]:
+    """Size, modification time and SHA-256 of each output file, for changed_output."""
+    out = {}
+    for path in map(str, node.outputs):
+        if os.path.isfile(path):
+            st = os.stat(path)
+            out[path] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+            out[path]["sha256"] = file_sha256(Path(path))
+    return out
 
 
 def where() -> str:
@@ -89,7 +122,7 @@ def mark_running(layout: RunLayout, node: Node) -> None:
 
 def mark_done(layout: RunLayout, node: Node, result: dict) -> None:
     record = {"name": node.name, "key": node.key, "where": where(), "finished": time.time()}
-    record |= result
+    record |= result | {"outputs": _output_record(node)}
     atomic_write_text(layout.marker(node.name), json.dumps(record, indent=1, default=str))
     layout.running_marker(node.name).unlink(missing_ok=True)
 
@@ -157,6 +190,12 @@ def run_graph(
     ones; one that does not (Ray) starts every ready job. A failure or interrupt stops the
     jobs still running; finished jobs keep their markers, so a rerun continues."""
     check_graph(nodes)
+    for node in nodes:  # a finished job whose outputs changed: said, then run again
+        marker = read_marker(layout, node)
+        if marker is not None and marker.get("key") == node.key:
+            why = changed_output(marker, node)
+            if why:
+                echo(f"note: {node.name} runs again: {why} since it finished")
     done = {n.name for n in nodes if is_done(layout, n)}
     results = {n.name: read_marker(layout, n) or {} for n in nodes if n.name in done}
     bar = progress_bar(

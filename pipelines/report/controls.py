@@ -148,7 +148,8 @@ def detectability_md(sample_summaries: dict) -> list[str]:
         "",
         "A classifier two-sample test (Lopez-Paz & Oquab 2017): the project's small CNN at the "
         "classifier's input size, trained on the class's training reals against the kept "
-        "samples, tested on its validation reals against fresh samples made the same way "
+        "samples, tested on the judging half of its validation reals (the half that did not "
+        "choose the GAN's checkpoint) against fresh samples made the same way "
         "(new latents, the same filter). Balanced accuracy 0.5: the two are "
         "indistinguishable; 1.0: every sample gives itself away, and a synthetic arm can "
         "learn 'looks generated' instead of the lesion. The 95 % interval is over new "

@@ -342,7 +342,8 @@ def _external_md(external: dict | None, names: list[str]) -> list[str]:
             "",
             f"`{external['source']}`: {external['n']} images of {external['lesions']} lesions "
             "(resampled as lesions where it has lesion ids, else as images); prior-matched "
-            "thresholds are the home validation set's.",
+            "thresholds are the home validation set's."
+            + (f" {external['left_out']}." if external.get("left_out") else ""),
             "",
             "| arm | balanced accuracy | " + " | ".join(f"recall {c}" for c in names) + " |",
             "| --- | ---: |" + " ---: |" * len(names),

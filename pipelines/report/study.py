@@ -12,10 +12,13 @@ from pipelines.config.experiment import ExperimentConfig
 from pipelines.format import few_lesions_note, gain, kid_e3
 from pipelines.plots import plt, save_figure
 
+SYNTHETIC_NOTE = "> **SYNTHETIC demo data**: these numbers say nothing about dermoscopy."
 
-def scarcity_md(results: dict) -> list[str]:
-    md = [
-        "# Scarcity study: gain of synthetic arms against the rare classes' training lesions",
+
+def scarcity_md(results: dict, synthetic_data: bool = False) -> list[str]:
+    md = ["# Scarcity study: gain of synthetic arms against the rare classes' training lesions"]
+    md += ["", SYNTHETIC_NOTE] if synthetic_data else []
+    md += [
         "",
         "Per rare class and n (training lesions kept; the smaller sets are inside the larger, "
         "validation and test untouched): the kept set's held-out KID (×1e3) and floor, and each "
@@ -91,7 +94,7 @@ def scarcity_figure(points: list[dict], classes, path: Path) -> None:
 def study_md(results: dict, synthetic_data: bool) -> list[str]:
     md = ["# Dose study: gain of synthetic arms against generator quality", ""]
     if synthetic_data:
-        md += ["> **SYNTHETIC demo data**: these numbers say nothing about dermoscopy.", ""]
+        md += [SYNTHETIC_NOTE, ""]
     md += [
         "Per rare class and dose: the source GAN's kimg, the class's fine-tune kimg, the held-out "
         "KID (×1e3, the class's validation images) of the raw pool and of the kept (filtered) "
@@ -217,12 +220,12 @@ def _gains_figure(points: list[dict], classes, path: Path, axis: Axis) -> None:
 
 
 def _plain_log_x(ax) -> None:
-    """A log x axis with plain numbers at a few ticks (matplotlib's 3×10^0 minor labels
-    collide on short ranges)."""
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+    """A log x axis (linear within ±1: an unbiased KID on few judging images can be <= 0)
+    with plain numbers at its ticks (matplotlib's 3×10^0 minor labels collide on short
+    ranges)."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.set_xscale("symlog", linthresh=1.0)
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -241,9 +244,10 @@ def _kid_figure(points: list[dict], classes, path: Path) -> None:
         if floors:
             ax.axhline(1e3 * floors[0], color="grey", ls=":", label="real floor")
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        ax.set_yscale("symlog", linthresh=1.0)  # unbiased KID on few judging images can be < 0
         ax.set_title(c)
         ax.set_xlabel("source kimg (dose)")
         ax.set_ylabel("held-out KID ×1e3")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a class with no judging KID has no lines
+            ax.legend(fontsize=7)
     save_figure(fig, path)

@@ -14,6 +14,7 @@ from gan.conventions import atomic_write_text
 from pipelines.config.experiment import ExperimentConfig, config_to_json, fold_configs
 from pipelines.data.dataset import Dataset
 from pipelines.data.load import load_dataset
+from pipelines.data.overlap import without_home_images
 from pipelines.report.markdown import one_line_summary, write_figures, write_report
 from pipelines.results.compare import compare, external_test, per_class_counts, pool_predictions
 from pipelines.results.signature import signature
@@ -111,11 +112,12 @@ def _external(plan: ExperimentPlan, parts: list) -> dict | None:
     cfg = plan.cfg
     if not cfg.external:
         return None
-    ext = _load_external(plan, cfg.external, plan.dataset.images.shape[1])
-    return external_test(
+    ext, left_out = _load_external(plan, cfg.external, plan.dataset.images.shape[1])
+    result = external_test(
         ext, plan.dataset, parts, plan.classes, plan.new_classifier,
         torch.device(cfg.device), cfg.precision, cfg.margin,
     )  # fmt: skip
+    return result | ({"left_out": left_out} if left_out else {})
 
 
 def read_result(folder: Path) -> dict:
@@ -127,12 +129,14 @@ def public(r: dict) -> dict:
     return {k: v for k, v in r.items() if k != "_dir"}
 
 
-def _load_external(plan: ExperimentPlan, path: str, size: int) -> Dataset:
+def _load_external(plan: ExperimentPlan, path: str, size: int) -> tuple[Dataset, str | None]:
     """The external test set as the classifiers take it: loaded at the GANs' size like the
-    home data, then resized as classifier_inputs resizes every arm's images."""
+    home data, less the home data's own images (data.overlap; the note says how many), then
+    resized as classifier_inputs resizes every arm's images."""
     cfg = plan.cfg
     ext = load_dataset(
         path, size, None, cfg.cache_dir, cfg.skip_bad_images, progress=False,
         allow_new_classes=cfg.allow_new_classes,
     )  # fmt: skip
-    return replace(ext, images=plan.classifier_inputs(ext.images))
+    ext, left_out = without_home_images(plan.dataset, ext)
+    return replace(ext, images=plan.classifier_inputs(ext.images)), left_out

@@ -25,7 +25,8 @@ def write_reports(
         return _one_split(cfg, comparison_id, wall, t0)
     for n in cfg.rare_n:  # each level's own report, in its own run directory
         _one_split(scarcity_config(cfg, n), comparison_id, wall, t0)
-    return write_scarcity(cfg, wall, t0)
+    ids = [comparison_id(scarcity_config(cfg, n), None) for n in cfg.rare_n]
+    return write_scarcity(cfg, ids, wall, t0)
 
 
 def _one_split(cfg: ExperimentConfig, comparison_id: ComparisonId, wall: dict, t0: float) -> dict:

@@ -114,11 +114,13 @@ def _detected(d: dict | None) -> dict | None:
     return {"accuracy": d["accuracy"], "ci95": d["ci95"]} if d and "accuracy" in d else None
 
 
-def write_scarcity(cfg: ExperimentConfig, wall: dict, t0: float) -> dict:
-    """scarcity.md and results.json at the top of the run: every level's gains over the best
-    control against n, the training lesions each rare class kept (each level's own report
-    is in its run directory, scarce/n<n>/). The oracle arms (the lesions a level cut, added
-    back as a perfect generator would) are points too: what any generator could buy at n."""
+def write_scarcity(cfg: ExperimentConfig, ids: list[str], wall: dict, t0: float) -> dict:
+    """scarcity.md and results.json, in a folder of this study's own (compare/<id>/, keyed by
+    its levels' comparison ids: another --rare-n list keeps this one), copied to the top of
+    the run: every level's gains over the best control against n, the training lesions each
+    rare class kept (each level's own report is in its run directory, scarce/n<n>/). The
+    oracle arms (the lesions a level cut, added back as a perfect generator would) are points
+    too: what any generator could buy at n."""
     synthetic = cfg.synthetic_arms + tuple(a for a in cfg.arms if ARM_SPECS[a].held_back)
     levels, points = {}, []
     for n in cfg.rare_n:
@@ -138,14 +140,16 @@ def write_scarcity(cfg: ExperimentConfig, wall: dict, t0: float) -> dict:
         "versions": versions(),
         "wall_seconds": {**wall, "report": time.perf_counter() - t0},
     }
-    figures = cfg.layout.root / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    scarcity_figure(points, cfg.classes, figures / "gains_vs_rare_n.png")
-    atomic_write_text(cfg.layout.root / "scarcity.md", "\n".join(scarcity_md(results)))
-    atomic_write_text(cfg.layout.results_file, json.dumps(results, indent=1, default=str))
-    return {
-        "headline": f"scarcity study of n = {cfg.rare_n}; report: {cfg.layout.root}/scarcity.md"
-    }
+    out = cfg.layout.comparison_dir(key_of({"scarcity": True}, ids)[:10])
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    scarcity_figure(points, cfg.classes, out / "figures" / "gains_vs_rare_n.png")
+    synthetic_data = plan_for(scarcity_config(cfg, cfg.rare_n[0])).dataset.synthetic
+    atomic_write_text(out / "scarcity.md", "\n".join(scarcity_md(results, synthetic_data)))
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1, default=str))
+    publish(out, cfg.layout.root, ("scarcity.md", cfg.layout.results_file.name))
+    levels_text = ", ".join(str(n) for n in cfg.rare_n)
+    text = f"scarcity study of n = {levels_text}; report: {out / 'scarcity.md'}"
+    return headline(text, synthetic_data)
 
 
 def _interval(g: dict) -> dict:

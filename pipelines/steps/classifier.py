@@ -17,6 +17,8 @@ from pipelines.steps.samples import synthetic_sets
 from pipelines.steps.training_set import Arm, build_arm
 from pipelines.store import tensorboard
 
+OUTPUTS = ("model.pt", "test_probs.npz", "result.json")  # what train_arm leaves, result last
+
 
 def arm_training_set(plan: ExperimentPlan, arm: str, seed: int) -> tuple[Arm, dict]:
     """The training set of one (arm, seed) classifier and the sample summaries it draws on:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from gan.checkpoint import CheckpointError
 from gan.conventions import atomic_write_bytes
 from pipelines.config.experiment import ExperimentConfig
 from pipelines.errors import UserError
@@ -27,10 +28,11 @@ def train_gan(plan: ExperimentPlan, cls: str, tb: Path | None = None) -> dict:
     arch, train_cfg = spec.arch, spec.train
     snapshot = None if dose is None or cls != SOURCE else layout.source_snapshot(dose)
     if snapshot is not None and snapshot.is_file():
+        _check_snapshot(snapshot, layout.gan_dir(SOURCE))
         return {"kimg": dose, "reused": True}
+    reused = checkpoints.trained_enough(run.folder, arch, train_cfg)  # a damaged one: explained
     if run.folder.last.is_file():
         gan_run.check_selection(checkpoints.read(run.folder.last), run.out)
-    reused = checkpoints.trained_enough(run.folder, arch, train_cfg)
     if not reused:
         how = TrainPlan(
             arch,
@@ -59,6 +61,18 @@ def _source(cfg: ExperimentConfig, cls: str, dose: float | None) -> Path | None:
     if dose is not None:
         return cfg.layout.source_snapshot(dose)
     return checkpoints.source_path(cfg.layout.root)
+
+
+def _check_snapshot(snapshot: Path, source_dir: Path) -> None:
+    """A dose snapshot that cannot be read is refused with the way out: the source has
+    trained past that dose, so the snapshot cannot be remade from its last checkpoint."""
+    try:
+        checkpoints.read(snapshot)
+    except CheckpointError as e:
+        raise UserError(
+            f"{snapshot} is damaged ({e}) and the source GAN has trained past it; delete "
+            f"{source_dir} to train the source again from the start, or use a new --run-dir"
+        ) from None
 
 
 def _keep_snapshot(run, snapshot: Path, dose: float) -> None:

@@ -37,7 +37,7 @@ from gan.metrics.features import FeatureSpace, extract_features, metric_label
 from gan.metrics.filter_verdict import BEATS, NO_DIFFERENCE, FilterVerdict, filter_vs_random
 from gan.metrics.sets import real_floor, set_metrics
 from gan.networks import Generator
-from gan.training import sample
+from gan.training import NonFiniteSamples, sample
 from pipelines.errors import UserError
 from pipelines.format import fid, kid_e3
 from pipelines.steps.detect import (
@@ -222,7 +222,10 @@ def _generator(
 def _draw(G: Generator, n: int, seed: int, precision: str) -> torch.Tensor:
     """n uint8 N×3×S×S samples on latents of `seed`."""
     z = torch.randn(n, G.nz, generator=torch.Generator().manual_seed(seed))
-    return sample(G, z.to(next(G.parameters()).device), precision=precision).cpu()
+    try:
+        return sample(G, z.to(next(G.parameters()).device), precision=precision).cpu()
+    except NonFiniteSamples as e:
+        raise UserError(f"{e}: its checkpoint is damaged; sample another, or train again") from e
 
 
 def _select(opts: SampleOptions, feats: torch.Tensor, real: torch.Tensor, lesions) -> Selection:

@@ -259,12 +259,21 @@ def generator(ckpt: dict, path: Path, size: int, device: torch.device) -> Genera
     arch = Architecture(**ckpt["arch"])
     if arch.size != size:
         raise UserError(
-            f"{path} generates {arch.size} px images but the data is loaded at "
-            f"{size} px; pass --size {arch.size}"
+            f"{path} generates {arch.size} px images but this run's data is loaded at {size} "
+            "px, so its samples cannot be compared with it; sample it in the run directory it "
+            "was trained in"
         )
     G = Generator(arch)
+    weights = ckpt["G_ema"] if ckpt["G_ema"] is not None else ckpt["G"]
+    damaged = [k for k, v in weights.items() if v.is_floating_point() and not v.isfinite().all()]
+    if damaged:
+        raise UserError(
+            f"{path} holds non-finite generator weights ({damaged[0]}): the file is damaged or "
+            "its training diverged; sample another checkpoint (--checkpoint last or best), or "
+            "train the class again"
+        )
     try:
-        G.load_state_dict(ckpt["G_ema"] if ckpt["G_ema"] is not None else ckpt["G"])
+        G.load_state_dict(weights)
     except RuntimeError as e:
         raise UserError(f"{path} does not match raregan's DCGAN architecture") from e
     return G.to(device)

@@ -102,8 +102,8 @@ def os_error_message(e: OSError) -> str | None:
         where = f" of {path}" if path else " of a file this command writes"
         return (
             f"no space left on the device{where}{_free_space(path)}; free some space, or "
-            "pass a --run-dir, --out or --cache-dir on a larger disk, and rerun the same "
-            "command: finished work is kept"
+            "pass a --run-dir, --out, --export DIR or --cache-dir on a larger disk, and rerun "
+            "the same command: finished work is kept"
         )
     if path is None:
         return None
