@@ -340,6 +340,7 @@ def _open_run(run: ClassRun, plan: TrainPlan, resumed: dict | None) -> tuple[Gan
     source = None
     if plan.source is not None:
         source = checkpoints.read_source(plan.source, plan.arch, run.run_dir)
+        check_selection(source, Path(plan.source).parent)  # it chose on these lesions too
     if run.out.exists() and any(run.out.iterdir()):
         if run.folder.has_checkpoint() and not plan.overwrite:
             raise UserError(
