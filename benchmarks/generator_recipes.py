@@ -11,8 +11,9 @@ filtered to the class's target as the sampling job does; reported on the judging
 kept set's KID against the real-vs-real floor and its detectability (a small CNN telling
 judging reals from fresh samples), beside the selection KID that chose best.pt (which
 flatters it) and the seconds per stage. Resumable: a recipe whose row is in
-<out>/results.json is not trained again. The winner is the one whose kept set is closest to
-the floor on the judging half, with detectability as the tie-break. Not yet here: the share
+<out>/results.json is not trained again. A recipe is chosen on the selection half too (the
+selection KID of its best.pt), never on the judging columns, which then say how good the
+chosen one is on images that chose nothing. Not yet here: the share
 of fresh samples a baseline classifier calls the class (the signature of the report's own
 table), and candidates that need new code (a class-conditional source, plateau stopping).
 """

@@ -190,14 +190,17 @@ def run_graph(
     ones; one that does not (Ray) starts every ready job. A failure or interrupt stops the
     jobs still running; finished jobs keep their markers, so a rerun continues."""
     check_graph(nodes)
-    for node in nodes:  # a finished job whose outputs changed: said, then run again
+    results = {}  # the finished jobs' markers; one whose outputs changed is said, then rerun
+    for node in nodes:
         marker = read_marker(layout, node)
-        if marker is not None and marker.get("key") == node.key:
-            why = changed_output(marker, node)
-            if why:
-                echo(f"note: {node.name} runs again: {why} since it finished")
-    done = {n.name for n in nodes if is_done(layout, n)}
-    results = {n.name: read_marker(layout, n) or {} for n in nodes if n.name in done}
+        if marker is None or marker.get("key") != node.key:
+            continue
+        why = changed_output(marker, node)
+        if why:
+            echo(f"note: {node.name} runs again: {why} since it finished")
+        else:
+            results[node.name] = marker
+    done = set(results)
     bar = progress_bar(
         total=len(nodes), initial=len(done), desc="jobs", unit="job", disable=not progress
     )
