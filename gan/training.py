@@ -250,6 +250,13 @@ def sample(
     return torch.cat(out)
 
 
+def training_end(nimg: int, cfg: TrainConfig) -> int:
+    """Where training from `nimg` stops: whole batches, so up to one batch past --kimg (the
+    bar's end and the end the command reports agree)."""
+    left = math.ceil(cfg.kimg * 1000) - nimg
+    return nimg + max(math.ceil(left / cfg.batch_size), 0) * cfg.batch_size
+
+
 def _next_boundary(nimg: int, every_kimg: float) -> int:
     every = max(int(every_kimg * 1000), 1)
     return (nimg // every + 1) * every
@@ -273,17 +280,18 @@ def train(
     TrainingDiverged without one, so the checkpoint on disk stays the last good state.
     """
     target = int(math.ceil(cfg.kimg * 1000))
+    end = training_end(state.nimg, cfg)
     next_snap = _next_boundary(state.nimg, cfg.snapshot_kimg)
     next_eval = _next_boundary(state.nimg, cfg.eval_kimg) if evaluate else None
     shown: dict[str, str] = {}
     window = _Window()
     bar = progress_bar(
-        total=round(target / 1000, 1),
+        total=end / 1000,
         desc="GAN",
-        initial=round(state.nimg / 1000, 1),
+        initial=state.nimg / 1000,
         unit="kimg",
         disable=not progress,
-        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}{postfix}]",
+        bar_format="{l_bar}{bar}| {n:.4g}/{total:.4g} kimg [{elapsed}<{remaining}{postfix}]",
     )
     with bar, _deferred_interrupt() as interrupted:
         while state.nimg < target:
@@ -300,7 +308,7 @@ def train(
                 shown |= {k: f"{row[k]:.3g}" for k in ("loss_D", "loss_G", "D_real", "D_fake")}
                 shown["img/s"] = f"{row['img_s']:.0f}"
                 bar.set_postfix(shown)
-                bar.update(min(round(state.nimg / 1000, 1), bar.total) - bar.n)  # last batch
+                bar.update(state.nimg / 1000 - bar.n)
             if due_eval:  # before the snapshot: every evaluated state has a checkpoint
                 shown |= {k: f"{v:.4g}" for k, v in evaluate(state).items()}
                 bar.set_postfix(shown)

@@ -59,6 +59,15 @@ def test_resume_continues_to_a_larger_budget(trained: Path):
     assert (out / "last.pt").read_bytes() == before
 
 
+def test_resume_past_kimg_reports_where_whole_batches_end(trained: Path):
+    """Resuming at 0.104 kimg to --kimg 0.11 in batches of 8 ends at 0.112: the bar's end and
+    the final line say so (they said 0.1 and 0.1)."""
+    out = run(["--class", "df", "--run-dir", str(trained), "--kimg", "0.11", "--resume"]).output
+    assert "done at 0.112 kimg (whole batches of 8 end past --kimg 0.11)" in out
+    [last] = [line for line in out.splitlines() if "GAN" in line and "(done)" in line]
+    assert "100% 0.112/0.112 kimg" in last
+
+
 def test_resume_refuses_changed_options(trained: Path):
     base = ["--class", "df", "--run-dir", str(trained), "--kimg", "0.2", "--resume"]
     assert "batch_size=8, not 16" in one_line_error(run([*base, "--batch-size", "16"], False))

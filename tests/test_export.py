@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -94,6 +95,29 @@ def test_export_writes_exactly_the_arms_training_set(compared: Path, tmp_path: P
     assert not (base / "stale.txt").exists()
     rows = _check_export(compared, "baseline", base)
     assert all(r["kind"] == "real" and r["repeat"] == "0" for r in rows)
+
+
+def test_a_full_disk_during_export_names_the_file_and_leaves_nothing(
+    compared: Path, tmp_path: Path, monkeypatch
+):
+    """The message names the export's file that failed (not its folder, not the temporary
+    copy) and --export among the places to move; no half export or temporary is left."""
+    import errno
+
+    write_bytes = Path.write_bytes
+
+    def full_disk(self, data):
+        if self.suffix == ".png":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    out = tmp_path / "exports" / "gan"
+    args = ["--run-dir", str(compared), *SMOKE, "--export", "gan", str(out)]
+    msg = one_line_error(invoke_cli(augment_and_compare, args, ok=False))
+    assert f"no space left on the device of {out}{os.sep}" in msg and ".png" in msg
+    assert "--export DIR" in msg
+    assert not list((tmp_path / "exports").iterdir())
 
 
 def test_a_bad_export_arm_is_one_line_before_any_work(tmp_path: Path):

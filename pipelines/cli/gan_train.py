@@ -5,6 +5,8 @@ The options only; what they mean for a new or a resumed run is pipelines.gan_res
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import click
@@ -217,7 +219,12 @@ def _train_and_report(plan: gan_resume.ClassPlan, ds, train: TrainPlan) -> None:
             err=True,
         )
         raise SystemExit(130) from None
-    click.echo(f"{run.class_name}: done at {state.nimg / 1000:.1f} kimg; samples in {run.out}")
+    past = (
+        f" (whole batches of {cfg.batch_size} end past --kimg {cfg.kimg:g})"
+        if state.nimg > math.ceil(cfg.kimg * 1000)
+        else ""
+    )
+    click.echo(f"{run.class_name}: done at {state.nimg / 1000:g} kimg{past}; samples in {run.out}")
     best = best_eval(run.folder)
     if best is not None and "heldout_mix_kid" in best:
         click.echo(

@@ -133,10 +133,22 @@ def export_arm(
             card = dataset_card(plan, arm, seed, summaries, counts, command)
             (tmp / "DATASET_CARD.md").write_text(card, encoding="utf-8")
             replace_dir(tmp, out)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise _named_in_export(e, tmp, out) from e
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return counts
+
+
+def _named_in_export(e: OSError, tmp: Path, out: Path) -> OSError:
+    """The error naming the export's file that failed (a write to a full disk names none,
+    an open names the temporary folder's copy): what the user will look for is in `out`."""
+    failed = Path(str(e.filename)) if e.filename is not None else None
+    if failed is not None and failed.is_relative_to(tmp):
+        return OSError(e.errno, e.strerror, str(out / failed.relative_to(tmp)))
+    return e
 
 
 def _check_trained_count(result: Path, n: int) -> None:
@@ -188,7 +200,10 @@ def _write_images(tmp: Path, plan: ExperimentPlan, arm_set: Arm, summaries: dict
             record = {"kind": "synthetic", "image_id": stem, "repeat": 0,
                       **provenance[cls].row(k)}  # fmt: skip
         file = f"{_safe(cls)}/{stem}.png"
-        (tmp / file).write_bytes(_png(arm_set.images[i]))
+        try:
+            (tmp / file).write_bytes(_png(arm_set.images[i]))
+        except OSError as e:  # a full disk's write names no file
+            raise OSError(e.errno, e.strerror, str(tmp / file)) from e
         rows.append({"file": file, "class": cls, **record})
     return rows
 
