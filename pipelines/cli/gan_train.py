@@ -6,7 +6,6 @@ The options only; what they mean for a new or a resumed run is pipelines.gan_res
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 
 import click
