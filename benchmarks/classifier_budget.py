@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import torch
 
-from classifier.networks import make_classifier
+from classifier.networks import SmallResNet
 from classifier.training import train_classifier
 from gan.conventions import to_nchw
 from pipelines.cli import resolve_precision
@@ -113,7 +113,7 @@ def run_recipe(recipe: Recipe, data: str, out: Path) -> dict:
     images = ds.images if recipe.input_size is None else resize_images(ds.images, recipe.input_size)
     t0 = time.perf_counter()
     trained = train_classifier(
-        make_classifier(k, recipe.width, stem_stride=recipe.stem_stride),
+        SmallResNet(k, recipe.width, stem_stride=recipe.stem_stride),
         (to_nchw(images[split.train]), torch.from_numpy(ds.labels[split.train])),
         (to_nchw(images[split.val]), torch.from_numpy(ds.labels[split.val])),
         k,

@@ -24,14 +24,16 @@ from pipelines.store.records import cpu_name
 _STEP_TIMER = """
 import sys, time, torch
 from pipelines.steps.recipe import classifier_network
+from pipelines.config.experiment import ExperimentConfig
 from pipelines.config.profiles import PROFILES
 threads, precision, steps = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 profile = PROFILES["quick"]
-model = classifier_network(profile, 7, False).to(memory_format=torch.channels_last)
+cfg = ExperimentConfig(run_dir=".", profile=profile)
+model = classifier_network(cfg, 7).to(memory_format=torch.channels_last)
 opt = torch.optim.AdamW(model.parameters(), 1e-3)
-px = profile.classifier_size or profile.size  # the classifier's input, as in a run
+px = cfg.classifier_size  # the classifier's input, as in a run
 x = torch.randint(0, 256, (profile.batch_size, 3, px, px), dtype=torch.uint8)
 x = x.contiguous(memory_format=torch.channels_last)
 y = torch.randint(0, 7, (profile.batch_size,))

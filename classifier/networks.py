@@ -1,10 +1,10 @@
-"""Classifiers for 32-128 px images: two trained from scratch, one fine-tuned.
+"""Classifiers for 32-128 px images, trained from scratch (classifier.zoo adds any torchvision,
+timm or user network).
 
 `CompactCNN` is small enough to train in about a minute on a CPU; its penultimate layer is the
 `domain` feature space in which raregan measures FID/KID of generated images. `SmallResNet` is a
 ResNet-18-style network adapted to small inputs (3x3 stem, no max-pool) for the downstream
-experiment. `PretrainedResNet18` (--pretrained) starts from torchvision's ImageNet weights.
-All take uint8 images and expose `features(x)` (penultimate layer) and `forward(x)`
+experiment. Both take uint8 images and expose `features(x)` (penultimate layer) and `forward(x)`
 (logits).
 """
 
@@ -110,52 +110,3 @@ class SmallResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
-
-
-class PretrainedWeightsUnavailable(RuntimeError):
-    """torchvision's ImageNet weights could not be loaded (no file in the hub cache, offline)."""
-
-
-class PretrainedResNet18(nn.Module):
-    """torchvision's ResNet-18 with ImageNet weights and a new head (--pretrained).
-
-    The weights come from the torch hub cache (downloaded there on first use where a network is
-    available); offline, a missing file raises PretrainedWeightsUnavailable naming the file.
-    """
-
-    def __init__(self, num_classes: int):
-        super().__init__()
-        from torchvision.models import ResNet18_Weights, resnet18
-
-        weights = ResNet18_Weights.IMAGENET1K_V1
-        try:
-            net = resnet18(weights=weights)
-        except Exception as e:  # noqa: BLE001 - URLError, OSError, ... all mean "not available"
-            file = weights.url.rsplit("/", 1)[-1]
-            raise PretrainedWeightsUnavailable(
-                f"ImageNet weights for --pretrained could not be loaded ({type(e).__name__}); "
-                f"put {file} ({weights.url}) in {torch.hub.get_dir()}/checkpoints/ or drop "
-                "--pretrained"
-            ) from e
-        self.num_features = net.fc.in_features
-        net.fc = nn.Identity()
-        self.body = net
-        self.head = nn.Linear(self.num_features, num_classes)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = (to_model_range(x) + 1) / 2
-        return self.body((x - self.mean) / self.std)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-def make_classifier(
-    num_classes: int, width: int, pretrained: bool = False, stem_stride: int = 1
-) -> nn.Module:
-    """The downstream classifier: SmallResNet from scratch, or ImageNet ResNet-18."""
-    if pretrained:
-        return PretrainedResNet18(num_classes)
-    return SmallResNet(num_classes, width, stem_stride=stem_stride)

@@ -71,7 +71,7 @@ def test_reweight_changes_only_the_loss(monkeypatch):
     """Same data, same steps, same batches: the reweight arm's training differs from the
     baseline's only in the prior added to the logits inside the loss."""
     import classifier.training as training
-    from classifier.networks import make_classifier
+    from classifier.networks import SmallResNet
 
     calls: dict[float, list] = {}
     real_loss = training.logit_adjusted_loss
@@ -89,7 +89,7 @@ def test_reweight_changes_only_the_loss(monkeypatch):
             classifier_config(PROFILES["smoke"], 40, 0, "fp32", arm), steps=6, batch_size=8
         )
         torch.manual_seed(0)
-        training.train_classifier(make_classifier(3, 8), (x, y), (x, y), 3, cfg, progress=False)
+        training.train_classifier(SmallResNet(3, 8), (x, y), (x, y), 3, cfg, progress=False)
     base, rew = calls[0.0], calls[1.0]
     assert len(base) == len(rew) == 6
     for (yb, pb), (yr, pr) in zip(base, rew):
@@ -169,7 +169,7 @@ def test_gan_then_real_ends_on_real_images_within_the_same_budget(monkeypatch):
     real_only_steps batches hold no synthetic image (a spy on every batch drawn), and the
     model it keeps is one that went through that phase."""
     import classifier.training as training
-    from classifier.networks import make_classifier
+    from classifier.networks import SmallResNet
 
     batches: list[torch.Tensor] = []
     real_augment = training.augment
@@ -193,7 +193,7 @@ def test_gan_then_real_ends_on_real_images_within_the_same_budget(monkeypatch):
     assert cfg.real_only_steps == round(ARM_SPECS["gan-then-real"].real_tail * cfg.steps) > 0
     assert all(c.real_only_steps == 0 for a, c in cfgs.items() if a != "gan-then-real")
     trained = training.train_classifier(
-        make_classifier(2, 8), (x, y, synthetic), (x[:36], y[:36]), 2, cfg, progress=False
+        SmallResNet(2, 8), (x, y, synthetic), (x[:36], y[:36]), 2, cfg, progress=False
     )
     assert len(batches) == cfg.steps
     assert trained.best_step > cfg.steps - cfg.real_only_steps  # chosen after the real phase
@@ -205,22 +205,22 @@ def test_gan_then_real_ends_on_real_images_within_the_same_budget(monkeypatch):
 
 def test_real_only_steps_refuses_what_it_cannot_do():
     import classifier.training as training
-    from classifier.networks import make_classifier
+    from classifier.networks import SmallResNet
 
     x = torch.zeros(8, 3, 16, 16, dtype=torch.uint8)
     y = torch.tensor([0, 1] * 4)
     cfg = training.ClassifierConfig(steps=4, batch_size=4, eval_every=2, real_only_steps=2)
     with pytest.raises(ValueError, match="mask of synthetic"):
-        training.train_classifier(make_classifier(2, 8), (x, y), (x, y), 2, cfg, progress=False)
+        training.train_classifier(SmallResNet(2, 8), (x, y), (x, y), 2, cfg, progress=False)
     too_long = dataclasses.replace(cfg, real_only_steps=5)
     with pytest.raises(ValueError, match="outside 1..4"):
         training.train_classifier(
-            make_classifier(2, 8), (x, y, torch.zeros(8, dtype=torch.bool)), (x, y), 2,
+            SmallResNet(2, 8), (x, y, torch.zeros(8, dtype=torch.bool)), (x, y), 2,
             too_long, progress=False,
         )  # fmt: skip
     with pytest.raises(ValueError, match="no training images"):
         training.train_classifier(
-            make_classifier(2, 8), (x, y, torch.ones(8, dtype=torch.bool)), (x, y), 2, cfg,
+            SmallResNet(2, 8), (x, y, torch.ones(8, dtype=torch.bool)), (x, y), 2, cfg,
             progress=False,
         )  # fmt: skip
 

@@ -74,38 +74,6 @@ def test_training_learns_a_separable_problem_and_keeps_the_best_step():
     assert torch.equal(result.val_probs, predict_proba(result.model, x[90:]))
 
 
-def test_pretrained_without_weights_names_the_file(monkeypatch, tmp_path):
-    import torchvision.models.resnet as tv_resnet
-
-    from classifier.networks import PretrainedWeightsUnavailable, make_classifier
-
-    def offline(*a, **k):
-        raise OSError("offline")
-
-    monkeypatch.setattr(
-        tv_resnet.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline
-    )
-    with pytest.raises(PretrainedWeightsUnavailable, match="resnet18-f37072fd.pth.*--pretrained"):
-        make_classifier(7, 16, pretrained=True)
-
-
-def test_pretrained_network_with_a_local_weights_file(monkeypatch):
-    """With weights available (here: those of a fresh ResNet-18), the network is wired right."""
-    import torchvision.models.resnet as tv_resnet
-
-    from classifier.networks import make_classifier
-
-    state = tv_resnet.resnet18().state_dict()
-    monkeypatch.setattr(
-        tv_resnet.ResNet18_Weights.IMAGENET1K_V1.__class__,
-        "get_state_dict",
-        lambda self, *a, **k: state,
-    )
-    m = make_classifier(7, 16, pretrained=True)
-    x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
-    assert m(x).shape == (2, 7) and m.features(x).shape == (2, 512)
-
-
 def test_dihedral_views_are_the_eight_distinct_symmetries_of_a_square():
     x = torch.arange(16.0).view(1, 1, 4, 4)  # no symmetry: every view is different
     views = dihedral_views(x)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from conftest import SMOKE, invoke_cli, job_lines, one_line_error, with_options
+import torch
+from conftest import SMOKE, invoke_cli, job_lines, one_line_error, started_jobs, with_options
 
 from pipelines.cli import augment_and_compare
 
@@ -187,3 +189,62 @@ def test_held_back_lesions_bring_the_oracle_arms_by_default(tmp_path: Path):
     }
     held = job_lines(invoke([*args, "--oracle-share", "0.5"]).output)
     assert {"classifier/oracle/seed0", "classifier/oversample+oracle/seed1"} <= set(held)
+
+
+# ---------------------------------------------------------------- --classifier (issue 32)
+
+ONE_SEED = with_options(SMOKE, seeds="1", arms="baseline,gan")
+
+
+def test_another_classifier_retrains_only_the_classifiers(compared: Path):
+    """A torchvision ResNet-18 at 64 px in a finished run: the dry run shows only the
+    classifiers (and the report) to run, the run starts nothing else, and records it."""
+    args = ["--run-dir", str(compared), *ONE_SEED, "--classifier", "resnet18",
+            "--classifier-size", "64"]  # fmt: skip
+    status = {
+        n: line.split()[1] for n, line in job_lines(invoke([*args, "--dry-run"]).output).items()
+    }
+    assert {n for n, s in status.items() if s != "done"} == {
+        "classifier/baseline/seed0", "classifier/gan/seed0", "report"}  # fmt: skip
+    result = invoke(args)
+    assert started_jobs(result.output) == {
+        "classifier/baseline/seed0", "classifier/gan/seed0", "report"}  # fmt: skip
+    saved = json.loads((compared / "experiment.json").read_text())["config"]["classifier"]
+    assert saved == {"family": "torchvision", "name": "resnet18", "size": 64, "weights": None,
+                     "weights_sha256": None}  # fmt: skip
+    report = Path(result.output.split("report: ")[-1].strip()).read_text()
+    assert "resnet18(from scratch, 64 px inputs)" in report
+
+
+def test_a_network_of_ones_own_runs_end_to_end(tmp_path: Path):
+    args = ["--run-dir", str(tmp_path / "run"), *with_options(ONE_SEED, classes="df"),
+            "--classifier", "user_networks:tiny_net"]  # fmt: skip
+    result = invoke(args)
+    assert "df gan vs baseline: recall" in result.output
+    [record] = (tmp_path / "run").glob("compare/*/baseline/seed0/result.json")
+    assert json.loads(record.read_text())["train_images"] > 0
+
+
+@pytest.mark.parametrize("case", ["other-architecture", "truncated", "missing", "broken-net"])
+def test_a_classifier_that_cannot_be_used_is_one_line_before_any_work(tmp_path, case):
+    from torchvision.models import resnet34
+
+    weights = tmp_path / "w.pt"
+    if case != "missing":
+        torch.save(resnet34().state_dict(), weights)
+    if case == "truncated":
+        weights.write_bytes(weights.read_bytes()[:4096])
+    extra = {
+        "other-architecture": ["--classifier", "resnet18", "--pretrained-weights", str(weights)],
+        "truncated": ["--classifier", "resnet34", "--pretrained-weights", str(weights)],
+        "missing": ["--classifier", "resnet18", "--pretrained-weights", str(weights)],
+        "broken-net": ["--classifier", "user_networks:wrong_outputs"],
+    }[case]
+    msg = one_line_error(invoke(["--run-dir", str(tmp_path / "run"), *SMOKE, *extra], False))
+    assert {
+        "other-architecture": "w.pt is not a state dict of torchvision resnet18 (unexpected",
+        "truncated": "w.pt: cannot be read as a state dict",
+        "missing": "w.pt: no such file",
+        "broken-net": "returns (2, 8) for 2 images, not logits of shape (2, 7)",
+    }[case] in msg
+    assert not (tmp_path / "run").exists()

@@ -10,6 +10,7 @@ import click
 import torch
 
 from gan.networks import SUPPORTED_SIZES
+from pipelines.cli.classifier_options import classifier_choice, classifier_options
 from pipelines.cli.common import (
     Command,
     check_cache_dir,
@@ -151,11 +152,7 @@ EXECUTORS = ("local", "ray")
     help="Image size of the GANs and the classifier alike (overrides the profile's sizes).",
 )
 @click.option("--external-test", default=None, help="Also evaluate on this dataset.")
-@click.option(
-    "--pretrained",
-    is_flag=True,
-    help="Classifier: torchvision's ImageNet ResNet-18 instead of training from scratch.",
-)
+@classifier_options
 @device_options
 @feature_options
 @click.option(
@@ -391,6 +388,7 @@ def experiment_config(opts: dict):
         if opts["inception_weights"]
         else None,
         pretrained=opts["pretrained"],
+        classifier=classifier_choice(opts),
         threads=threads,
         workers=opts["workers"],
         progress=not opts["quiet"] and opts["executor"] == "local",

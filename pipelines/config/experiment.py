@@ -27,6 +27,19 @@ DEMO_SEEDS = 3  # the demo is a first look: its default command must finish in m
 
 
 @dataclass(frozen=True)
+class ClassifierChoice:
+    """The downstream network every arm trains (--classifier, --classifier-size,
+    --pretrained-weights): classifier.zoo builds it. `family` is what kind of name `name` is
+    (builtin, torchvision, timm, function), parsed once from the command line."""
+
+    family: str = "builtin"
+    name: str = "small-resnet"
+    size: int | None = None  # input px; None: the profile's classifier size
+    weights: str | None = None  # a local state dict (absolute path) ...
+    weights_sha256: str | None = None  # ... and its content when the run began
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """Everything augment-and-compare was asked for; stored as <run>/experiment.json."""
 
@@ -55,7 +68,8 @@ class ExperimentConfig:
     precision: str = "fp32"
     feature_space: str = "domain"
     inception_weights: str | None = None
-    pretrained: bool = False
+    pretrained: bool = False  # ImageNet weights from the torch hub cache (torchvision names)
+    classifier: ClassifierChoice = ClassifierChoice()
     threads: int = 1  # torch threads of a job, in every executor (classifier results depend
     workers: int = 1  # on them: their keys hold both) ... classifier jobs run `workers` at a time
     progress: bool = field(default=False, compare=False)
@@ -64,6 +78,11 @@ class ExperimentConfig:
     @property
     def layout(self) -> RunLayout:
         return RunLayout(Path(self.run_dir))
+
+    @property
+    def classifier_size(self) -> int:
+        """The classifier's input px: --classifier-size, else the profile's, else the GANs'."""
+        return self.classifier.size or self.profile.classifier_size or self.profile.size
 
     @property
     def sample_sets(self) -> tuple[SampleSet, ...]:
@@ -99,7 +118,14 @@ def config_from_json(d: dict, source: Path) -> ExperimentConfig:
             f"--config {source}: not an experiment.json of this raregan (unknown or missing "
             f"fields: {', '.join(sorted(unknown)) or 'profile/run_dir'}); rerun with options"
         )
-    values = {**d, "profile": Profile(**d["profile"])}
+    choice = d.get("classifier", {})
+    choice_names = {f.name for f in dataclasses.fields(ClassifierChoice)}
+    if not isinstance(choice, dict) or set(choice) - choice_names:
+        raise UserError(
+            f"--config {source}: classifier {choice!r} is not a classifier choice of this "
+            "raregan; rerun with options"
+        )
+    values = {**d, "profile": Profile(**d["profile"]), "classifier": ClassifierChoice(**choice)}
     for name in ("classes", "arms", "gan_doses", "rare_n"):
         values[name] = tuple(values.get(name, ()))
     return ExperimentConfig(**values)

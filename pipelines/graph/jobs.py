@@ -28,7 +28,13 @@ import numpy as np
 import torch
 
 from pipelines.config.arms import SAMPLE_SETS
-from pipelines.config.experiment import ExperimentConfig, fold_config, fold_configs, scarcity_config
+from pipelines.config.experiment import (
+    ClassifierChoice,
+    ExperimentConfig,
+    fold_config,
+    fold_configs,
+    scarcity_config,
+)
 from pipelines.graph import scheduler
 from pipelines.graph.scheduler import Node
 from pipelines.results.reports import write_reports
@@ -245,7 +251,7 @@ def comparison_slice(cfg: ExperimentConfig) -> dict:
         "precision": cfg.precision,
         "pretrained": cfg.pretrained,
         "threads": classifier_threads(cfg),
-    }
+    } | ({"classifier": cfg.classifier} if cfg.classifier != ClassifierChoice() else {})
 
 
 @functools.lru_cache(maxsize=4096)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.networks import PretrainedWeightsUnavailable
+from classifier.zoo import NetworkUnavailable, check_network, display_name
 from pipelines.config.arms import ARM_SPECS
 from pipelines.config.experiment import (
     ExperimentConfig,
@@ -31,6 +31,7 @@ from pipelines.steps.gan_run import class_run
 from pipelines.steps.plan import ExperimentPlan, data_and_split, dataset, plan_for
 from pipelines.steps.sampling import SampleOptions, available_memory, memory_needed
 from pipelines.steps.training_set import targets_for
+from pipelines.store.records import file_sha256
 
 
 def check_inputs(cfg: ExperimentConfig) -> tuple[Dataset, list[str]]:
@@ -50,14 +51,32 @@ def check_inputs(cfg: ExperimentConfig) -> tuple[Dataset, list[str]]:
             class_run(ds, split, c, Path(scfg.run_dir))  # enough images for a GAN?
         plan = plan_for(scfg)
         check_target_memory(plan)
-    try:
-        plan.new_classifier()
-    except PretrainedWeightsUnavailable as e:
-        raise UserError(str(e)) from e
+    check_classifier(plan)
     external = check_external(cfg, ds)
     notes = ["built-in SYNTHETIC demo data (pass --data for real data)"] if ds.synthetic else []
     skipped = ds.skipped_note(f"{cfg.run_dir}/split.json and results.json")
     return ds, notes + [n for n in (skipped, external) if n]
+
+
+def check_classifier(plan: ExperimentPlan) -> None:
+    """--classifier's network built as every arm builds it (its weights loaded) and one batch
+    run through it, and --pretrained-weights still the file the run began with: a network
+    that cannot be built, loaded or trained is one line now, not a traceback in every job."""
+    choice = plan.cfg.classifier
+    label = display_name(choice.family, choice.name)
+    if choice.weights and Path(choice.weights).is_file():
+        now = file_sha256(Path(choice.weights))
+        if now != choice.weights_sha256:
+            raise UserError(
+                f"--pretrained-weights {choice.weights} changed since this run began (sha256 "
+                f"{now[:12]}, was {choice.weights_sha256[:12]}); put the original back, or "
+                "start a new --run-dir with the new file"
+            )
+    try:
+        net = plan.new_classifier()
+        check_network(net, len(plan.dataset.class_names), plan.cfg.classifier_size, label)
+    except NetworkUnavailable as e:
+        raise UserError(str(e)) from None
 
 
 def check_folds(cfg: ExperimentConfig, ds: Dataset) -> None:
@@ -84,7 +103,7 @@ def check_target_memory(plan: ExperimentPlan) -> None:
     adds = [a for a in cfg.arms if ARM_SPECS[a].synthetic_count(1, 1.0) or ARM_SPECS[a].oversample]
     if not adds or max(extra.values(), default=0) <= 0:
         return
-    size, side = ds.images.shape[1], cfg.profile.classifier_size or cfg.profile.size
+    size, side = ds.images.shape[1], cfg.classifier_size
     added = {c: max(e, 0) for c, e in extra.items()} | plan.companions
     n_train = len(split.train) + sum(added.values())
     needs = {"a training set": 2 * 3 * side * side * n_train * cfg.workers}  # arm + its copy

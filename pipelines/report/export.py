@@ -331,8 +331,8 @@ def dataset_card(
 
 
 def _classifier_size(cfg: ExperimentConfig) -> str:
-    size = cfg.profile.classifier_size
-    if size is None or size == cfg.profile.size:
+    size = cfg.classifier_size
+    if size == cfg.profile.size:
         return " and the classifier took them"
     return f"; the classifier took them resized to {size} px"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from classifier.zoo import display_name
 from gan.conventions import atomic_write_text
 from pipelines.config.experiment import ExperimentConfig, config_to_json, fold_configs
 from pipelines.data.dataset import Dataset
@@ -99,13 +100,21 @@ def headline(text: str, synthetic_data: bool) -> dict:
 
 
 def _classifier_line(plan: ExperimentPlan) -> str:
-    p = plan.cfg.profile
-    name = "PretrainedResNet18" if plan.cfg.pretrained else "SmallResNet"
+    cfg = plan.cfg
+    p, choice = cfg.profile, cfg.classifier
     recipe = plan.classifier_config("baseline", 0).as_dict()
-    return (
-        f"{name}(width={p.classifier_width}, stem stride {p.classifier_stem_stride}, "
-        f"{p.classifier_size or p.size} px inputs), {recipe}"
-    )
+    if choice.family == "builtin":
+        net = f"{choice.name}(width={p.classifier_width}, stem stride {p.classifier_stem_stride}"
+    else:
+        weights = (
+            f"weights {choice.weights} (sha256 {choice.weights_sha256[:12]})"
+            if choice.weights
+            else "ImageNet weights from the torch hub cache"
+            if cfg.pretrained
+            else "from scratch"
+        )
+        net = f"{display_name(choice.family, choice.name)}({weights}"
+    return f"{net}, {cfg.classifier_size} px inputs), {recipe}"
 
 
 def _external(plan: ExperimentPlan, parts: list) -> dict | None:

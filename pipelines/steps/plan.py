@@ -172,12 +172,11 @@ class ExperimentPlan:
 
     def new_classifier(self) -> torch.nn.Module:
         """The one classifier network of every arm, freshly initialised."""
-        num_classes = len(self.dataset.class_names)
-        return classifier_network(self.cfg.profile, num_classes, self.cfg.pretrained)
+        return classifier_network(self.cfg, len(self.dataset.class_names))
 
     def classifier_inputs(self, images: np.ndarray) -> np.ndarray:
         """Images (real or synthetic) as every arm's classifier takes them."""
-        return classifier_inputs(self.cfg.profile, images)
+        return classifier_inputs(self.cfg.classifier_size, images)
 
     def classifier_config(self, arm: str, seed: int) -> ClassifierConfig:
         """The one classifier recipe of every arm (only reweight's loss differs); its step

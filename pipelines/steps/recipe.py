@@ -5,25 +5,40 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from classifier.networks import make_classifier
+from classifier.networks import CompactCNN, SmallResNet
 from classifier.training import ClassifierConfig
+from classifier.zoo import build_network
 from pipelines.config.arms import ARM_SPECS
+from pipelines.config.experiment import ExperimentConfig
 from pipelines.config.profiles import Profile
 from pipelines.data.dataset import resize_images
 
 
-def classifier_network(profile: Profile, num_classes: int, pretrained: bool) -> torch.nn.Module:
-    """The one classifier network of every arm, freshly initialised."""
-    return make_classifier(
-        num_classes, profile.classifier_width, pretrained, profile.classifier_stem_stride
+def classifier_network(cfg: ExperimentConfig, num_classes: int) -> torch.nn.Module:
+    """The one classifier network of every arm, freshly initialised (or from its pretrained
+    weights, with a new head): --classifier's network, taking uint8 images."""
+    profile, choice = cfg.profile, cfg.classifier
+
+    def builtin(name: str, k: int) -> torch.nn.Module:
+        if name == "compact":
+            return CompactCNN(k, profile.classifier_width, input_size=cfg.classifier_size)
+        return SmallResNet(k, profile.classifier_width, stem_stride=profile.classifier_stem_stride)
+
+    return build_network(
+        choice.family,
+        choice.name,
+        num_classes,
+        builtin=builtin,
+        weights_file=choice.weights,
+        hub_weights=cfg.pretrained,
     )
 
 
-def classifier_inputs(profile: Profile, images: np.ndarray) -> np.ndarray:
+def classifier_inputs(size: int, images: np.ndarray) -> np.ndarray:
     """Images as every arm's classifier takes them: real and synthetic alike resized from the
-    GANs' size to the profile's classifier size by one filter, so no arm's images reach the
+    GANs' size to the classifier's size by one filter, so no arm's images reach the
     classifier by another path (a no-op where the sizes are equal)."""
-    return resize_images(images, profile.classifier_size or profile.size)
+    return resize_images(images, size)
 
 
 def classifier_config(
