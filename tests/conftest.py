@@ -27,6 +27,29 @@ HAM10000 = Path(
         "RAREGAN_HAM10000", Path(__file__).resolve().parents[1] / "../shared/data/HAM10000"
     )
 )
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto` (setup.cfg): a worker per core, at most 4 (each holds torch and a run's
+    data in memory; the suite's longest files bound its time beyond that)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist every worker trains on one thread, its subprocesses too: workers x
+    threads stay within the cores (more busy threads than cores slow every job 5-20x)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked `long` first: under pytest-xdist (--dist loadfile: a file's tests, and its
+    module-scoped fixtures, on one worker) their files start first, so that no worker begins
+    one when the others are done."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 # Distinct colours make it easy to check that each image landed at its index.
 CLASS_COLOURS = {"df": (200, 40, 40), "mel": (40, 40, 40), "nv": (150, 100, 60)}
 
@@ -170,15 +193,35 @@ SMOKE = ["--profile", "smoke", "--seeds", "2", "--classes", "df,vasc", "--target
 # ---------------------------------------------------------------- shared runs
 
 
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """<shared temp>/shared-<name>/run, made by make(run_dir) once per test session, also when
+    pytest-xdist runs the session in several workers: the first to ask makes it under a file
+    lock, the others wait and reuse it (a failed make is retried by the next to ask)."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the workers' common folder
+    folder, done = base / f"shared-{name}", base / f"shared-{name}.done"
+    with FileLock(str(base / f"shared-{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            make(folder / "run")
+            done.touch()
+    return folder / "run"
+
+
 @pytest.fixture(scope="session")
 def trained_once(tmp_path_factory) -> Path:
     """A demo run with one tiny GAN (df, 0.1 kimg: grids at 0.056 and 0.104), no feature
     network."""
     from pipelines.cli import gan_train
 
-    run_dir = tmp_path_factory.mktemp("trained") / "run"
-    invoke_cli(gan_train, ["--class", "df", "--run-dir", str(run_dir), "--kimg", "0.1", *TINY])
-    return run_dir
+    def make(run_dir: Path) -> None:
+        args = ["--class", "df", "--run-dir", str(run_dir), "--kimg", "0.1", *TINY]
+        invoke_cli(gan_train, args)
+
+    return made_once(tmp_path_factory, "trained", make)
 
 
 @pytest.fixture
@@ -214,14 +257,14 @@ def evaluated_once(tmp_path_factory) -> Path:
     trained with FID tracking every 0.05 kimg at --eval-n 64: best.pt and eval.jsonl."""
     from pipelines.cli import gan_train
 
-    run_dir = tmp_path_factory.mktemp("evaluated") / "run"
-    install_quick_feature_network(run_dir)
-    evaluation = with_options(TINY, eval_every="0.05", eval_n="64")
-    for cls in ("df", "vasc"):
-        invoke_cli(
-            gan_train, ["--class", cls, "--run-dir", str(run_dir), "--kimg", "0.1", *evaluation]
-        )
-    return run_dir
+    def make(run_dir: Path) -> None:
+        install_quick_feature_network(run_dir)
+        evaluation = with_options(TINY, eval_every="0.05", eval_n="64")
+        for cls in ("df", "vasc"):
+            args = ["--class", cls, "--run-dir", str(run_dir), "--kimg", "0.1", *evaluation]
+            invoke_cli(gan_train, args)
+
+    return made_once(tmp_path_factory, "evaluated", make)
 
 
 @pytest.fixture
@@ -235,10 +278,11 @@ def compared_once(tmp_path_factory) -> Path:
     """A finished augment-and-compare run with the SMOKE arguments."""
     from pipelines.cli import augment_and_compare
 
-    run_dir = tmp_path_factory.mktemp("compared") / "run"
-    result = invoke_cli(augment_and_compare, ["--run-dir", str(run_dir), *SMOKE])
-    assert "[SYNTHETIC demo data] df gan vs baseline: recall" in result.output
-    return run_dir
+    def make(run_dir: Path) -> None:
+        result = invoke_cli(augment_and_compare, ["--run-dir", str(run_dir), *SMOKE])
+        assert "[SYNTHETIC demo data] df gan vs baseline: recall" in result.output
+
+    return made_once(tmp_path_factory, "compared", make)
 
 
 @pytest.fixture

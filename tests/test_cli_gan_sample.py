@@ -19,6 +19,12 @@ from pipelines.cli import gan_sample, gan_train
 from pipelines.steps.detect import FRESH_N
 
 
+def sample(args: list[str], ok: bool = True):
+    """gan-sample with a short detectability measurement (its default 300 steps made most of
+    every call's time; --detect-steps 0 skips it)."""
+    return invoke_cli(gan_sample, [*args, "--detect-steps", "20"], ok)
+
+
 def test_fid_tracking_during_training(evaluated_once: Path):
     out = evaluated_once / "gan" / "df"
     rows = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
@@ -39,7 +45,7 @@ def test_fid_tracking_during_training(evaluated_once: Path):
 
 
 def test_sample_all_classes_with_filter(evaluated: Path):
-    result = invoke_cli(gan_sample, ["--n", "30", "--run-dir", str(evaluated), "--quiet"])
+    result = sample(["--n", "30", "--run-dir", str(evaluated), "--quiet"])
     assert "SYNTHETIC" in result.output and "| df | kept |" in result.output
     for cls in ("df", "vasc"):
         out = evaluated / "samples" / cls
@@ -75,8 +81,7 @@ def test_sample_all_classes_with_filter(evaluated: Path):
 
 
 def test_score_filter_keeps_the_best_scored_non_rejected(evaluated: Path):
-    invoke_cli(
-        gan_sample,
+    sample(
         [
             "--n",
             "20",
@@ -97,8 +102,7 @@ def test_score_filter_keeps_the_best_scored_non_rejected(evaluated: Path):
 
 
 def test_npz_output_and_no_filter(evaluated: Path):
-    invoke_cli(
-        gan_sample,
+    sample(
         [
             "--n",
             "16",
@@ -123,21 +127,21 @@ def test_npz_output_and_no_filter(evaluated: Path):
 
 def test_refuses_to_overwrite_samples(evaluated: Path):
     args = ["--n", "8", "--class", "df", "--run-dir", str(evaluated), "--quiet"]
-    invoke_cli(gan_sample, args)
-    assert "already holds samples" in one_line_error(invoke_cli(gan_sample, args, ok=False))
-    invoke_cli(gan_sample, [*args, "--overwrite", "--seed", "3"])
+    sample(args)
+    assert "already holds samples" in one_line_error(sample(args, ok=False))
+    sample([*args, "--overwrite", "--seed", "3"])
     assert json.loads((evaluated / "samples/df/summary.json").read_text())["options"]["seed"] == 3
     assert not list((evaluated / "samples").glob(".df.*"))  # no temporary leftovers
     every = ["--n", "8", "--run-dir", str(evaluated), "--quiet"]  # df and vasc; df is done
-    msg = one_line_error(invoke_cli(gan_sample, every, ok=False))  # as after a kill after df
+    msg = one_line_error(sample(every, ok=False))  # as after a kill after df
     assert "--class vasc to sample only those not sampled yet" in msg
 
 
 def test_bad_input(evaluated: Path, tmp_path: Path):
     base = ["--run-dir", str(evaluated), "--quiet"]
-    msg = one_line_error(invoke_cli(gan_sample, ["--n", "5", "--class", "mel", *base], ok=False))
+    msg = one_line_error(sample(["--n", "5", "--class", "mel", *base], ok=False))
     assert "gan-train --class mel" in msg
-    result = invoke_cli(gan_sample, ["--n", "0", *base], ok=False)
+    result = sample(["--n", "0", *base], ok=False)
     assert result.exit_code == 2 and "0 is not in the range x>=1" in result.output
     (tmp_path / "foreign.pt").write_bytes(b"junk")
     msg = one_line_error(
@@ -148,9 +152,7 @@ def test_bad_input(evaluated: Path, tmp_path: Path):
         )
     )
     assert "not a readable checkpoint" in msg
-    msg = one_line_error(
-        invoke_cli(gan_sample, ["--n", "5", "--run-dir", str(tmp_path / "none")], False)
-    )
+    msg = one_line_error(sample(["--n", "5", "--run-dir", str(tmp_path / "none")], False))
     assert "no split.json" in msg
 
 
@@ -169,7 +171,7 @@ def test_checkpoint_of_another_size(evaluated: Path, tmp_path: Path):
         "--checkpoint",
         str(other / "gan" / "df" / "last.pt"),
     ]
-    msg = one_line_error(invoke_cli(gan_sample, args, ok=False))
+    msg = one_line_error(sample(args, ok=False))
     assert "generates 64 px images but this run's data is loaded at 32 px" in msg
     assert "--size" not in msg  # an option gan-sample does not have
     assert "sample it in the run directory it was trained in" in msg
@@ -178,7 +180,7 @@ def test_checkpoint_of_another_size(evaluated: Path, tmp_path: Path):
 def test_each_checkpoint_is_read_once(evaluated: Path, checkpoint_reads: list[Path]):
     reads = checkpoint_reads
     args = ["--n", "4", "--class", "df", "--run-dir", str(evaluated), "--quiet", "--filter", "none"]
-    invoke_cli(gan_sample, args)  # the size of the run, then the generator: one read
+    sample(args)  # the size of the run, then the generator: one read
     assert reads == [evaluated / "gan" / "df" / "best.pt"]
 
 
@@ -186,13 +188,11 @@ def test_a_damaged_last_pt_leaves_best_pt_usable(evaluated: Path):
     out = evaluated / "gan" / "df"
     assert (out / "best.pt").is_file()
     (out / "last.pt").write_bytes((out / "last.pt").read_bytes()[:200])  # torn
-    sample = ["--n", "4", "--run-dir", str(evaluated), "--quiet", "--filter", "none"]
-    invoke_cli(gan_sample, sample)  # the class is found, and best.pt read, despite last.pt
+    args = ["--n", "4", "--run-dir", str(evaluated), "--quiet", "--filter", "none"]
+    sample(args)  # the class is found, and best.pt read, despite last.pt
     summary = json.loads((evaluated / "samples" / "df" / "summary.json").read_text())
     assert summary["checkpoint"].endswith("best.pt")
-    msg = one_line_error(
-        invoke_cli(gan_sample, [*sample, "--checkpoint", "last", "--overwrite"], False)
-    )
+    msg = one_line_error(sample([*args, "--checkpoint", "last", "--overwrite"], False))
     assert "not a readable checkpoint" in msg and "try --checkpoint best" in msg
     resume = ["--class", "df", "--run-dir", str(evaluated), "--kimg", "0.15", "--resume", "--quiet"]
     msg = one_line_error(invoke_cli(gan_train, resume, False))
@@ -211,31 +211,42 @@ def test_gan_sample_with_a_huge_n_is_refused_up_front(trained: Path, monkeypatch
 
     monkeypatch.setattr(gan_sample_module, "load_feature_space", no_work)
     args = ["--n", "10000000", "--run-dir", str(trained), "--quiet"]
-    msg = one_line_error(invoke_cli(gan_sample, args, False))
+    msg = one_line_error(sample(args, False))
     assert "--n 10,000,000 draws a pool of 20,000,000 images" in msg and "GiB" in msg
     assert "lower --n" in msg
 
 
 def test_a_killed_gan_sample_leaves_no_temporary_folders(trained: Path):
     args = ["--n", "4", "--run-dir", str(trained), "--quiet", "--filter", "none"]
-    run_killed("gan_sample", args, "pipelines.steps.sampling", "new_temp_dir")
+    run_killed(
+        "gan_sample", [*args, "--detect-steps", "20"], "pipelines.steps.sampling", "new_temp_dir"
+    )
     samples = trained / "samples"
     assert [p.name[:8] for p in samples.iterdir() if p.name != ".raregan.lock"] == [".df.tmp-"]
     (samples / ".df.a1b2c3d4").mkdir()  # an older version's leftover (mkdtemp's name)
     (samples / ".dfx.tmp-00000000").mkdir()  # another class's: not ours to touch
-    invoke_cli(gan_sample, args)
+    sample(args)
     left = sorted(p.name for p in samples.iterdir())
     assert left == [".dfx.tmp-00000000", "df"]
 
 
 def test_filter_none_does_not_train_the_feature_network(trained: Path):
-    result = invoke_cli(gan_sample, ["--n", "4", "--run-dir", str(trained), "--filter", "none"])
+    result = sample(["--n", "4", "--run-dir", str(trained), "--filter", "none"])
     assert not (trained / "features").exists()
     summary = json.loads((trained / "samples" / "df" / "summary.json").read_text())
     assert summary["kept"] == 4 and summary["verdict"].startswith("FID/KID not measured")
     assert "FID/KID not measured" in result.output
     det = summary["detectability"]  # needs no feature network: measured all the same
     assert det["n_test"][1] == FRESH_N and "small CNN tells" in summary["verdict"]
+    assert det["steps"] == 20  # --detect-steps, as sample() passes it
+
+
+def test_detect_steps_zero_skips_detectability_and_says_so(trained: Path):
+    args = ["--n", "4", "--run-dir", str(trained), "--filter", "none", "--detect-steps", "0"]
+    result = invoke_cli(gan_sample, args)
+    summary = json.loads((trained / "samples" / "df" / "summary.json").read_text())
+    assert summary["detectability"] == {"skipped": "--detect-steps 0"}
+    assert "detectability not measured (--detect-steps 0)" in result.output
 
 
 def test_a_generator_trained_on_other_data_is_refused(trained: Path, tmp_path: Path):
@@ -243,7 +254,7 @@ def test_a_generator_trained_on_other_data_is_refused(trained: Path, tmp_path: P
     ckpt["extra"]["data_fingerprint"] = "0123456789abcdef"
     torch.save(ckpt, tmp_path / "foreign.pt")
     args = ["--n", "4", "--run-dir", str(trained), "--filter", "none", "--checkpoint"]
-    msg = one_line_error(invoke_cli(gan_sample, [*args, str(tmp_path / "foreign.pt")], False))
+    msg = one_line_error(sample([*args, str(tmp_path / "foreign.pt")], False))
     assert "was trained on other data (fingerprint 0123456789abcdef" in msg
 
 
@@ -251,11 +262,11 @@ def test_generators_of_two_sizes_are_refused_with_advice_gan_sample_can_take(tra
     train = ["--class", "vasc", "--run-dir", str(trained), "--kimg", "0.02"]
     invoke_cli(gan_train, [*train, *with_options(TINY, size="64")])
     args = ["--n", "4", "--run-dir", str(trained), "--quiet", "--filter", "none"]
-    msg = one_line_error(invoke_cli(gan_sample, args, False))
+    msg = one_line_error(sample(args, False))
     assert "df 32 px, vasc 64 px" in msg and "--size" not in msg
     assert "one gan-sample per size" in msg and "--class" in msg
     assert not (trained / "samples").exists()
-    invoke_cli(gan_sample, [*args, "--class", "vasc"])  # the advice works
+    sample([*args, "--class", "vasc"])  # the advice works
 
 
 @pytest.mark.parametrize("text", ["", "{"])
@@ -263,7 +274,7 @@ def test_a_damaged_split_json_is_a_one_line_error(tmp_path: Path, text: str):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "split.json").write_text(text)
     args = ["--n", "4", "--run-dir", str(tmp_path / "run")]
-    msg = one_line_error(invoke_cli(gan_sample, args, False))
+    msg = one_line_error(sample(args, False))
     assert f"{tmp_path / 'run' / 'split.json'} is damaged" in msg and "delete it and rerun" in msg
 
 
@@ -278,7 +289,7 @@ def test_a_full_out_disk_is_a_one_line_error_and_leaves_no_temporary_folder(
     monkeypatch.setattr(Image.Image, "save", full_disk)
     out = tmp_path / "out"
     args = ["--n", "4", "--run-dir", str(trained), "--quiet", "--filter", "none", "--out", str(out)]
-    msg = one_line_error(invoke_cli(gan_sample, args, False))
+    msg = one_line_error(sample(args, False))
     assert f"no space left on the device of {out / 'df'}" in msg and "free there" in msg
     assert [p.name for p in out.iterdir()] == [".raregan.lock"]
 
@@ -290,14 +301,14 @@ def test_overwrite_never_deletes_a_generator_or_someone_elses_files(trained: Pat
     gan = trained / "gan" / "df"
     before = {p: p.read_bytes() for p in gan.iterdir() if p.is_file()}
     args = ["--n", "4", "--run-dir", str(trained), "--class", "df", "--quiet", "--overwrite"]
-    line = one_line_error(invoke_cli(gan_sample, [*args, "--out", str(trained / "gan")], ok=False))
+    line = one_line_error(sample([*args, "--out", str(trained / "gan")], ok=False))
     assert "lies inside the GAN runs of the run directory" in line
     assert {p: p.read_bytes() for p in gan.iterdir() if p.is_file()} == before
     notes = tmp_path / "mine" / "df" / "notes.txt"
     notes.parent.mkdir(parents=True)
     notes.write_text("mine")
     mine = [*args, "--out", str(tmp_path / "mine")]
-    line = one_line_error(invoke_cli(gan_sample, mine, ok=False))
+    line = one_line_error(sample(mine, ok=False))
     assert "did not write as a sample set" in line and "notes.txt" in line
     assert notes.read_text() == "mine"
 
@@ -312,7 +323,7 @@ def test_a_checkpoint_with_non_finite_weights_is_refused_not_sampled_black(train
     torch.save(ckpt, path)
     args = ["--n", "4", "--run-dir", str(trained), "--class", "df", "--quiet", "--filter", "none",
             "--checkpoint", "last", "--out", str(trained / "new")]  # fmt: skip
-    line = one_line_error(invoke_cli(gan_sample, args, ok=False))
+    line = one_line_error(sample(args, ok=False))
     assert "non-finite generator weights" in line and name in line
     assert not (trained / "new" / "df").exists()
 
@@ -343,5 +354,5 @@ def test_a_damaged_checkpoint_is_refused_before_the_feature_network_trains(
     cut.write_bytes((trained / "gan" / "df" / "last.pt").read_bytes()[:1000])
     args = ["--n", "4", "--run-dir", str(trained), "--class", "df", "--quiet",
             "--checkpoint", str(cut)]  # fmt: skip
-    msg = one_line_error(invoke_cli(gan_sample, args, False))
+    msg = one_line_error(sample(args, False))
     assert str(cut) in msg

@@ -89,6 +89,7 @@ def test_a_longer_dose_list_reuses_the_finished_doses(study, tmp_path: Path):
     assert new["0.2"]["comparison"] == old["0.2"]["comparison"] and "0.3" in new
 
 
+@pytest.mark.long
 def test_a_study_killed_in_a_later_dose_reruns_to_the_numbers_of_an_unbroken_one(
     study, tmp_path: Path
 ):

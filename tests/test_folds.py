@@ -65,6 +65,7 @@ def test_a_fold_directory_refuses_another_folds_split(tmp_path: Path):
         load_or_make_split(ds, tmp_path, fold=(1, 3))
 
 
+@pytest.mark.long
 def test_gans_of_a_fold_never_see_its_test_or_validation_lesions(tmp_path: Path, monkeypatch):
     seen: list[tuple[Path, set]] = []
     real_train = gan_run.train_gan

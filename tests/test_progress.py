@@ -134,5 +134,5 @@ def test_gan_train_with_stderr_in_a_file_writes_lines_not_frames(tmp_path: Path)
     progress = [x for x in text.splitlines() if LINE.match(x)]
     assert 3 <= len(progress) <= 13, text  # start, at most one per tenth, the end (a 30 s one)
     assert progress[0].endswith("(start)") and progress[-1].endswith("(done)")
-    assert "100% 0.3/0.3 kimg" in progress[-1] and "loss_D=" in progress[-1]
+    assert "100% 0.304/0.304 kimg" in progress[-1] and "loss_D=" in progress[-1]
     assert "img/s=" in progress[-1]

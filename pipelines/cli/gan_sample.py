@@ -29,6 +29,7 @@ from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
 from pipelines.errors import UserError
 from pipelines.format import summary_table
+from pipelines.steps.detect import DETECT_STEPS, Detector
 from pipelines.steps.feature_space import FEATURE_DIMS, FeatureRequest, load_feature_space
 from pipelines.steps.gan_run import class_run
 from pipelines.steps.sampling import SampleOptions, check_memory, sample_class
@@ -91,6 +92,14 @@ from pipelines.store.records import check_output_dir, read_split_record
     "--format", "fmt", type=click.Choice(["png", "npz"]), default="png", show_default=True
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--detect-steps",
+    type=click.IntRange(min=0),
+    default=DETECT_STEPS,
+    show_default=True,
+    help="Training steps of the small CNN that measures detectability (can it tell fresh "
+    "samples from held-out reals?); 0: not measured.",
+)
 @device_options
 @feature_options
 @click.option("--data", default=None, help="Dataset path if it moved since gan-train.")
@@ -145,9 +154,11 @@ def gan_sample(**o) -> None:
         space = load_feature_space(
             request, ds, split, run_dir, dev, not quiet, existing_only=opts.filter == "none"
         )
-        summaries = []
+        summaries, detector = [], Detector(steps=o["detect_steps"])
         for run in progress_bar(runs, desc="classes", disable=quiet or len(runs) == 1):
-            summaries.append(sample_class(run, opts, space, out, dev, ds.record(), o["overwrite"]))
+            summaries.append(
+                sample_class(run, opts, space, out, dev, ds.record(), o["overwrite"], detector)
+            )
             _echo_summary(summaries[-1], out / run.class_name)
     if any(s["sets"] for s in summaries):
         if ds.synthetic:

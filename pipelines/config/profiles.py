@@ -34,6 +34,7 @@ class Profile:
     source_epochs: float = 4.0  # ... but at most this many passes over the training split
     source_sampling: str = "balanced"
     freeze_d: int = 1  # FreezeD blocks when fine-tuning from the source
+    gan_eval_n: int = 500  # samples per GAN evaluation (KID against held-out reals); source 2x
 
 
 # fmt: off
@@ -53,9 +54,12 @@ PROFILES = {
                     gan_batch=64, classifier_epochs=40, classifier_steps_cap=8000,
                     classifier_width=64, feature_epochs=30, feature_steps_cap=3000,
                     source_kimg=300, source_epochs=50),
-    # seconds, for tests and a first look at the outputs: the numbers mean nothing
+    # seconds, for tests and a first look at the outputs: the numbers mean nothing (no TTA:
+    # its 8 views made predicting, mostly the signature's, half of a smoke run; 64 samples
+    # per GAN evaluation)
     "smoke": Profile(size=32, gan_epochs=5, gan_kimg_cap=0.2, gan_kimg_min=0.05, gan_batch=16,
                      classifier_epochs=1, classifier_steps_cap=20, classifier_width=8,
-                     feature_epochs=12, feature_steps_cap=100, batch_size=32, source_kimg=0.1),
+                     feature_epochs=12, feature_steps_cap=40, batch_size=32, source_kimg=0.1,
+                     classifier_tta=False, gan_eval_n=64),
 }
 # fmt: on

@@ -40,6 +40,8 @@ def measure(
     """Detectability of the kept samples: a small CNN trained on the class's training reals vs
     the kept samples, tested on its validation reals of the judging half (by lesion) vs the
     fresh samples."""
+    if detector.steps == 0:
+        return {"skipped": "--detect-steps 0"}
     held = judging_images(run)
     if len(held) < 2 or len(kept) < 2:
         return {"skipped": f"{len(held)} judging validation images, {len(kept)} kept samples"}

@@ -241,12 +241,13 @@ def _gans(cfg: ExperimentConfig, dose: float | None, n_train: int, real: dict) -
     if has_source:
         kimg = min(p.source_kimg, max(p.gan_kimg_min, p.source_epochs * n_train / 1000))
         kimg = kimg if dose is None else dose
-        gans[SOURCE] = GanSpec(arch, _train(cfg, kimg, sampling=p.source_sampling), 1000)
+        source = _train(cfg, kimg, sampling=p.source_sampling)
+        gans[SOURCE] = GanSpec(arch, source, 2 * p.gan_eval_n)  # every class's reals
     for c, n in real.items():
         kimg = min(p.gan_kimg_cap, max(p.gan_kimg_min, p.gan_epochs * n / 1000))
         kimg = kimg if dose is None else kimg * (dose / p.source_kimg) ** 0.5
         freeze = {"freeze_d": p.freeze_d if has_source or dose is not None else 0}
-        gans[c] = GanSpec(arch, _train(cfg, kimg, **freeze), 500)
+        gans[c] = GanSpec(arch, _train(cfg, kimg, **freeze), p.gan_eval_n)
     return gans
 
 
