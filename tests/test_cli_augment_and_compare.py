@@ -10,6 +10,7 @@ import torch
 from conftest import SMOKE, invoke_cli, job_lines, one_line_error, started_jobs, with_options
 
 from pipelines.cli import augment_and_compare
+from pipelines.errors import UserError
 
 
 def invoke(args, ok=True):
@@ -216,13 +217,17 @@ def test_another_classifier_retrains_only_the_classifiers(compared: Path):
     assert "resnet18(from scratch, 64 px inputs)" in report
 
 
-def test_a_network_of_ones_own_runs_end_to_end(tmp_path: Path):
-    args = ["--run-dir", str(tmp_path / "run"), *with_options(ONE_SEED, classes="df"),
-            "--classifier", "user_networks:tiny_net"]  # fmt: skip
+def test_a_network_of_ones_own_runs_end_to_end(compared: Path):
+    """A `package.module:function` network (tests/user_networks.py) trained and reported in
+    every arm of a finished run (its GANs and samples reused)."""
+    args = ["--run-dir", str(compared), *ONE_SEED, "--classifier", "user_networks:tiny_net"]
     result = invoke(args)
     assert "df gan vs baseline: recall" in result.output
-    [record] = (tmp_path / "run").glob("compare/*/baseline/seed0/result.json")
-    assert json.loads(record.read_text())["train_images"] > 0
+    report = Path(result.output.split("report: ")[-1].strip())
+    assert "user_networks:tiny_net(from scratch, 32 px inputs)" in report.read_text()
+    for arm in ("baseline", "gan"):
+        [record] = report.parent.glob(f"{arm}/seed0/result.json")
+        assert json.loads(record.read_text())["train_images"] > 0
 
 
 @pytest.mark.parametrize("case", ["other-architecture", "truncated", "missing", "broken-net"])
@@ -248,3 +253,25 @@ def test_a_classifier_that_cannot_be_used_is_one_line_before_any_work(tmp_path, 
         "broken-net": "returns (2, 8) for 2 images, not logits of shape (2, 7)",
     }[case] in msg
     assert not (tmp_path / "run").exists()
+
+
+def test_weights_that_changed_since_the_run_began_are_refused(tmp_path: Path):
+    """The sha256 recorded with --pretrained-weights is checked at every start (a --config
+    rerun carries the recorded one): another file under the same name is one line."""
+    from torchvision.models import resnet18
+
+    from pipelines.config.experiment import ClassifierChoice, ExperimentConfig
+    from pipelines.config.profiles import PROFILES
+    from pipelines.graph.preflight import check_classifier
+    from pipelines.steps.plan import plan_for
+    from pipelines.store.records import file_sha256
+
+    weights = tmp_path / "w.pt"
+    torch.save(resnet18().state_dict(), weights)
+    choice = ClassifierChoice("torchvision", "resnet18", 32, str(weights), file_sha256(weights))
+    cfg = ExperimentConfig(run_dir=str(tmp_path / "run"), profile=PROFILES["smoke"],
+                           data="demo", classes=("df",), classifier=choice)  # fmt: skip
+    check_classifier(plan_for(cfg))  # the file it began with: accepted
+    torch.save(resnet18().state_dict(), weights)  # other weights, same name
+    with pytest.raises(UserError, match="w.pt changed since this run began"):
+        check_classifier(plan_for(cfg))
