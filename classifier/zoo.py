@@ -17,6 +17,7 @@ from the torch hub cache; nothing is fetched from a hub at run time where it can
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from pathlib import Path
@@ -212,7 +213,8 @@ def load_state(net: nn.Module, weights_file: str, what: str) -> None:
     if not path.is_file():
         raise NetworkUnavailable(f"--pretrained-weights {path}: no such file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        stat = path.stat()
+        state = _read_state(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     except Exception as e:  # noqa: BLE001 - truncated, not a torch file, pickled code
         raise NetworkUnavailable(
             f"--pretrained-weights {path}: cannot be read as a state dict ({type(e).__name__}); "
@@ -244,6 +246,14 @@ def load_state(net: nn.Module, weights_file: str, what: str) -> None:
             "pass weights of the architecture --classifier names"
         )
     net.load_state_dict(state)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_state(path: str, mtime_ns: int, size: int) -> object:
+    """The file's contents, read once per process while it is unchanged: every classifier of
+    a run (each arm and seed, the report's reloads) starts from the same weights file.
+    load_state_dict copies from it, so nothing mutates the cached tensors."""
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def check_network(net: nn.Module, num_classes: int, size: int, label: str) -> None:

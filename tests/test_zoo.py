@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -59,6 +61,32 @@ def test_a_local_state_dict_gives_the_networks_own_predictions(tmp_path):
     with torch.no_grad():
         expected = original((x.float() / 255 - mean) / std)
         assert torch.allclose(net(x), expected, atol=1e-5)
+
+
+def test_a_weights_file_is_read_once_while_unchanged(tmp_path, monkeypatch):
+    """Every arm's and seed's classifier starts from the same file: one read per process,
+    and a rewritten file is read again."""
+    import classifier.zoo as zoo
+
+    path = tmp_path / "r18.pt"
+    torch.save(resnet18_state(), path)
+    reads = []
+    load = torch.load
+    monkeypatch.setattr(zoo.torch, "load", lambda *a, **k: reads.append(a[0]) or load(*a, **k))
+    for _ in range(3):
+        build("torchvision", "resnet18", 3, weights_file=str(path))
+    assert len(reads) == 1
+    before = path.stat().st_mtime_ns
+    torch.save(resnet18_state(), path)
+    os.utime(path, ns=(before + 10**9, before + 10**9))  # a coarse clock could keep the time
+    build("torchvision", "resnet18", 3, weights_file=str(path))
+    assert len(reads) == 2
+
+
+def resnet18_state() -> dict:
+    from torchvision.models import resnet18
+
+    return {k: v.clone() for k, v in resnet18().state_dict().items()}
 
 
 def test_weights_of_another_architecture_a_truncated_or_missing_file_are_refused(tmp_path):
