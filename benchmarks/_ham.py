@@ -39,5 +39,5 @@ def ham_space(data: Path, run_dir: Path, size: int) -> tuple[Dataset, Split, obj
     saved = run_dir / "split.json"
     keep = json.loads(saved.read_text()).get("keep") if saved.is_file() else None
     split = load_or_make_split(ds, run_dir, keep=keep)
-    space = domain_space(ds, split, run_dir, torch.device("cpu"), "fp32", progress=False)
+    space = domain_space(ds, split, run_dir, torch.device("cpu"), progress=False)
     return ds, split, space, time.perf_counter() - t0

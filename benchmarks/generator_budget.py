@@ -34,7 +34,7 @@ from pipelines.cli import resolve_precision
 from pipelines.data.load import load_dataset
 from pipelines.data.splits import load_or_make_split
 from pipelines.plots import plt, save_figure
-from pipelines.steps.feature_space import domain_space
+from pipelines.steps.feature_space import FeatureRequest, domain_space
 from pipelines.steps.gan_run import SOURCE, TrainPlan, class_run, train_gan
 from pipelines.steps.sampling import SampleOptions, sample_class
 from pipelines.store.records import cpu_name
@@ -169,7 +169,9 @@ def main(data: str, out: Path, only: tuple[str, ...], scale: float) -> None:
     precision = resolve_precision("auto", cpu)
     sets = {s: load_dataset(data, s, progress=False) for s in (32, 64)}
     split = load_or_make_split(sets[32], out / "split")
-    feat = domain_space(sets[32], split, out / "split", cpu, precision, progress=False)
+    feat = domain_space(
+        sets[32], split, out / "split", cpu, FeatureRequest(precision=precision), progress=False
+    )
     space = FeatureSpace("domain32", feat.dim, _Downsampled(feat.net, 32).eval())
     results_file = out / "results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}

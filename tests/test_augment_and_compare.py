@@ -239,7 +239,7 @@ def test_the_signature_is_each_classifier_on_fresh_samples_of_the_class_generato
     from classifier.training import predict_proba
     from pipelines.config.experiment import read_config_file
     from pipelines.results.signature import fresh_samples
-    from pipelines.steps.detect import FRESH_FILE, FRESH_N, FRESH_SEED_OFFSET
+    from pipelines.steps.detect import FRESH_FILE, FRESH_SEED_OFFSET
     from pipelines.steps.plan import plan_for
     from pipelines.steps.sampling import SampleOptions, pool_size
 
@@ -252,20 +252,24 @@ def test_the_signature_is_each_classifier_on_fresh_samples_of_the_class_generato
     options = results["synthetic_sets"]["vasc"]["gan"]["options"]
     seed = sig["vasc"]["gan"]["fresh_seed"]
     assert seed == FRESH_SEED_OFFSET  # the sets drew their pools on latent seed 0
-    fresh = fresh_samples(compared_once / "gan" / "vasc" / Path(ckpt).name, 32, "cpu", "fp32", seed)
-    assert fresh.shape == (FRESH_N, 32, 32, 3)
+    fresh_n = options["fresh_n"]
+    assert fresh_n == plan.cfg.profile.fresh_n == sig["vasc"]["gan"]["fresh_n"]
+    fresh = fresh_samples(
+        compared_once / "gan" / "vasc" / Path(ckpt).name, 32, "cpu", "fp32", seed, fresh_n
+    )
+    assert fresh.shape == (fresh_n, 32, 32, 3)
     set_dir = compared_once / "samples" / "filtered" / "vasc"
     kept = np.load(set_dir / "samples.npz")["images"]
     with np.load(set_dir / FRESH_FILE) as z:
         filtered, fresh_filter = z["images"], str(z["filter"])
-    assert fresh_filter == "fid" and len(filtered) == FRESH_N
+    assert fresh_filter == "fid" and len(filtered) == fresh_n
     kept_bytes = {im.tobytes() for im in kept}
     assert not {im.tobytes() for im in fresh} & kept_bytes  # never trained on
     assert not {im.tobytes() for im in filtered} & kept_bytes
     assert {im.tobytes() for im in filtered} <= {  # the filter's choice out of a fresh pool
         im.tobytes() for im in fresh_samples(
             compared_once / "gan" / "vasc" / Path(ckpt).name, 32, "cpu", "fp32", seed,
-            pool_size(SampleOptions(**{**options, "n": FRESH_N})),
+            pool_size(SampleOptions(**{**options, "n": fresh_n})),
         )
     }  # fmt: skip
     folder = compared_once / "compare" / results["config_id"] / "gan" / "seed1"
@@ -282,8 +286,8 @@ def test_the_signature_is_each_classifier_on_fresh_samples_of_the_class_generato
     test = plan.split.test[plan.dataset.labels[plan.split.test] == k]
     seeds = len(results["runs"]["gan"][0])
     for column, images, units in (
-        ("fresh", FRESH_N, FRESH_N),
-        ("fresh_filtered", FRESH_N, FRESH_N),
+        ("fresh", fresh_n, fresh_n),
+        ("fresh_filtered", fresh_n, fresh_n),
         ("real_recall", len(test), len({plan.dataset.lesion_ids[i] for i in test})),
     ):  # pooled over the seeds, with an interval over new seeds and images (lesions)
         iv = sig["vasc"]["gan"]["intervals"][column]
@@ -294,11 +298,10 @@ def test_the_signature_is_each_classifier_on_fresh_samples_of_the_class_generato
 
 def test_every_sample_set_reports_its_detectability(compared_once: Path):
     """summary.json, the verdict and report.md carry each set's real-vs-generated test: the
-    judging half of the class's validation reals (by lesion) against FRESH_N fresh samples, at
+    judging half of the class's validation reals (by lesion) against the profile's fresh samples, at
     the classifier's input size, for no more steps than the classifiers train; a class whose
     judging half has fewer than 2 images (demo vasc: 3 validation lesions, 1 judges) says so."""
     from pipelines.config.experiment import read_config_file
-    from pipelines.steps.detect import FRESH_N
     from pipelines.steps.gan_run import class_run
     from pipelines.steps.plan import plan_for
     from pipelines.steps.samples import detect_steps
@@ -316,7 +319,8 @@ def test_every_sample_set_reports_its_detectability(compared_once: Path):
             assert results["synthetic_sets"][c]["gan"]["detectability"] == d
             continue
         size = plan.classifier_inputs(plan.dataset.images[:1]).shape[1]
-        assert d["n_test"] == [n_judging, FRESH_N] and d["input_size"] == size
+        fresh_n = plan.cfg.profile.fresh_n
+        assert d["n_test"] == [n_judging, fresh_n] and d["input_size"] == size
         assert d["steps"] == detect_steps(plan) <= plan.classifier_config("baseline", 0).steps
         lo, hi = d["ci95"]
         assert 0 <= lo < hi <= 1 and lo <= d["accuracy"] <= hi

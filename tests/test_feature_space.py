@@ -59,7 +59,12 @@ def test_domain_network_is_fitted_on_training_images_only(tmp_path: Path, monkey
     cfg = ClassifierConfig(steps=2, batch_size=8, eval_every=2, sampling="balanced")
     with contextlib.suppress(UserError):  # 2 steps learn nothing; which data it saw matters
         feature_space.domain_space(
-            ds, split, tmp_path, torch.device("cpu"), progress=False, cfg=cfg
+            ds,
+            split,
+            tmp_path,
+            torch.device("cpu"),
+            feature_space.FeatureRequest(training=cfg),
+            progress=False,
         )
     assert seen, "the feature network was not trained through train_classifier"
     assert sorted(seen["train"]) == split.train.tolist()
@@ -81,7 +86,12 @@ def _train_on_demo(run_dir: Path) -> Path:
     split = load_or_make_split(ds, run_dir)
     with contextlib.suppress(UserError):  # 2 steps learn nothing; what matters is the file
         feature_space.domain_space(
-            ds, split, run_dir, torch.device("cpu"), progress=False, cfg=TWO_STEPS
+            ds,
+            split,
+            run_dir,
+            torch.device("cpu"),
+            feature_space.FeatureRequest(training=TWO_STEPS),
+            progress=False,
         )
     [path] = (run_dir / "features").glob("domain_32px_*.pt")
     return path

@@ -12,10 +12,10 @@ from conftest import SMOKE, invoke_cli, one_line_error, with_options
 
 import pipelines.steps.gan_run as gan_run
 from pipelines.cli import augment_and_compare
+from pipelines.config.profiles import PROFILES
 from pipelines.data.load import load_dataset
 from pipelines.data.splits import SPLITS, kfold_lesions, load_or_make_split
 from pipelines.errors import UserError
-from pipelines.steps.detect import FRESH_N
 
 
 def lesions_and_labels(n_lesions: int = 300, seed: int = 0):
@@ -101,7 +101,8 @@ def test_gans_of_a_fold_never_see_its_test_or_validation_lesions(tmp_path: Path,
     gains = results["comparison"]["gains"]["gan vs baseline: mel"]
     assert gains["recall"]["test_lesions"] == len(mel_lesions)
     signature = results["signature"]["mel"]["gan"]  # each fold's generator and classifiers
-    assert len(signature["fresh"]) == 2 and signature["intervals"]["fresh"]["images"] == 2 * FRESH_N
+    fresh_n = PROFILES["smoke"].fresh_n
+    assert len(signature["fresh"]) == 2 and signature["intervals"]["fresh"]["images"] == 2 * fresh_n
     assert signature["intervals"]["real_recall"]["units"] == len(mel_lesions)
 
 

@@ -25,6 +25,7 @@ class Profile:
     classifier_size: int | None = None  # classifier input px (<= size); None: the GANs' size
     feature_epochs: float = 8  # domain feature network: passes over the training split ...
     feature_steps_cap: int = 600  # ... but at most this many steps
+    feature_width: int = 32  # its first stage's channels (CompactCNN), and so its cost
     batch_size: int = 128  # classifier batch
     classifier_tta: bool = True  # predict with the mean over 8 flips/rotations (val and test)
     gan_arch: str = "resize"  # generator recipe: see gan.networks, docs/generator_budget.md
@@ -35,6 +36,7 @@ class Profile:
     source_sampling: str = "balanced"
     freeze_d: int = 1  # FreezeD blocks when fine-tuning from the source
     gan_eval_n: int = 500  # samples per GAN evaluation (KID against held-out reals); source 2x
+    fresh_n: int = 256  # fresh samples per sample set: detectability's and the signature's
 
 
 # fmt: off
@@ -56,10 +58,10 @@ PROFILES = {
                     source_kimg=300, source_epochs=50),
     # seconds, for tests and a first look at the outputs: the numbers mean nothing (no TTA:
     # its 8 views made predicting, mostly the signature's, half of a smoke run; 64 samples
-    # per GAN evaluation)
+    # per GAN evaluation and 64 fresh ones per sample set; a feature network of width 16)
     "smoke": Profile(size=32, gan_epochs=5, gan_kimg_cap=0.2, gan_kimg_min=0.05, gan_batch=16,
                      classifier_epochs=1, classifier_steps_cap=20, classifier_width=8,
                      feature_epochs=12, feature_steps_cap=40, batch_size=32, source_kimg=0.1,
-                     classifier_tta=False, gan_eval_n=64),
+                     classifier_tta=False, gan_eval_n=64, feature_width=16, fresh_n=64),
 }
 # fmt: on

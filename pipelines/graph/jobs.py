@@ -39,6 +39,8 @@ from pipelines.graph import scheduler
 from pipelines.graph.scheduler import Node
 from pipelines.results.reports import write_reports
 from pipelines.steps import classifier, gan, samples
+from pipelines.steps.detect import FRESH_N
+from pipelines.steps.feature_space import DOMAIN_WIDTH
 from pipelines.steps.gan_run import SELECTION_RULE
 from pipelines.steps.plan import feature_space, plan_for
 from pipelines.store.checkpoints import GanFolder
@@ -72,6 +74,8 @@ class FeaturesJob:
         space = {"space": cfg.feature_space, "size": cfg.profile.size}
         if cfg.feature_space == "domain":
             space["training"] = plan.features.as_dict()
+            width = cfg.profile.feature_width
+            space |= {} if width == DOMAIN_WIDTH else {"width": width}
         return {**space, "data": plan.dataset.fingerprint, "split": split_slice(cfg)}
 
     def run(self, cfg: ExperimentConfig, tb: Path | None = None) -> dict:
@@ -147,6 +151,8 @@ class SamplesJob:
     def reads(self, cfg: ExperimentConfig) -> dict:
         plan = plan_for(cfg, self.dose)
         wanted = {"set": self.set_name, "precision": cfg.precision}
+        fresh = cfg.profile.fresh_n
+        wanted |= {} if fresh == FRESH_N else {"fresh_n": fresh}  # old keys stay
         if self.cls in plan.companions:  # a class that is not rare (gan-all-classes)
             return {**wanted, "n": plan.companions[self.cls]}
         return {**wanted, "target": plan.targets[self.cls]}

@@ -69,10 +69,11 @@ def signature(
             k = ds.class_index(c)
             summary = sets[c][set_name]
             seed = fresh_seed(summary["options"]["seed"])
+            fresh_n = summary["options"].get("fresh_n", FRESH_N)
             images = {
                 "fresh": fresh_samples(
                     plan.layout.gan_dir(c) / Path(summary["checkpoint"]).name,
-                    ds.images.shape[1], device, cfg.precision, seed,
+                    ds.images.shape[1], device, cfg.precision, seed, fresh_n,
                 ),
                 "fresh_filtered": filtered_fresh(Path(summary["_dir"])),
             }  # fmt: skip
@@ -82,7 +83,13 @@ def signature(
             }  # fmt: skip
             for arm, results in arms.items():
                 row = out.setdefault(c, {}).setdefault(
-                    arm, {"real_recall": [], **{name: [] for name in inputs}, "fresh_seed": seed}
+                    arm,
+                    {
+                        "real_recall": [],
+                        **{name: [] for name in inputs},
+                        "fresh_seed": seed,
+                        "fresh_n": fresh_n,
+                    },
                 )
                 for name, x in inputs.items():
                     called = np.stack([
@@ -97,9 +104,7 @@ def signature(
     for c, arms in out.items():
         for arm, row in arms.items():
             row["intervals"]["real_recall"] = _recall_interval(pooled, arm, c, plans[0].dataset)
-    return {
-        c: {arm: {**v, "fresh_n": FRESH_N} for arm, v in arms.items()} for c, arms in out.items()
-    }
+    return out
 
 
 def _fresh_interval(per_fold: list[np.ndarray]) -> dict:

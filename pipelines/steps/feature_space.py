@@ -33,6 +33,7 @@ from pipelines.store.layout import RunLayout
 
 FEATURE_SPACES = ("domain", "inception")
 FEATURE_DIMS = {"domain": 256, "inception": 2048}  # CompactCNN's default, Inception's pool3
+DOMAIN_WIDTH = 32  # the domain network's first stage (CompactCNN's width; the smoke profile's 16)
 DOMAIN_CONFIG = ClassifierConfig(
     steps=600, batch_size=64, lr=3e-3, sampling="balanced", eval_every=100
 )
@@ -68,6 +69,7 @@ class FeatureRequest:
     precision: str = "fp32"
     inception_weights: str | None = None
     training: ClassifierConfig = field(default_factory=lambda: DOMAIN_CONFIG)
+    width: int = DOMAIN_WIDTH
 
 
 def load_feature_space(
@@ -89,9 +91,7 @@ def load_feature_space(
     if request.name != "domain":
         known = ", ".join(FEATURE_SPACES)
         raise UserError(f"unknown feature space {request.name!r}; use {known}")
-    return domain_space(
-        ds, split, run_dir, device, request.precision, progress, request.training, existing_only
-    )
+    return domain_space(ds, split, run_dir, device, request, progress, existing_only)
 
 
 def _read_saved(path: Path) -> dict | None:
@@ -109,11 +109,14 @@ def _read_saved(path: Path) -> dict | None:
         return None
 
 
-def network_key(split: Split, num_classes: int, size: int, cfg: ClassifierConfig) -> str:
+def network_key(
+    split: Split, num_classes: int, size: int, cfg: ClassifierConfig, width: int = DOMAIN_WIDTH
+) -> str:
     """What the domain network is a function of: its cache file is named by this hash, so
     commands that train it differently (gan-train's 600 steps, a profile's budget) never
-    share one."""
+    share one. (The default width is left out: keys from before it could change stay.)"""
     payload = {"split": split_id(split), "classes": num_classes, "size": size, **cfg.as_dict()}
+    payload |= {} if width == DOMAIN_WIDTH else {"width": width}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -137,23 +140,23 @@ def domain_space(
     split: Split,
     run_dir: Path,
     device: torch.device,
-    precision: str = "fp32",
+    request: FeatureRequest = FeatureRequest(),
     progress: bool = True,
-    cfg: ClassifierConfig = DOMAIN_CONFIG,
     existing_only: bool = False,
 ) -> FeatureSpace | None:
     size = ds.images.shape[1]
     layout = RunLayout(Path(run_dir))
     num_classes = len(ds.class_names)
-    run_cfg = ClassifierConfig(**{**cfg.as_dict(), "precision": precision})
-    key = network_key(split, num_classes, size, run_cfg)
+    cfg = request.training
+    run_cfg = ClassifierConfig(**{**cfg.as_dict(), "precision": request.precision})
+    key = network_key(split, num_classes, size, run_cfg, request.width)
     path = layout.feature_network(size, key)
     with torch.random.fork_rng(devices=[]):
         # its initial weights come from the config's seed, not from whatever the global RNG
         # holds: every command that asks for this config (its key) gets the same network, and
         # with it the same FIDs, filter thresholds and kept samples
         torch.manual_seed(cfg.seed)
-        net = CompactCNN(num_classes, input_size=size)
+        net = CompactCNN(num_classes, request.width, input_size=size)
     sid = split_id(split)
     saved = _cached_network(layout, size, key, sid, num_classes, run_cfg)
     if saved is not None:

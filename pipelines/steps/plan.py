@@ -269,7 +269,10 @@ def _train(cfg: ExperimentConfig, kimg: float, **extra) -> TrainConfig:
 def feature_space(plan: ExperimentPlan):
     """The FID/KID feature space: trained by the `features` job, loaded by every later one."""
     cfg = plan.cfg
-    request = FeatureRequest(cfg.feature_space, cfg.precision, cfg.inception_weights, plan.features)
+    request = FeatureRequest(
+        cfg.feature_space, cfg.precision, cfg.inception_weights, plan.features,
+        cfg.profile.feature_width,
+    )  # fmt: skip
     device = torch.device(cfg.device)
     return load_feature_space(
         request, plan.dataset, plan.split, Path(cfg.run_dir), device, cfg.progress

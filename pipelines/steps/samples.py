@@ -9,7 +9,7 @@ import torch
 
 from pipelines.config.arms import SampleSet
 from pipelines.errors import UserError
-from pipelines.steps.detect import DETECT_STEPS, Detector
+from pipelines.steps.detect import DETECT_STEPS, FRESH_N, Detector
 from pipelines.steps.gan_run import class_run
 from pipelines.steps.plan import ExperimentPlan, feature_space
 from pipelines.steps.sampling import SampleOptions, sample_class
@@ -32,7 +32,7 @@ def sample_set(plan: ExperimentPlan, sset: SampleSet, cls: str) -> dict:
     def options(pool_factor: float) -> SampleOptions:
         return SampleOptions(
             n=max(need, 2), filter=sset.filter, fmt="npz", seed=0, precision=cfg.precision,
-            pool_factor=pool_factor,
+            pool_factor=pool_factor, fresh_n=cfg.profile.fresh_n,
         )  # fmt: skip
 
     saved = saved_summary(folder, redraw_damaged=True)
@@ -80,7 +80,8 @@ def saved_summary(folder: Path, redraw_damaged: bool = False) -> dict | None:
 def _same_request(saved: dict, wanted: SampleOptions) -> bool:
     """A saved set answers this request if only its pool grew (the pool factor)."""
     asked = {k: v for k, v in vars(wanted).items() if k != "pool_factor"}
-    return all(saved.get(k) == v for k, v in asked.items())
+    before = {"fresh_n": FRESH_N}  # what a set drawn before an option existed was drawn with
+    return all(saved.get(k, before.get(k)) == v for k, v in asked.items())
 
 
 def _needed(plan: ExperimentPlan, sset: SampleSet, cls: str) -> int:

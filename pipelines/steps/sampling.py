@@ -67,6 +67,7 @@ class SampleOptions:
     fmt: str = "png"
     seed: int = 0
     precision: str = "fp32"
+    fresh_n: int = FRESH_N  # fresh samples (never kept) for detectability and the signature
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def sample_class(
     detect = functools.partial(measure, run, detector, opts.seed)
     if space is None:  # --filter none without a trained feature network: no FID/KID
         drawn = Drawn(
-            pool, _keep_all(pool_n), _draw(G, FRESH_N, fresh_seed(opts.seed), opts.precision)
+            pool, _keep_all(pool_n), _draw(G, opts.fresh_n, fresh_seed(opts.seed), opts.precision)
         )
         found = detect(pool, drawn.fresh)
         return _unmeasured(run, opts, (ckpt_path, ckpt), drawn, data, target, t0, found)
@@ -198,9 +199,9 @@ def sample_class(
 
 
 def _fresh_set(G, opts: SampleOptions, space, real, lesions) -> torch.Tensor:
-    """FRESH_N new samples made as the kept set was made (the same filter on a pool of the same
+    """opts.fresh_n new samples made as the kept set was made (the same filter on a pool of the same
     factor, on fresh latents): what the set's generator and filter give that no arm saw."""
-    fresh_opts = dataclasses.replace(opts, n=FRESH_N, seed=fresh_seed(opts.seed))
+    fresh_opts = dataclasses.replace(opts, n=opts.fresh_n, seed=fresh_seed(opts.seed))
     pool = _draw(G, pool_size(fresh_opts), fresh_opts.seed, opts.precision)
     if opts.filter == "none":
         return pool
