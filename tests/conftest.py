@@ -237,13 +237,20 @@ def install_quick_feature_network(run_dir: Path) -> None:
     from classifier.training import ClassifierConfig
     from pipelines.data.load import load_dataset
     from pipelines.data.splits import load_or_make_split
-    from pipelines.steps.feature_space import DOMAIN_CONFIG, domain_space, network_key
+    from pipelines.steps.feature_space import (
+        DOMAIN_CONFIG,
+        FeatureRequest,
+        domain_space,
+        network_key,
+    )
     from pipelines.store.layout import RunLayout
 
     quick = ClassifierConfig(steps=80, batch_size=32, eval_every=40, sampling="balanced")
     ds = load_dataset("demo", 32, progress=False)
     split = load_or_make_split(ds, run_dir)
-    domain_space(ds, split, run_dir, torch.device("cpu"), progress=False, cfg=quick)
+    domain_space(
+        ds, split, run_dir, torch.device("cpu"), FeatureRequest(training=quick), progress=False
+    )
     layout, k = RunLayout(run_dir), len(ds.class_names)
     [trained_file] = (run_dir / "features").glob("domain_32px_*.pt")
     for precision in ("fp32", "bf16"):
@@ -303,8 +310,10 @@ def started_jobs(output: str) -> set[str]:
 
 
 def job_lines(output: str) -> dict[str, str]:
-    """augment-and-compare --dry-run's rows by job name (without the header and notes)."""
-    rows = [line for line in output.splitlines() if line.strip()]
+    """augment-and-compare --dry-run's rows by job name (without the header, the notes and
+    the estimate under them)."""
+    listing = output.split("estimated time on this machine")[0]
+    rows = [line for line in listing.splitlines() if line.strip()]
     return {r.split()[0]: r for r in rows if not r.startswith(("note:", "job "))}
 
 

@@ -148,18 +148,19 @@ def covered_seconds(spans: list[tuple[float, float]]) -> float:
     return total
 
 
+def job_status(layout: RunLayout, node: Node) -> str:
+    """done, to-run, or stale (finished with another config or changed outputs: runs again)."""
+    if read_marker(layout, node) is None:
+        return "to-run"
+    return "done" if is_done(layout, node) else "stale"
+
+
 def describe(layout: RunLayout, nodes: list[Node]) -> str:
     """The --dry-run listing: every job, what it waits for, and whether it is done."""
     width = max(len(n.name) for n in nodes)
     lines = [f"{'job':<{width}}  {'status':<8}  {'needs':<4}  depends on"]
     for node in nodes:
-        marker = read_marker(layout, node)
-        if marker is None:
-            status = "to-run"
-        elif is_done(layout, node):
-            status = "done"
-        else:
-            status = "stale"  # finished with another config: runs again
+        status = job_status(layout, node)
         needs, deps = "gpu" if node.gpu else "cpu", ", ".join(node.deps) or "-"
         lines.append(f"{node.name:<{width}}  {status:<8}  {needs:<4}  {deps}")
     return "\n".join(lines)

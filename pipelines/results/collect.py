@@ -121,7 +121,7 @@ def _external(plan: ExperimentPlan, parts: list) -> dict | None:
     cfg = plan.cfg
     if not cfg.external:
         return None
-    ext, left_out = _load_external(plan, cfg.external, plan.dataset.images.shape[1])
+    ext, left_out = load_external(plan, cfg.external, plan.dataset.images.shape[1])
     result = external_test(
         ext, plan.dataset, parts, plan.classes, plan.new_classifier,
         torch.device(cfg.device), cfg.precision, cfg.margin,
@@ -138,7 +138,7 @@ def public(r: dict) -> dict:
     return {k: v for k, v in r.items() if k != "_dir"}
 
 
-def _load_external(plan: ExperimentPlan, path: str, size: int) -> tuple[Dataset, str | None]:
+def load_external(plan: ExperimentPlan, path: str, size: int) -> tuple[Dataset, str | None]:
     """The external test set as the classifiers take it: loaded at the GANs' size like the
     home data, less the home data's own images (data.overlap; the note says how many), then
     resized as classifier_inputs resizes every arm's images."""
