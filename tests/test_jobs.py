@@ -317,3 +317,20 @@ def test_jobs_declare_what_later_jobs_read_as_outputs(tmp_path: Path):
     assert {p.name for p in nodes["classifier/gan/seed0"].outputs} == {
         "model.pt", "test_probs.npz", "result.json"}  # fmt: skip
     assert not run.exists()  # planning the graph writes nothing
+
+
+def test_profile_fields_added_later_leave_the_keys_of_earlier_runs_alone():
+    """Profile.fresh_n and feature_width came after runs were keyed: at their defaults they are
+    not hashed (a finished run's classifiers stay done), and any other value is a new key."""
+    import dataclasses
+
+    from pipelines.config.profiles import PROFILES
+    from pipelines.graph.jobs import ADDED_LATER, profile_slice
+
+    quick = PROFILES["quick"]
+    assert set(profile_slice(quick)) == {f.name for f in dataclasses.fields(quick)} - set(
+        ADDED_LATER
+    )
+    for name in ADDED_LATER:
+        changed = dataclasses.replace(quick, **{name: 2 * ADDED_LATER[name]})
+        assert profile_slice(changed)[name] == 2 * ADDED_LATER[name]

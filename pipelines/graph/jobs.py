@@ -246,7 +246,7 @@ def comparison_slice(cfg: ExperimentConfig) -> dict:
     and the sample sets (through their keys): recipe, budgets, precision and threads."""
     ds = plan_for(cfg).dataset
     return {
-        "profile": cfg.profile,
+        "profile": profile_slice(cfg.profile),
         "classes": list(cfg.classes),
         "target": cfg.target,
         "arms": list(cfg.arms),
@@ -258,6 +258,16 @@ def comparison_slice(cfg: ExperimentConfig) -> dict:
         "pretrained": cfg.pretrained,
         "threads": classifier_threads(cfg),
     } | ({"classifier": cfg.classifier} if cfg.classifier != ClassifierChoice() else {})
+
+
+ADDED_LATER = {"feature_width": 32, "fresh_n": 256}  # Profile fields newer than the keys
+
+
+def profile_slice(profile) -> dict:
+    """The profile as keys hash it: a field added later is left out at its default, so the
+    keys of runs made before it stay (a change of it is still a new key)."""
+    fields = asdict(profile)
+    return {k: v for k, v in fields.items() if ADDED_LATER.get(k, object()) != v}
 
 
 @functools.lru_cache(maxsize=4096)
