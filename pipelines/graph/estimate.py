@@ -32,7 +32,7 @@ from pipelines.steps.plan import ExperimentPlan, GanSpec, feature_space, plan_fo
 from pipelines.steps.samples import detect_steps
 from pipelines.steps.sampling import SampleOptions, pool_size
 
-TIMED_SECONDS = 0.5  # time warm-up steps until this much has passed (at least 2 steps)
+TIMED_SECONDS = 0.5  # each unit is timed (after a warm-up call) until this much has passed
 
 
 @dataclass(frozen=True)
