@@ -29,6 +29,7 @@ class Profile:
     batch_size: int = 128  # classifier batch
     classifier_tta: bool = True  # predict with the mean over 8 flips/rotations (val and test)
     gan_arch: str = "resize"  # generator recipe: see gan.networks, docs/generator_budget.md
+    gan_width: int = 64  # G's last and D's first stage channels (DCGAN's ngf = ndf)
     gan_loss: str = "ns"
     gan_r1_gamma: float = 0.0
     source_kimg: float = 0.0  # > 0: train an all-classes source GAN this long, fine-tune from it
@@ -58,10 +59,12 @@ PROFILES = {
                     source_kimg=300, source_epochs=50),
     # seconds, for tests and a first look at the outputs: the numbers mean nothing (no TTA:
     # its 8 views made predicting, mostly the signature's, half of a smoke run; 64 samples
-    # per GAN evaluation and 64 fresh ones per sample set; a feature network of width 16)
+    # per GAN evaluation and 64 fresh ones per sample set; GANs and a feature network of
+    # width 16)
     "smoke": Profile(size=32, gan_epochs=5, gan_kimg_cap=0.2, gan_kimg_min=0.05, gan_batch=16,
                      classifier_epochs=1, classifier_steps_cap=20, classifier_width=8,
                      feature_epochs=12, feature_steps_cap=40, batch_size=32, source_kimg=0.1,
-                     classifier_tta=False, gan_eval_n=64, feature_width=16, fresh_n=64),
+                     classifier_tta=False, gan_eval_n=64, feature_width=16, fresh_n=64,
+                     gan_width=16),
 }
 # fmt: on

@@ -260,7 +260,7 @@ def comparison_slice(cfg: ExperimentConfig) -> dict:
     } | ({"classifier": cfg.classifier} if cfg.classifier != ClassifierChoice() else {})
 
 
-ADDED_LATER = {"feature_width": 32, "fresh_n": 256}  # Profile fields newer than the keys
+ADDED_LATER = {"feature_width": 32, "fresh_n": 256, "gan_width": 64}  # newer than the keys
 
 
 def profile_slice(profile) -> dict:

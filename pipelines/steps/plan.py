@@ -235,7 +235,7 @@ def _gans(cfg: ExperimentConfig, dose: float | None, n_train: int, real: dict) -
     quality, and a fine-tune of a class's ~100 images gains less from each extra kimg
     (docs/generator_budget.md), so it grows more slowly than the source."""
     p = cfg.profile
-    arch = Architecture(size=p.size, kind=p.gan_arch)
+    arch = Architecture(size=p.size, ngf=p.gan_width, ndf=p.gan_width, kind=p.gan_arch)
     has_source = p.source_kimg > 0
     gans = {}
     if has_source:
