@@ -28,6 +28,8 @@ from pipelines.config.arms import SAMPLE_SETS
 from pipelines.config.experiment import ExperimentConfig
 from pipelines.graph import jobs
 from pipelines.graph.scheduler import Node, covered_seconds
+from pipelines.results.collect import load_external
+from pipelines.steps.feature_space import as_feature_space
 from pipelines.steps.plan import ExperimentPlan, GanSpec, feature_space, plan_for
 from pipelines.steps.samples import detect_steps
 from pipelines.steps.sampling import SampleOptions, pool_size
@@ -250,8 +252,6 @@ def _report_units(plan: ExperimentPlan, models: int, threads: int) -> Units:
 def _external_n(plan: ExperimentPlan) -> int:
     if not plan.cfg.external:
         return 0
-    from pipelines.results.collect import load_external
-
     return len(load_external(plan, plan.cfg.external, plan.dataset.images.shape[1])[0].labels)
 
 
@@ -261,12 +261,8 @@ def feature_space_for_estimate(plan: ExperimentPlan):
     cfg = plan.cfg
     if cfg.feature_space != "domain":
         return feature_space(plan)  # the weights file, as every job loads it
-    from gan.metrics.features import FeatureSpace
-    from pipelines.steps.feature_space import _Penultimate
-
     k, width = len(plan.dataset.class_names), cfg.profile.feature_width
-    net = CompactCNN(k, width, input_size=cfg.profile.size)
-    return FeatureSpace("domain", net.num_features, _Penultimate(net.to(cfg.device)).eval())
+    return as_feature_space(CompactCNN(k, width, input_size=cfg.profile.size), cfg.device)
 
 
 UNITS = {

@@ -173,6 +173,12 @@ def domain_space(
             f"{bacc:.3f} (chance {1 / num_classes:.3f}, needed >= {floor:.3f}), so FID in its "
             "space would be meaningless; delete it to retrain, or use --feature-space inception"
         )
+    return as_feature_space(net, device)
+
+
+def as_feature_space(net: CompactCNN, device: torch.device | str) -> FeatureSpace:
+    """A domain network as the feature space FID/KID and the filter measure in: its
+    penultimate layer, in evaluation mode, on `device`."""
     return FeatureSpace("domain", net.num_features, _Penultimate(net.to(device)).eval())
 
 
