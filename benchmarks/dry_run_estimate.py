@@ -28,7 +28,7 @@ from pipelines.cli.augment_and_compare import augment_and_compare, experiment_co
 from pipelines.graph.estimate import duration, estimate
 from pipelines.graph.jobs import experiment_graph
 from pipelines.graph.preflight import check_inputs
-from pipelines.graph.scheduler import job_status, stage_seconds
+from pipelines.graph.scheduler import not_done, stage_seconds
 from pipelines.store.records import cpu_name
 
 HAM_OPTIONS = ["--profile", "quick", "--seeds", "1", "--arms", "baseline,oversample,gan"]
@@ -45,8 +45,7 @@ def estimate_of(args: list[str]) -> dict:
     cfg = config_of(args)
     check_inputs(cfg)
     nodes = experiment_graph(cfg)
-    to_run = {n.name for n in nodes if job_status(cfg.layout, n) != "done"}
-    found = estimate(cfg, nodes, to_run)
+    found = estimate(cfg, nodes, not_done(cfg.layout, nodes))
     return {"stages": found["stages"], "total": found["total"]}
 
 

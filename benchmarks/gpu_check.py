@@ -32,9 +32,9 @@ from dry_run_estimate import config_of
 
 from pipelines.cli.augment_and_compare import augment_and_compare
 from pipelines.graph import estimate as est
-from pipelines.graph.jobs import experiment_graph
+from pipelines.graph.jobs import ClassifierJob, FeaturesJob, GanJob, experiment_graph
 from pipelines.graph.preflight import check_inputs
-from pipelines.graph.scheduler import job_status, read_marker, stage_seconds
+from pipelines.graph.scheduler import not_done, read_marker, stage_seconds
 from pipelines.steps.plan import plan_for
 from pipelines.store.layout import SOURCE
 from pipelines.store.records import cpu_name
@@ -50,32 +50,30 @@ print(1 / classifier_step(plan, int(sys.argv[2])))
 """
 
 
+def unit_seconds(plan, job, unit: str, threads: int) -> float:
+    """Seconds of one unit of a job on the device, as --dry-run times it (graph.estimate)."""
+    return est.UNITS[type(job)](plan, job, threads).terms[unit][1]
+
+
 def classifier_step(plan, threads: int) -> float:
-    cfg = plan.cfg
-    train = plan.classifier_config("baseline", 0)
-    size, k = cfg.classifier_size, len(plan.dataset.class_names)
-    return est.train_step_seconds(plan.new_classifier, "classifier", size, k, train,
-                                  torch.device(cfg.device), threads)  # fmt: skip
+    return unit_seconds(plan, ClassifierJob("baseline", 0), "steps", threads)
 
 
 def units(args: list[str]) -> tuple[str, dict]:
     """Part 1: the profile's units on the device and its whole comparison's estimate."""
     cfg = config_of(args)
     check_inputs(cfg)
-    plan, device, threads = plan_for(cfg), torch.device(cfg.device), cfg.threads
-    gan = plan.gans.get(SOURCE) or plan.gans[plan.classes[0]]
-    feature = plan.features
+    plan, threads = plan_for(cfg), cfg.threads
+    gan = GanJob(SOURCE if SOURCE in plan.gans else plan.classes[0])
+    batch = plan.gans[gan.cls].train.batch_size
     measured = {
-        "GAN training (images/s)": gan.train.batch_size
-        / est.gan_step_seconds(gan, device, threads),
+        "GAN training (images/s)": batch / unit_seconds(plan, gan, "steps", threads),
         "classifier (steps/s)": 1 / classifier_step(plan, threads),
-        "feature network (steps/s)": 1 / est.train_step_seconds(
-            lambda: est.CompactCNN(len(plan.dataset.class_names), cfg.profile.feature_width,
-                                   input_size=cfg.profile.size),
-            "domain features", cfg.profile.size, len(plan.dataset.class_names), feature,
-            device, threads),
-        "generator (images/s)": 1 / est.generate_seconds(gan, device, threads),
-    }  # fmt: skip
+        "generator (images/s)": 1 / unit_seconds(plan, gan, "generated images", threads),
+    }
+    if cfg.feature_space == "domain":  # a network trained by the run (inception: loaded)
+        step = unit_seconds(plan, FeaturesJob(), "steps", threads)
+        measured["feature network (steps/s)"] = 1 / step
     nodes = experiment_graph(cfg)
     found = est.estimate(cfg, nodes, {n.name for n in nodes})
     rows = ["| unit | measured |", "|---|---:|"]
@@ -109,7 +107,7 @@ def comparison(args: list[str]) -> str:
     cfg = config_of(args)
     check_inputs(cfg)
     nodes = experiment_graph(cfg)
-    found = est.estimate(cfg, nodes, {n.name for n in nodes if job_status(cfg.layout, n) != "done"})
+    found = est.estimate(cfg, nodes, not_done(cfg.layout, nodes))
     cuda = torch.device(cfg.device).type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()

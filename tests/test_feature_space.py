@@ -57,21 +57,21 @@ def test_domain_network_is_fitted_on_training_images_only(tmp_path: Path, monkey
 
     monkeypatch.setattr(feature_space, "train_classifier", spy)
     cfg = ClassifierConfig(steps=2, batch_size=8, eval_every=2, sampling="balanced")
-    with contextlib.suppress(UserError):  # 2 steps learn nothing; which data it saw matters
-        feature_space.domain_space(
-            ds,
-            split,
-            tmp_path,
-            torch.device("cpu"),
-            feature_space.FeatureRequest(training=cfg),
-            progress=False,
-        )
+    _train_briefly(ds, split, tmp_path, cfg)  # which data it saw is what matters
     assert seen, "the feature network was not trained through train_classifier"
     assert sorted(seen["train"]) == split.train.tolist()
     assert not set(seen["train"]) & (set(split.val.tolist()) | set(split.test.tolist()))
     assert sorted(seen["val"]) == split.val.tolist()
     assert seen["train_y"] == ds.labels[seen["train"]].tolist()  # labels travel with images
     assert seen["val_y"] == ds.labels[seen["val"]].tolist()
+
+
+def _train_briefly(ds, split, run_dir: Path, cfg: ClassifierConfig) -> None:
+    """The domain network trained for cfg's few steps (which learn nothing: its refusal as
+    meaningless is expected and ignored)."""
+    with contextlib.suppress(UserError):
+        request = feature_space.FeatureRequest(training=cfg)
+        feature_space.domain_space(ds, split, run_dir, torch.device("cpu"), request, False)
 
 
 TWO_STEPS = ClassifierConfig(steps=2, batch_size=16, eval_every=2, sampling="balanced")
@@ -84,15 +84,7 @@ def _train_on_demo(run_dir: Path) -> Path:
 
     ds = load_dataset("demo", 32, progress=False)
     split = load_or_make_split(ds, run_dir)
-    with contextlib.suppress(UserError):  # 2 steps learn nothing; what matters is the file
-        feature_space.domain_space(
-            ds,
-            split,
-            run_dir,
-            torch.device("cpu"),
-            feature_space.FeatureRequest(training=TWO_STEPS),
-            progress=False,
-        )
+    _train_briefly(ds, split, run_dir, TWO_STEPS)  # what matters is the file
     [path] = (run_dir / "features").glob("domain_32px_*.pt")
     return path
 

@@ -52,7 +52,7 @@ from pipelines.graph.estimate import describe_estimate, estimate
 from pipelines.graph.jobs import comparison_id, experiment_graph, run_job
 from pipelines.graph.preflight import check_inputs
 from pipelines.graph.ray_executor import import_ray
-from pipelines.graph.scheduler import check_graph, describe, job_status
+from pipelines.graph.scheduler import check_graph, describe, not_done
 from pipelines.report.export import ExportRequest, check_export, export_arm
 from pipelines.steps.plan import write_experiment_record, write_splits
 from pipelines.store import tensorboard
@@ -232,8 +232,7 @@ def augment_and_compare(ctx: click.Context, **opts) -> None:
     check_graph(nodes)  # every job name once: the scheduler could never finish otherwise
     if opts["dry_run"]:
         click.echo(describe(cfg.layout, nodes))
-        to_run = {n.name for n in nodes if job_status(cfg.layout, n) != "done"}
-        click.echo(describe_estimate(cfg, estimate(cfg, nodes, to_run)))
+        click.echo(describe_estimate(cfg, estimate(cfg, nodes, not_done(cfg.layout, nodes))))
         return
     with run_dir_lock(Path(cfg.run_dir)):
         write_splits(cfg)  # the splits the checks made in memory, now that the run starts

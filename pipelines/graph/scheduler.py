@@ -155,6 +155,11 @@ def job_status(layout: RunLayout, node: Node) -> str:
     return "done" if is_done(layout, node) else "stale"
 
 
+def not_done(layout: RunLayout, nodes: list[Node]) -> set[str]:
+    """The jobs a run of these nodes would run (to-run or stale)."""
+    return {n.name for n in nodes if job_status(layout, n) != "done"}
+
+
 def describe(layout: RunLayout, nodes: list[Node]) -> str:
     """The --dry-run listing: every job, what it waits for, and whether it is done."""
     width = max(len(n.name) for n in nodes)
